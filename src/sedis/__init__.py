@@ -1,0 +1,3 @@
+"""sedis: share container images securely."""
+
+__version__ = "0.1.0"

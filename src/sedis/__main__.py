@@ -1,0 +1,3 @@
+from sedis.cli.app import run
+
+run()

@@ -1,0 +1,1 @@
+"""The sedis command line: thin commands that parse, call the services and render."""

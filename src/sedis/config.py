@@ -1,0 +1,75 @@
+"""Settings: SEDIS_HOME, its sedis.toml, and environment overrides."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sedis.core.errors import ConfigError
+
+CONFIG_FILE = "sedis.toml"
+_MAX_CONFIG_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    store_url: str = "embedded"
+    ledger_url: str = "embedded"
+    identity: str | None = None
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home / "store"
+
+
+def default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("sedis", appauthor=False))
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    home = Path(env["SEDIS_HOME"]).expanduser() if env.get("SEDIS_HOME") else default_home()
+    table = _read_toml(home / CONFIG_FILE)
+    store_url = env.get("SEDIS_STORE_URL") or _get(table, "store", "url") or "embedded"
+    ledger_url = env.get("SEDIS_LEDGER_URL") or _get(table, "ledger", "url") or "embedded"
+    identity = env.get("SEDIS_IDENTITY") or _get(table, "identity", "default") or None
+    for key, url in (("store.url", store_url), ("ledger.url", ledger_url)):
+        if url != "embedded" and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{key} must be 'embedded' or an http(s):// URL, not {url!r}")
+    return Settings(home=home, store_url=store_url, ledger_url=ledger_url, identity=identity)
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(_MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(raw) > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than 1 MiB")
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+
+
+def _get(table: dict[str, object], section: str, key: str) -> str | None:
+    value = table.get(section)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{section}] in {CONFIG_FILE} must be a table")
+    item = value.get(key)
+    if item is None:
+        return None
+    if not isinstance(item, str):
+        raise ConfigError(f"{section}.{key} in {CONFIG_FILE} must be a string")
+    return item

@@ -1,0 +1,223 @@
+"""The embedded ContentStore: a local IPFS blockstore with kubo-identical CIDs.
+
+Concurrency: adds, imports and pins hold a shared lock and garbage collection
+an exclusive one, so gc never sweeps the blocks of an add that has not pinned
+its root yet. (filelock has no shared mode, hence flock directly.) The pin set
+is a small JSON file, replaced atomically under its own lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from filelock import FileLock
+
+from sedis.core.errors import CorruptError, NotFoundError
+from sedis.store import car, reader
+from sedis.store.base import ContentStore, GcReport
+from sedis.store.blockstore import Blockstore
+from sedis.store.cid import DAG_PB, Cid
+from sedis.store.importer import Entry, Importer, ImportOptions, Progress
+
+
+class EmbeddedStore(ContentStore):
+    def __init__(self, root: Path) -> None:
+        self.url = "embedded"
+        self.root = root
+        self._blocks = Blockstore(root)
+        self._pins_file = root / "pins.json"
+        self._pins_lock = FileLock(str(root / "pins.lock"))
+        self._gc_lock_file = root / "gc.lock"
+
+    # -- blocks ------------------------------------------------------------------
+
+    def get_block(self, cid: Cid) -> bytes:
+        return self._blocks.get_block(cid)
+
+    def has(self, cid: Cid) -> bool:
+        return self._blocks.has_block(cid)
+
+    # -- adding ------------------------------------------------------------------
+
+    def add_stream(
+        self,
+        stream: BinaryIO,
+        options: ImportOptions | None = None,
+        *,
+        pin: bool = True,
+        progress: Progress | None = None,
+    ) -> Entry:
+        with self._gc_guard(exclusive=False):
+            entry = Importer(self._blocks, options).add_stream(stream, progress)
+            if pin:
+                self._add_pin(entry.cid)
+            return entry
+
+    def add_path(
+        self,
+        path: Path,
+        options: ImportOptions | None = None,
+        *,
+        pin: bool = True,
+        progress: Progress | None = None,
+    ) -> Entry:
+        with self._gc_guard(exclusive=False):
+            entry = Importer(self._blocks, options).add_path(path, progress)
+            if pin:
+                self._add_pin(entry.cid)
+            return entry
+
+    # -- pins --------------------------------------------------------------------
+
+    def pin(self, cid: Cid) -> None:
+        with self._gc_guard(exclusive=False):
+            self._check_complete(cid, self.get_block, self.has)
+            self._add_pin(cid)
+
+    def unpin(self, cid: Cid) -> None:
+        with self._pins_lock:
+            pins = self._read_pins()
+            if cid not in pins:
+                raise NotFoundError(f"{cid} is not pinned")
+            pins.remove(cid)
+            self._write_pins(pins)
+
+    def pins(self) -> list[Cid]:
+        with self._pins_lock:
+            return sorted(self._read_pins(), key=str)
+
+    def _add_pin(self, cid: Cid) -> None:
+        with self._pins_lock:
+            pins = self._read_pins()
+            if cid not in pins:
+                pins.add(cid)
+                self._write_pins(pins)
+
+    def _read_pins(self) -> set[Cid]:
+        try:
+            raw = json.loads(self._pins_file.read_text())
+        except FileNotFoundError:
+            return set()
+        except (ValueError, OSError) as exc:
+            raise CorruptError(f"pin set {self._pins_file} is unreadable: {exc}") from exc
+        return {Cid.parse(text) for text in raw.get("pins", [])}
+
+    def _write_pins(self, pins: set[Cid]) -> None:
+        payload = json.dumps({"version": 1, "pins": sorted(str(c) for c in pins)}, indent=1)
+        tmp = self._pins_file.with_name(f"pins.json.{secrets.token_hex(6)}")
+        with open(tmp, "w") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._pins_file)
+
+    # -- CAR import ----------------------------------------------------------------
+
+    def import_car(self, stream: BinaryIO, name: str = "CAR") -> list[Cid]:
+        with self._gc_guard(exclusive=False):
+            staging = self._blocks.tmp_dir() / f"car-{secrets.token_hex(8)}"
+            staging.mkdir()
+            try:
+                overlay = _StagedBlocks(staging, self._blocks)
+                car_reader = car.CarReader(stream, name)
+                for cid, data in car_reader.blocks():
+                    overlay.stage(cid, data)
+                for root in car_reader.roots:
+                    self._check_complete(root, overlay.get_block, overlay.has, context=name)
+                for cid, path in overlay.staged():
+                    self._blocks.adopt(cid, path)
+                for root in car_reader.roots:
+                    self._add_pin(root)
+                return car_reader.roots
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
+    @staticmethod
+    def _check_complete(
+        root: Cid,
+        get_block: Callable[[Cid], bytes],
+        has: Callable[[Cid], bool],
+        context: str = "",
+    ) -> None:
+        """Every block under ``root`` is present and valid (raw leaves: present)."""
+        stack = [root]
+        seen: set[bytes] = set()
+        while stack:
+            cid = stack.pop()
+            if cid.binary in seen:
+                continue
+            seen.add(cid.binary)
+            if cid.codec == DAG_PB:
+                stack.extend(reader.links_of(cid, get_block(cid)))
+            elif not has(cid):
+                where = f"{context}: " if context else ""
+                raise NotFoundError(f"{where}DAG {root} is incomplete: block {cid} is missing")
+
+    # -- garbage collection ----------------------------------------------------------
+
+    def gc(self) -> GcReport:
+        with self._gc_guard(exclusive=True):
+            live: set[str] = set()
+            for root in self.pins():
+                stack = [root]
+                while stack:
+                    cid = stack.pop()
+                    if cid.key in live:
+                        continue
+                    live.add(cid.key)
+                    if cid.codec == DAG_PB and self._blocks.has_block(cid):
+                        stack.extend(reader.links_of(cid, self._blocks.get_block(cid)))
+            removed = freed = 0
+            for key in list(self._blocks.keys()):
+                if key not in live:
+                    freed += self._blocks.delete(key)
+                    removed += 1
+            self._blocks.clean_tmp()
+            return GcReport(removed, freed)
+
+    @contextmanager
+    def _gc_guard(self, *, exclusive: bool) -> Iterator[None]:
+        fd = os.open(self._gc_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+
+class _StagedBlocks:
+    """Blocks from a CAR being imported, on disk but not yet visible in the store."""
+
+    def __init__(self, directory: Path, store: Blockstore) -> None:
+        self._dir = directory
+        self._store = store
+        self._staged: dict[str, Cid] = {}
+
+    def stage(self, cid: Cid, data: bytes) -> None:
+        if cid.key in self._staged or self._store.has_block(cid):
+            return
+        (self._dir / cid.key).write_bytes(data)
+        self._staged[cid.key] = cid
+
+    def staged(self) -> Iterator[tuple[Cid, Path]]:
+        for key, cid in self._staged.items():
+            yield cid, self._dir / key
+
+    def has(self, cid: Cid) -> bool:
+        return cid.key in self._staged or self._store.has_block(cid)
+
+    def get_block(self, cid: Cid) -> bytes:
+        if cid.key in self._staged:
+            data = (self._dir / cid.key).read_bytes()
+            if not cid.matches(data):
+                raise CorruptError(f"staged block {cid} changed on disk")
+            return data
+        return self._store.get_block(cid)

@@ -1,0 +1,215 @@
+"""The Kubo RPC ContentStore: any node that speaks kubo's /api/v0 (kubo, js-ipfs,
+IPFS Cluster's proxy).
+
+The node is not trusted. Reads go block by block (block/get) and every block
+is checked against its CID here, so a lying node can withhold content but
+never substitute it. A CAR is checked locally in full before it is uploaded.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import httpx
+
+from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError, UnavailableError
+from sedis.store import car
+from sedis.store.base import ContentStore, GcReport
+from sedis.store.blockstore import MAX_BLOCK_SIZE
+from sedis.store.cid import Cid
+from sedis.store.importer import CHUNK_SIZE, MAX_LINKS, Entry, ImportOptions, Progress
+from sedis.store.multipart import MultipartBody
+
+_RETRIES = 4
+_PREFETCH = 8
+# A node that lacks a block may go looking for it; offline=true stops kubo
+# from doing so, and timeout bounds js-ipfs, which ignores offline.
+_LOOKUP = {"offline": "true", "timeout": "5s"}
+_MISSING_MARKERS = ("not found", "timed out", "timeout", "no link named")
+
+
+class KuboStore(ContentStore):
+    def __init__(self, url: str, *, timeout: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=f"{self.url}/api/v0/",
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            transport=httpx.HTTPTransport(retries=2),
+        )
+        self._pool: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        self._client.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- transport ---------------------------------------------------------------
+
+    def _post(self, command: str, params: dict[str, str], *, replayable: bool = True,
+              **kwargs: Any) -> httpx.Response:
+        """POST one RPC, retrying connection failures with backoff when it is safe."""
+        attempts = _RETRIES if replayable else 1
+        delay = 0.2
+        for attempt in range(attempts):
+            try:
+                response = self._client.post(command, params=params, **kwargs)
+            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+                if attempt + 1 < attempts:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise UnavailableError(f"IPFS node at {self.url} is unreachable: {exc}") from exc
+            except httpx.TimeoutException as exc:
+                raise UnavailableError(f"IPFS node at {self.url} timed out on {command}") from exc
+            except httpx.HTTPError as exc:
+                raise UnavailableError(f"IPFS node at {self.url} failed on {command}: {exc}") from exc
+            if response.status_code == 200:
+                return response
+            raise self._rpc_error(command, params, response)
+        raise AssertionError("unreachable")
+
+    def _rpc_error(self, command: str, params: dict[str, str], response: httpx.Response) -> Exception:
+        try:
+            message = str(response.json().get("Message", ""))
+        except ValueError:
+            message = response.text[:200]
+        subject = params.get("arg", "")
+        if any(marker in message.lower() for marker in _MISSING_MARKERS):
+            return NotFoundError(f"{subject or command} not found on the IPFS node at {self.url}")
+        if response.status_code == 404:
+            return UnavailableError(f"{self.url} does not serve the Kubo RPC API ({command})")
+        return UnavailableError(f"IPFS node at {self.url} refused {command}: {message}")
+
+    def _pool_get(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(4, thread_name_prefix="sedis-kubo")
+        return self._pool
+
+    # -- blocks ------------------------------------------------------------------
+
+    def get_block(self, cid: Cid) -> bytes:
+        params = {"arg": str(cid), **_LOOKUP}
+        with self._client.stream("POST", "block/get", params=params) as response:
+            if response.status_code != 200:
+                response.read()
+                raise self._rpc_error("block/get", params, response)
+            data = bytearray()
+            for piece in response.iter_bytes():
+                data += piece
+                if len(data) > MAX_BLOCK_SIZE:
+                    raise CorruptError(f"block {cid} from {self.url} is oversized")
+        if not cid.matches(data):
+            raise CorruptError(f"block {cid} from {self.url} does not match its CID")
+        return bytes(data)
+
+    def get_blocks(self, cids: Iterable[Cid]) -> Iterator[bytes]:
+        pool = self._pool_get()
+        pending: deque[Future[bytes]] = deque()
+        for cid in cids:
+            pending.append(pool.submit(self._get_block_retrying, cid))
+            if len(pending) >= _PREFETCH:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def _get_block_retrying(self, cid: Cid) -> bytes:
+        try:
+            return self.get_block(cid)
+        except httpx.TransportError:
+            return self.get_block(cid)
+        except httpx.HTTPError as exc:
+            raise UnavailableError(f"IPFS node at {self.url} failed: {exc}") from exc
+
+    def has(self, cid: Cid) -> bool:
+        try:
+            self._post("block/stat", {"arg": str(cid), **_LOOKUP})
+        except NotFoundError:
+            return False
+        return True
+
+    # -- adding ------------------------------------------------------------------
+
+    def _add_params(self, options: ImportOptions | None, pin: bool) -> dict[str, str]:
+        opts = options or ImportOptions()
+        if opts.max_links != MAX_LINKS:
+            raise InvalidInputError("a Kubo node builds DAGs of 174 links; it cannot be changed")
+        return {
+            "cid-version": str(opts.cid_version),
+            "raw-leaves": "true" if opts.use_raw_leaves else "false",
+            "chunker": f"size-{opts.chunk_size or CHUNK_SIZE}",
+            "pin": "true" if pin else "false",
+            "cid-base": "base32" if opts.cid_version == 1 else "base58btc",
+            "progress": "false",
+        }
+
+    def add_stream(self, stream: BinaryIO, options: ImportOptions | None = None, *,
+                   pin: bool = True, progress: Progress | None = None) -> Entry:
+        body = MultipartBody()
+        counter = body.add_stream("file", stream, progress)
+        top = self._upload(body, self._add_params(options, pin), "file")
+        return Entry(top[0], counter.total, top[1])
+
+    def add_path(self, path: Path, options: ImportOptions | None = None, *,
+                 pin: bool = True, progress: Progress | None = None) -> Entry:
+        opts = options or ImportOptions()
+        body = MultipartBody()
+        name = path.name or "root"
+        body.add_tree(name, path, hidden=opts.hidden, progress=progress)
+        cid, tsize = self._upload(body, self._add_params(opts, pin), name)
+        return Entry(cid, body.content_bytes, tsize)
+
+    def _upload(self, body: MultipartBody, params: dict[str, str], top: str) -> tuple[Cid, int]:
+        response = self._post(
+            "add", params, replayable=False,
+            content=body.chunks(), headers={"Content-Type": body.content_type},
+        )
+        for line in reversed(response.text.splitlines()):
+            record = json.loads(line) if line.strip() else {}
+            if record.get("Name") in (top, quote(top, safe="")) and "Hash" in record:
+                return Cid.parse(record["Hash"]), int(record.get("Size", 0))
+        raise UnavailableError(f"IPFS node at {self.url} gave no CID for {top!r}")
+
+    # -- pins --------------------------------------------------------------------
+
+    def pin(self, cid: Cid) -> None:
+        self._post("pin/add", {"arg": str(cid), "recursive": "true", "offline": "true"})
+
+    def unpin(self, cid: Cid) -> None:
+        try:
+            self._post("pin/rm", {"arg": str(cid), "recursive": "true"})
+        except UnavailableError as exc:
+            if "not pinned" in str(exc).lower():
+                raise NotFoundError(f"{cid} is not pinned") from exc
+            raise
+
+    def pins(self) -> list[Cid]:
+        response = self._post("pin/ls", {"type": "recursive", "cid-base": "base32"})
+        keys = response.json().get("Keys", {}) or {}
+        return sorted((Cid.parse(key) for key in keys), key=str)
+
+    # -- CAR, gc -----------------------------------------------------------------
+
+    def import_car(self, stream: BinaryIO, name: str = "CAR") -> list[Cid]:
+        # Check the whole CAR here first, so a bad one reaches the node not at all.
+        with tempfile.TemporaryFile() as spool:
+            car_reader = car.CarReader(stream, name)
+            car.write(spool, car_reader.roots, car_reader.blocks())
+            spool.seek(0)
+            body = MultipartBody()
+            body.add_stream("file", spool, None)
+            self._post("dag/import", {"pin-roots": "true"}, replayable=False,
+                       content=body.chunks(), headers={"Content-Type": body.content_type})
+        return car_reader.roots
+
+    def gc(self) -> GcReport:
+        response = self._post("repo/gc", {})
+        removed = sum(1 for line in response.text.splitlines() if '"Key"' in line)
+        return GcReport(removed, 0)

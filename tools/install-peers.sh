@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the real peers that the integration tests talk to: Debian packages
+# through apt, and npm packages from peers/package-lock.json.
+#
+# The npm tree (~340 MB, minutes to install) is cached per lockfile hash in
+# SEDIS_PEER_CACHE (default ~/.cache/sedis/peers), so every checkout on this
+# machine shares one install; .cache/peers in the checkout links to it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(ipfs-cid)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+lock_hash=$(cat peers/package.json peers/package-lock.json peers/polyfill.cjs | sha256sum | cut -c1-16)
+cache_root="${SEDIS_PEER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sedis/peers}"
+cache="$cache_root/$lock_hash"
+if [ ! -f "$cache/.complete" ]; then
+  echo "installing npm peers into $cache (a few minutes, once per machine)"
+  staging="$cache.partial.$$"
+  rm -rf "$staging"
+  mkdir -p "$staging"
+  cp peers/package.json peers/package-lock.json peers/polyfill.cjs "$staging/"
+  (cd "$staging" && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$staging/.complete"
+  rm -rf "$cache"
+  mv "$staging" "$cache"
+fi
+mkdir -p .cache
+ln -sfn "$cache" .cache/peers
