@@ -41,3 +41,9 @@ class ConfigError(SedisError):
     """The configuration is missing or malformed."""
 
     exit_code = 6
+
+
+class AuthError(SedisError):
+    """A password or key did not unlock what it was offered to."""
+
+    exit_code = 7
