@@ -24,13 +24,21 @@ fi
 lock_hash=$(cat peers/package.json peers/package-lock.json peers/polyfill.cjs | sha256sum | cut -c1-16)
 cache_root="${SEDIS_PEER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sedis/peers}"
 cache="$cache_root/$lock_hash"
+mkdir -p "$cache_root"
+# One install at a time per machine: a second caller waits, then finds it done.
+exec 9>"$cache_root/.lock"
+flock 9
+rm -rf "$cache_root"/*.partial.*
 if [ ! -f "$cache/.complete" ]; then
   echo "installing npm peers into $cache (a few minutes, once per machine)"
   staging="$cache.partial.$$"
   rm -rf "$staging"
   mkdir -p "$staging"
   cp peers/package.json peers/package-lock.json peers/polyfill.cjs "$staging/"
-  (cd "$staging" && npm ci --no-audit --no-fund --loglevel=error)
+  # npm ci would refuse this lock: deep in js-ipfs's tree an optional dependency
+  # points at a git tarball that cannot be fetched. npm install still takes every
+  # version from the lock and skips that optional package.
+  (cd "$staging" && npm install --no-audit --no-fund --loglevel=error)
   touch "$staging/.complete"
   rm -rf "$cache"
   mv "$staging" "$cache"

@@ -8,7 +8,7 @@ import sys
 import typer
 
 from sedis import __version__
-from sedis.cli import demo_cmd, store_cmds
+from sedis.cli import contacts_cmds, demo_cmd, identity_cmds, store_cmds
 
 app = typer.Typer(
     name="sedis",
@@ -20,6 +20,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(store_cmds.app, name="store")
+app.add_typer(identity_cmds.app, name="identity")
+app.add_typer(contacts_cmds.app, name="contacts")
 app.command("demo")(demo_cmd.demo)
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import typer
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
 
@@ -20,12 +20,17 @@ class Format(str, Enum):
 OutputOption = typer.Option(Format.text, "-o", "--output", help="Output format.")
 
 
-def emit(fmt: Format, data: Any, text: Callable[[], None]) -> None:
-    """Print ``data`` as JSON, or call ``text`` to print it for people."""
+def emit(fmt: Format, data: Any, text: str | Iterable[str] | Callable[[], object]) -> None:
+    """Print ``data`` as JSON, or ``text`` (a line, lines, or a printer) for people."""
     if fmt == Format.json:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    else:
+    elif callable(text):
         text()
+    elif isinstance(text, str):
+        typer.echo(text)
+    else:
+        for line in text:
+            typer.echo(line)
 
 
 def info(message: str) -> None:
@@ -53,8 +58,12 @@ def progress(description: str, total: int | None, enabled: bool) -> Iterator[Cal
         TransferSpeedColumn,
     )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-               TransferSpeedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)

@@ -90,8 +90,9 @@ class ContentStore(ABC):
         for cid in cids:
             yield self.get_block(cid)
 
-    def add_bytes(self, data: bytes, options: ImportOptions | None = None, *,
-                  pin: bool = True) -> Entry:
+    def add_bytes(
+        self, data: bytes, options: ImportOptions | None = None, *, pin: bool = True
+    ) -> Entry:
         return self.add_stream(io.BytesIO(data), options, pin=pin)
 
     def resolve(self, ref: str) -> Cid:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sedis.core.errors import CorruptError, InvalidInputError
 from sedis.store import varint
@@ -27,7 +27,7 @@ def _header_bytes(roots: list[Cid]) -> bytes:
     import dag_cbor
     from multiformats import CID
 
-    header = {"roots": [CID.decode(cid.binary) for cid in roots], "version": 1}
+    header: dict[str, Any] = {"roots": [CID.decode(cid.binary) for cid in roots], "version": 1}
     encoded: bytes = dag_cbor.encode(header)
     return encoded
 
@@ -117,7 +117,7 @@ class CarReader:
         import dag_cbor
 
         try:
-            header = dag_cbor.decode(raw)
+            header: object = dag_cbor.decode(raw)
         except Exception as exc:
             raise self._fail("header is not valid DAG-CBOR") from exc
         if not isinstance(header, dict):

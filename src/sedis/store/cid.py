@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+
 from sedis.core.errors import InvalidInputError
 from sedis.store import varint
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path

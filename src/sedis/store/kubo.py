@@ -12,10 +12,10 @@ import json
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -29,6 +29,7 @@ from sedis.store.importer import CHUNK_SIZE, MAX_LINKS, Entry, ImportOptions, Pr
 from sedis.store.multipart import MultipartBody
 
 _RETRIES = 4
+_T = TypeVar("_T")
 _PREFETCH = 8
 # A node that lacks a block may go looking for it; offline=true stops kubo
 # from doing so, and timeout bounds js-ipfs, which ignores offline.
@@ -42,7 +43,6 @@ class KuboStore(ContentStore):
         self._client = httpx.Client(
             base_url=f"{self.url}/api/v0/",
             timeout=httpx.Timeout(timeout, connect=5.0),
-            transport=httpx.HTTPTransport(retries=2),
         )
         self._pool: ThreadPoolExecutor | None = None
 
@@ -53,30 +53,41 @@ class KuboStore(ContentStore):
 
     # -- transport ---------------------------------------------------------------
 
-    def _post(self, command: str, params: dict[str, str], *, replayable: bool = True,
-              **kwargs: Any) -> httpx.Response:
+    def _post(
+        self, command: str, params: dict[str, str], *, replayable: bool = True, **kwargs: Any
+    ) -> httpx.Response:
         """POST one RPC, retrying connection failures with backoff when it is safe."""
+        response = self._retrying(
+            lambda: self._client.post(command, params=params, **kwargs), command, replayable
+        )
+        if response.status_code != 200:
+            raise self._rpc_error(command, params, response)
+        return response
+
+    def _retrying(self, call: Callable[[], _T], command: str, replayable: bool = True) -> _T:
         attempts = _RETRIES if replayable else 1
-        delay = 0.2
+        delay = 0.25
         for attempt in range(attempts):
             try:
-                response = self._client.post(command, params=params, **kwargs)
+                return call()
             except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
-                if attempt + 1 < attempts:
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                raise UnavailableError(f"IPFS node at {self.url} is unreachable: {exc}") from exc
+                if attempt + 1 == attempts:
+                    raise UnavailableError(
+                        f"IPFS node at {self.url} is unreachable: {exc}"
+                    ) from exc
+                time.sleep(delay)
+                delay *= 2
             except httpx.TimeoutException as exc:
                 raise UnavailableError(f"IPFS node at {self.url} timed out on {command}") from exc
             except httpx.HTTPError as exc:
-                raise UnavailableError(f"IPFS node at {self.url} failed on {command}: {exc}") from exc
-            if response.status_code == 200:
-                return response
-            raise self._rpc_error(command, params, response)
+                raise UnavailableError(
+                    f"IPFS node at {self.url} failed on {command}: {exc}"
+                ) from exc
         raise AssertionError("unreachable")
 
-    def _rpc_error(self, command: str, params: dict[str, str], response: httpx.Response) -> Exception:
+    def _rpc_error(
+        self, command: str, params: dict[str, str], response: httpx.Response
+    ) -> Exception:
         try:
             message = str(response.json().get("Message", ""))
         except ValueError:
@@ -97,6 +108,12 @@ class KuboStore(ContentStore):
 
     def get_block(self, cid: Cid) -> bytes:
         params = {"arg": str(cid), **_LOOKUP}
+        data = self._retrying(lambda: self._fetch_block(cid, params), "block/get")
+        if not cid.matches(data):
+            raise CorruptError(f"block {cid} from {self.url} does not match its CID")
+        return data
+
+    def _fetch_block(self, cid: Cid, params: dict[str, str]) -> bytes:
         with self._client.stream("POST", "block/get", params=params) as response:
             if response.status_code != 200:
                 response.read()
@@ -106,27 +123,17 @@ class KuboStore(ContentStore):
                 data += piece
                 if len(data) > MAX_BLOCK_SIZE:
                     raise CorruptError(f"block {cid} from {self.url} is oversized")
-        if not cid.matches(data):
-            raise CorruptError(f"block {cid} from {self.url} does not match its CID")
         return bytes(data)
 
     def get_blocks(self, cids: Iterable[Cid]) -> Iterator[bytes]:
         pool = self._pool_get()
         pending: deque[Future[bytes]] = deque()
         for cid in cids:
-            pending.append(pool.submit(self._get_block_retrying, cid))
+            pending.append(pool.submit(self.get_block, cid))
             if len(pending) >= _PREFETCH:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-
-    def _get_block_retrying(self, cid: Cid) -> bytes:
-        try:
-            return self.get_block(cid)
-        except httpx.TransportError:
-            return self.get_block(cid)
-        except httpx.HTTPError as exc:
-            raise UnavailableError(f"IPFS node at {self.url} failed: {exc}") from exc
 
     def has(self, cid: Cid) -> bool:
         try:
@@ -150,15 +157,27 @@ class KuboStore(ContentStore):
             "progress": "false",
         }
 
-    def add_stream(self, stream: BinaryIO, options: ImportOptions | None = None, *,
-                   pin: bool = True, progress: Progress | None = None) -> Entry:
+    def add_stream(
+        self,
+        stream: BinaryIO,
+        options: ImportOptions | None = None,
+        *,
+        pin: bool = True,
+        progress: Progress | None = None,
+    ) -> Entry:
         body = MultipartBody()
         counter = body.add_stream("file", stream, progress)
         top = self._upload(body, self._add_params(options, pin), "file")
         return Entry(top[0], counter.total, top[1])
 
-    def add_path(self, path: Path, options: ImportOptions | None = None, *,
-                 pin: bool = True, progress: Progress | None = None) -> Entry:
+    def add_path(
+        self,
+        path: Path,
+        options: ImportOptions | None = None,
+        *,
+        pin: bool = True,
+        progress: Progress | None = None,
+    ) -> Entry:
         opts = options or ImportOptions()
         body = MultipartBody()
         name = path.name or "root"
@@ -168,8 +187,11 @@ class KuboStore(ContentStore):
 
     def _upload(self, body: MultipartBody, params: dict[str, str], top: str) -> tuple[Cid, int]:
         response = self._post(
-            "add", params, replayable=False,
-            content=body.chunks(), headers={"Content-Type": body.content_type},
+            "add",
+            params,
+            replayable=False,
+            content=body.chunks(),
+            headers={"Content-Type": body.content_type},
         )
         for line in reversed(response.text.splitlines()):
             record = json.loads(line) if line.strip() else {}
@@ -205,8 +227,13 @@ class KuboStore(ContentStore):
             spool.seek(0)
             body = MultipartBody()
             body.add_stream("file", spool, None)
-            self._post("dag/import", {"pin-roots": "true"}, replayable=False,
-                       content=body.chunks(), headers={"Content-Type": body.content_type})
+            self._post(
+                "dag/import",
+                {"pin-roots": "true"},
+                replayable=False,
+                content=body.chunks(),
+                headers={"Content-Type": body.content_type},
+            )
         return car_reader.roots
 
     def gc(self) -> GcReport:

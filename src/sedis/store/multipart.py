@@ -48,14 +48,17 @@ class MultipartBody:
     def content_bytes(self) -> int:
         return self._counter.total
 
-    def add_stream(self, name: str, stream: BinaryIO,
-                   progress: Callable[[int], None] | None) -> _Counter:
-        self._parts.append(_Part(name, "application/octet-stream",
-                                 lambda: self._read(stream, progress)))
+    def add_stream(
+        self, name: str, stream: BinaryIO, progress: Callable[[int], None] | None
+    ) -> _Counter:
+        self._parts.append(
+            _Part(name, "application/octet-stream", lambda: self._read(stream, progress))
+        )
         return self._counter
 
-    def add_tree(self, name: str, path: Path, *, hidden: bool,
-                 progress: Callable[[int], None] | None) -> None:
+    def add_tree(
+        self, name: str, path: Path, *, hidden: bool, progress: Callable[[int], None] | None
+    ) -> None:
         st = path.lstat()
         if stat.S_ISLNK(st.st_mode):
             target = os.readlink(path).encode()
@@ -67,8 +70,9 @@ class MultipartBody:
                     continue
                 self.add_tree(f"{name}/{child}", path / child, hidden=hidden, progress=progress)
         elif stat.S_ISREG(st.st_mode):
-            self._parts.append(_Part(name, "application/octet-stream",
-                                     lambda: self._read_file(path, progress)))
+            self._parts.append(
+                _Part(name, "application/octet-stream", lambda: self._read_file(path, progress))
+            )
         else:
             raise InvalidInputError(f"cannot add {path}: not a regular file, directory or symlink")
 
@@ -85,9 +89,10 @@ class MultipartBody:
 
     def chunks(self) -> Iterator[bytes]:
         for part in self._parts:
+            filename = quote(part.name, safe="")
             head = (
                 f"--{self.boundary}\r\n"
-                f'Content-Disposition: form-data; name="file"; filename="{quote(part.name, safe="")}"\r\n'
+                f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
                 f"Content-Type: {part.content_type}\r\n\r\n"
             )
             yield head.encode()

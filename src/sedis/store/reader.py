@@ -152,8 +152,9 @@ def _read_node(source: BlockSource, cid: Cid, block: bytes, depth: int) -> Itera
     if data.type not in (unixfs.NodeType.FILE, unixfs.NodeType.RAW):
         raise InvalidInputError(f"{cid} is not a file")
     if data.blocksizes and len(data.blocksizes) != len(node.links):
-        raise CorruptError(f"block {cid} has {len(node.links)} links but "
-                           f"{len(data.blocksizes)} block sizes")
+        raise CorruptError(
+            f"block {cid} has {len(node.links)} links but {len(data.blocksizes)} block sizes"
+        )
     emitted = 0
     if data.data:
         emitted += len(data.data)

@@ -1,0 +1,204 @@
+"""The embedded store's own guarantees.
+
+Damage is caught, crashes leave nothing bad, and CAR imports are all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError
+from sedis.store import car, varint
+from sedis.store.cid import Cid
+from sedis.store.embedded import EmbeddedStore
+from tests.conftest import pseudo_random
+
+
+def block_files(store: EmbeddedStore) -> list[Path]:
+    return sorted(p for p in (store.root / "blocks").rglob("*") if p.is_file())
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_in_any_block_is_caught_and_names_the_cid(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "s")
+    data = pseudo_random(3 * 256 * 1024, "flip")
+    root = store.add_bytes(data).cid
+    files = block_files(store)
+    assert len(files) == 4  # three leaves and the root
+    for path in files:
+        flip_byte(path, 7)
+        with pytest.raises(CorruptError, match=r"block baf\w+ is corrupt"):
+            b"".join(store.cat(str(root)))
+        flip_byte(path, 7)  # restore
+    assert b"".join(store.cat(str(root))) == data
+
+
+def test_a_truncated_or_missing_block_is_an_error(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "s")
+    root = store.add_bytes(pseudo_random(600 * 1024, "trunc")).cid
+    leaf = block_files(store)[0]
+    leaf.write_bytes(leaf.read_bytes()[:100])
+    with pytest.raises(CorruptError):
+        b"".join(store.cat(str(root)))
+    leaf.unlink()
+    with pytest.raises(NotFoundError, match="is not in the store"):
+        b"".join(store.cat(str(root)))
+
+
+ADD_FOREVER = """
+import sys, hashlib
+from pathlib import Path
+from sedis.store.embedded import EmbeddedStore
+
+class Endless:
+    n = 0
+    def read(self, size):
+        self.n += 1
+        block = hashlib.sha256(str(self.n).encode()).digest() * (size // 32)
+        if self.n == 8:
+            print("writing", flush=True)
+        return block
+
+EmbeddedStore(Path(sys.argv[1])).add_stream(Endless())
+"""
+
+
+def test_sigkill_mid_add_leaves_no_block_that_fails_its_hash(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ADD_FOREVER, str(root)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "writing"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    store = EmbeddedStore(root)
+    files = block_files(store)
+    assert len(files) > 8
+    for path in files:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
+    # Nothing was pinned, so garbage collection reclaims it all, temporaries included.
+    report = store.gc()
+    assert report.blocks_removed == len(files)
+    assert block_files(store) == []
+    assert list((root / "tmp").iterdir()) == []
+
+
+def _car(store: EmbeddedStore, root: Cid) -> bytes:
+    buf = io.BytesIO()
+    store.export_car(str(root), buf)
+    return buf.getvalue()
+
+
+def test_car_missing_a_block_is_refused_and_imports_nothing(tmp_path: Path) -> None:
+    source = EmbeddedStore(tmp_path / "a")
+    root = source.add_bytes(pseudo_random(700 * 1024, "incomplete")).cid
+    reader = car.CarReader(io.BytesIO(_car(source, root)))
+    blocks = list(reader.blocks())
+    partial = io.BytesIO()
+    car.write(partial, [root], blocks[:-1])  # drop the last leaf
+    target = EmbeddedStore(tmp_path / "b")
+    partial.seek(0)
+    with pytest.raises(NotFoundError, match="incomplete"):
+        target.import_car(partial)
+    assert block_files(target) == []
+    assert target.pins() == []
+
+
+def test_carv2_is_read_through_its_data_payload(tmp_path: Path) -> None:
+    source = EmbeddedStore(tmp_path / "a")
+    data = pseudo_random(300 * 1024, "v2")
+    root = source.add_bytes(data).cid
+    v1 = _car(source, root)
+    pragma = bytes.fromhex("0aa16776657273696f6e02")
+    padding = b"\x00" * 13
+    offset = len(pragma) + 40 + len(padding)
+    header = bytes(16) + offset.to_bytes(8, "little") + len(v1).to_bytes(8, "little") + bytes(8)
+    v2 = pragma + header + padding + v1 + b"trailing index bytes"
+    target = EmbeddedStore(tmp_path / "b")
+    assert target.import_car(io.BytesIO(v2)) == [root]
+    assert b"".join(target.cat(str(root))) == data
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"", "empty file"),
+        (varint.encode(10**6) + b"x", "out of bounds"),
+        (b"\x05\xa1\x61\x62", "truncated"),
+        (b"\x02\xa0\x00", "not valid DAG-CBOR"),
+        (b"\x01\xa0", "version"),
+    ],
+)
+def test_bad_car_headers(tmp_path: Path, payload: bytes, message: str) -> None:
+    store = EmbeddedStore(tmp_path / "s")
+    with pytest.raises(InvalidInputError, match=message):
+        store.import_car(io.BytesIO(payload), name="bad.car")
+
+
+def test_oversized_car_section_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    source = EmbeddedStore(tmp_path / "a")
+    root = source.add_bytes(b"small").cid
+    header_and_more = _car(source, root)
+    header_len, pos = varint.decode(header_and_more)
+    forged = header_and_more[: pos + header_len] + varint.encode(50 * 1024 * 1024) + b"\x01"
+    with pytest.raises(InvalidInputError, match="section length"):
+        EmbeddedStore(tmp_path / "b").import_car(io.BytesIO(forged))
+
+
+def test_gc_keeps_blocks_shared_with_a_pinned_dag(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "s")
+    shared = pseudo_random(256 * 1024, "shared")
+    keep = store.add_bytes(shared + b"tail-1").cid
+    store.add_bytes(shared + b"tail-2", pin=False)
+    report = store.gc()
+    assert report.blocks_removed == 2  # the other root and its own tail leaf
+    assert report.bytes_freed > 0
+    assert b"".join(store.cat(str(keep))) == shared + b"tail-1"
+
+
+def test_pin_refuses_an_incomplete_dag(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "s")
+    root = store.add_bytes(pseudo_random(600 * 1024, "pin"), pin=False).cid
+    block_files(store)[0].unlink()
+    with pytest.raises((NotFoundError, CorruptError)):
+        store.pin(root)
+    assert store.pins() == []
+
+
+def test_directory_add_skips_dot_files_unless_asked(tmp_path: Path) -> None:
+    from sedis.store.importer import ImportOptions
+
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / ".hidden").write_text("h")
+    (tree / "shown").write_text("s")
+    os.symlink("shown", tree / "link")
+    store = EmbeddedStore(tmp_path / "s")
+    plain = store.add_path(tree).cid
+    assert [e.name for e in store.ls(str(plain))] == ["link", "shown"]
+    assert store.stat(f"{plain}/link").kind == "symlink"
+    everything = store.add_path(tree, ImportOptions(hidden=True)).cid
+    assert [e.name for e in store.ls(str(everything))] == [".hidden", "link", "shown"]
+
+
+def test_special_files_are_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidInputError, match="not a regular file"):
+        EmbeddedStore(tmp_path / "s").add_path(fifo)
