@@ -1,0 +1,1 @@
+"""Keys and ciphers: identities, the address book, sealed key files."""
