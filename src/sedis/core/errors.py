@@ -47,3 +47,15 @@ class AuthError(SedisError):
     """A password or key did not unlock what it was offered to."""
 
     exit_code = 7
+
+
+class PermissionDeniedError(SedisError):
+    """The acting identity may not do this (it does not own the image or the name)."""
+
+    exit_code = 7
+
+
+class ConflictError(SedisError):
+    """The change contradicts what is already recorded (published, revoked, unchanged)."""
+
+    exit_code = 8
