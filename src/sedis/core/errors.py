@@ -52,10 +52,10 @@ class AuthError(SedisError):
 class PermissionDeniedError(SedisError):
     """The acting identity may not do this (it does not own the image or the name)."""
 
-    exit_code = 7
+    exit_code = 8
 
 
 class ConflictError(SedisError):
     """The change contradicts what is already recorded (published, revoked, unchanged)."""
 
-    exit_code = 8
+    exit_code = 9
