@@ -230,3 +230,11 @@ def test_crypto_libraries_load_lazily() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_taken_or_bad_name_is_refused_before_asking_for_a_password(run: Run) -> None:
+    # No password source at all: the name check must come first.
+    assert one_line(run("identity", "create", "alice")) == (
+        "sedis: an identity named 'alice' already exists"
+    )
+    assert "invalid identity name" in one_line(run("identity", "create", "../x"))

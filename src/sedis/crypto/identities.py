@@ -33,6 +33,7 @@ from sedis.fsutil import atomic_output
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+    from jwcrypto.jwk import JWK
     from phe import PaillierPrivateKey
 
     from sedis.config import Settings
@@ -114,7 +115,7 @@ class IdentityStore:
         if not password:
             raise InvalidInputError("an empty password is not accepted")
         final = self.root / name
-        if final.exists():
+        if self.exists(name):
             raise InvalidInputError(f"an identity named '{name}' already exists")
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         building = self.root / f".{name}.{secrets.token_hex(6)}.partial"
@@ -133,6 +134,11 @@ class IdentityStore:
         finally:
             if building.exists():
                 shutil.rmtree(building, ignore_errors=True)
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` (which must be a valid name) is taken."""
+        check_name("identity", name)
+        return (self.root / name).exists()
 
     def list(self) -> list[Identity]:
         if not self.root.is_dir():
@@ -176,7 +182,7 @@ class IdentityStore:
             )
         return account
 
-    def unlock_encryption_key(self, name: str, password: str) -> Any:
+    def unlock_encryption_key(self, name: str, password: str) -> JWK:
         """The private JWE key (a jwcrypto JWK), checked against the public one on record."""
         from jwcrypto import jwk
 
