@@ -34,6 +34,8 @@ _PREFETCH = 8
 # A node that lacks a block may go looking for it; offline=true stops kubo
 # from doing so, and timeout bounds js-ipfs, which ignores offline.
 _LOOKUP = {"offline": "true", "timeout": "5s"}
+# A local lookup answers in milliseconds; waiting longer only means "absent".
+_LOCAL_LOOKUP = {"offline": "true", "timeout": "1s"}
 _MISSING_MARKERS = ("not found", "timed out", "timeout", "no link named")
 
 
@@ -137,7 +139,7 @@ class KuboStore(ContentStore):
 
     def has(self, cid: Cid) -> bool:
         try:
-            self._post("block/stat", {"arg": str(cid), **_LOOKUP})
+            self._post("block/stat", {"arg": str(cid), **_LOCAL_LOOKUP})
         except NotFoundError:
             return False
         return True
@@ -213,7 +215,8 @@ class KuboStore(ContentStore):
             raise
 
     def pins(self) -> list[Cid]:
-        response = self._post("pin/ls", {"type": "recursive", "cid-base": "base32"})
+        # No cid-base: nodes refuse to print a CIDv0 pin in base32; any base parses.
+        response = self._post("pin/ls", {"type": "recursive"})
         keys = response.json().get("Keys", {}) or {}
         return sorted((Cid.parse(key) for key in keys), key=str)
 
