@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test test-unit lint bench peers venv clean
+.PHONY: demo test test-unit lint bench peers venv clean contracts
 
 demo: $(SYNCED)
 	$(VENV)/bin/sedis demo
@@ -34,6 +34,11 @@ bench: $(SYNCED) peers
 
 peers:
 	bash tools/install-peers.sh
+
+# Rebuilds the committed contract artifact with the pinned npm solc; `make test`
+# fails when the committed artifact differs from what the source compiles to.
+contracts: peers
+	node contracts/compile.cjs
 
 venv: $(SYNCED)
 

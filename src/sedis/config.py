@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,10 +21,16 @@ class Settings:
     store_url: str = "embedded"
     ledger_url: str = "embedded"
     identity: str | None = None
+    ledger_contract: str | None = None
+    ledger_chain_id: int | None = None
 
     @property
     def store_dir(self) -> Path:
         return self.home / "store"
+
+    @property
+    def ledger_dir(self) -> Path:
+        return self.home / "ledger"
 
 
 def default_home() -> Path:
@@ -42,7 +49,26 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     for key, url in (("store.url", store_url), ("ledger.url", ledger_url)):
         if url != "embedded" and not url.startswith(("http://", "https://")):
             raise ConfigError(f"{key} must be 'embedded' or an http(s):// URL, not {url!r}")
-    return Settings(home=home, store_url=store_url, ledger_url=ledger_url, identity=identity)
+    contract = env.get("SEDIS_LEDGER_CONTRACT") or _get(table, "ledger", "contract") or None
+    if contract is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", contract):
+        raise ConfigError(f"ledger.contract must be a 0x address, not {contract!r}")
+    chain_id = _chain_id(env.get("SEDIS_LEDGER_CHAIN_ID"), table)
+    return Settings(home=home, store_url=store_url, ledger_url=ledger_url, identity=identity,
+                    ledger_contract=contract, ledger_chain_id=chain_id)
+
+
+def _chain_id(from_env: str | None, table: dict[str, object]) -> int | None:
+    if from_env:
+        if not from_env.isdigit():
+            raise ConfigError(f"SEDIS_LEDGER_CHAIN_ID must be a number, not {from_env!r}")
+        return int(from_env)
+    section = table.get("ledger")
+    value = section.get("chain_id") if isinstance(section, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"ledger.chain_id in {CONFIG_FILE} must be a positive integer")
+    return value
 
 
 def _read_toml(path: Path) -> dict[str, object]:

@@ -1,0 +1,199 @@
+"""What the ledger records, as plain values.
+
+Digests and hashes are written the OCI way, ``sha256:<64 hex>``; addresses are
+EIP-55 checksummed ``0x`` strings; times are Unix seconds as the chain saw them.
+Nothing here reads a clock: callers pass ``now`` where time matters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from sedis.core.errors import InvalidInputError
+
+_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+class Status(Enum):
+    """An image's standing. UNKNOWN is what a digest that was never published reads as."""
+
+    UNKNOWN = "UNKNOWN"
+    TRUSTED = "TRUSTED"
+    UNTRUSTED = "UNTRUSTED"
+    UNSUPPORTED = "UNSUPPORTED"
+    REVOKED = "REVOKED"
+
+    @classmethod
+    def parse(cls, text: str) -> Status:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.value.lower() for s in cls if s is not cls.UNKNOWN)
+            raise InvalidInputError(f"unknown status {text!r} (expected one of {names})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """Vulnerability counts by severity and the scan report that they summarise."""
+
+    critical: int = 0
+    high: int = 0
+    medium: int = 0
+    low: int = 0
+    unknown: int = 0
+    not_scanned: bool = False
+    report_digest: str | None = None
+    report_cid: str | None = None
+
+    @classmethod
+    def unscanned(cls) -> ScanSummary:
+        return cls(not_scanned=True)
+
+    @property
+    def total(self) -> int:
+        return self.critical + self.high + self.medium + self.low + self.unknown
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    digest: str
+    owner: str
+    config_digest: str
+    root_cid: str
+    published_at: int
+    status: Status
+    scan: ScanSummary
+    status_changes: int = 0
+    attestation_count: int = 0
+    usage_report_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEntry:
+    """One step of an image's append-only status history; index 0 is the publication."""
+
+    digest: str
+    index: int
+    status: Status
+    previous: Status
+    reason: str
+    at: int
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A recipient's access to an image, through a manifest carrying its wrapped keys."""
+
+    digest: str
+    recipient: str
+    manifest_cid: str
+    manifest_hash: str
+    granted_at: int
+    expires_at: int | None = None
+    revoked_at: int | None = None
+    by: str | None = None
+
+    def active_at(self, now: int) -> bool:
+        """Granted: neither revoked nor expired at ``now``."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Attestation:
+    digest: str
+    attester: str
+    kind: str
+    payload_hash: str
+    cid: str
+    at: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class TagEntry:
+    """name:tag pointing at an image from ``at`` on; ``previous`` is what it pointed at before."""
+
+    name: str
+    tag: str
+    digest: str
+    previous: str | None
+    by: str
+    at: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """An account's entry in the key directory."""
+
+    address: str
+    encryption_key: bytes
+    paillier_n: bytes
+    registered_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    digest: str
+    reporter: str
+    window_start: int
+    window_end: int
+    cid: str
+    blob_hash: str
+    at: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxReceipt:
+    """A transaction that the chain accepted."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerInfo:
+    url: str
+    chain_id: int
+    contract: str | None
+    block_number: int
+    account: str | None = None
+    balance_wei: int | None = None
+
+
+def digest_to_bytes(digest: str) -> bytes:
+    """``sha256:<hex>`` to the 32 bytes the contract keys on."""
+    match = _DIGEST.fullmatch(digest)
+    if match is None:
+        raise InvalidInputError(
+            f"not a sha256 digest: {digest!r} (expected sha256:<64 hex digits>)")
+    return bytes.fromhex(match.group(1))
+
+
+def digest_from_bytes(raw: bytes) -> str:
+    if len(raw) != 32:
+        raise InvalidInputError(f"a sha256 digest has 32 bytes, not {len(raw)}")
+    return "sha256:" + raw.hex()
+
+
+def optional_digest(raw: bytes) -> str | None:
+    """The contract stores 'none' as 32 zero bytes."""
+    return None if raw == bytes(32) else digest_from_bytes(raw)
+
+
+def is_address(text: str) -> bool:
+    return _ADDRESS.fullmatch(text) is not None
+
+
+def short_digest(digest: str) -> str:
+    """``sha256:0123456789ab…`` for messages."""
+    return digest[:19] + "…" if len(digest) > 20 else digest

@@ -1,0 +1,307 @@
+"""The Ledger interface implemented once over the ImageLedger contract.
+
+An engine (the embedded chain, a JSON-RPC node) supplies four primitives: a
+view call, a signed transaction, a log query and chain facts. Everything else,
+the encoding, the decoding into records and the reading of the audit log, is
+shared here, so both engines answer alike.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from sedis.core.errors import InvalidInputError, SedisError
+from sedis.core.records import (
+    Attestation,
+    Grant,
+    ImageRecord,
+    KeyEntry,
+    ScanSummary,
+    Status,
+    StatusEntry,
+    TagEntry,
+    TxReceipt,
+    UsageReport,
+    digest_from_bytes,
+    digest_to_bytes,
+    is_address,
+    optional_digest,
+)
+from sedis.ledger.abi import Event, Log, codec, tag_ref, word
+from sedis.ledger.base import Ledger
+from sedis.ledger.refusals import refusal
+
+_STATUSES = (Status.UNKNOWN, Status.TRUSTED, Status.UNTRUSTED, Status.UNSUPPORTED, Status.REVOKED)
+_ZERO_ADDRESS = "0x" + "00" * 20
+_BATCH = 200
+
+# Gas for each function before the per-byte part; generous, since only the gas
+# actually used is charged, and it keeps py-evm from estimating.
+_BASE_GAS = {
+    "publish": 250_000, "setStatus": 90_000, "grant": 150_000, "revokeGrant": 60_000,
+    "attest": 80_000, "setTag": 150_000, "registerKeys": 150_000, "reportUsage": 80_000,
+}
+# Covers storing calldata bytes (registerKeys keeps its keys in storage).
+_GAS_PER_BYTE = 800
+
+
+class Reverted(Exception):
+    """The contract reverted with this data."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data.hex())
+        self.data = data
+
+
+class ContractLedger(Ledger):
+    contract: bytes
+
+    # -- the engine's primitives ---------------------------------------------------
+
+    @abstractmethod
+    def _call(self, data: bytes) -> bytes:
+        """Run a view call against the latest state; raise Reverted on a revert."""
+
+    @abstractmethod
+    def _transact(self, data: bytes, gas: int) -> TxReceipt:
+        """Sign and send a call of the contract as the acting account; raise Reverted."""
+
+    @abstractmethod
+    def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
+        """The contract's logs of these events, filtered by topics 1..3, in chain order."""
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _read(self, function: str, *args: Any) -> Any:
+        c = codec()
+        try:
+            return c.result(function, self._call(c.call_data(function, *args)))
+        except Reverted as exc:
+            raise refusal(function, exc.data) from None
+
+    def _write(self, function: str, *args: Any) -> TxReceipt:
+        if self.address is None:
+            raise InvalidInputError(
+                f"{function} changes the ledger and needs an identity (--as NAME)")
+        data = codec().call_data(function, *args)
+        try:
+            return self._transact(data, _BASE_GAS[function] + _GAS_PER_BYTE * len(data))
+        except Reverted as exc:
+            raise refusal(function, exc.data) from None
+
+    def _events(self, names: Sequence[str], *topics: bytes | None) -> list[Event]:
+        c = codec()
+        out = []
+        for log in self._logs(names, topics):
+            event = c.event(log)
+            if event is not None and log.address == self.contract:
+                out.append(event)
+        return out
+
+    # -- images -------------------------------------------------------------------------
+
+    def publish(self, digest: str, config_digest: str, root_cid: str,
+                scan: ScanSummary) -> TxReceipt:
+        report = digest_to_bytes(scan.report_digest) if scan.report_digest else bytes(32)
+        return self._write("publish", digest_to_bytes(digest), digest_to_bytes(config_digest),
+                           root_cid, (scan.critical, scan.high, scan.medium, scan.low,
+                                      scan.unknown, scan.not_scanned, report,
+                                      scan.report_cid or ""))
+
+    def image(self, digest: str) -> ImageRecord | None:
+        raw = digest_to_bytes(digest)
+        view = self._read("image", raw)
+        if view["owner"].lower() == _ZERO_ADDRESS:
+            return None
+        published = self._events(["ImagePublished"], raw)
+        if not published:
+            raise SedisError(f"the ledger holds {digest} but not the event that published it")
+        return _record(raw, view, published[0])
+
+    def images(self, owner: str | None = None) -> list[ImageRecord]:
+        return self._records(self._events(
+            ["ImagePublished"], None, word(_address(owner)) if owner else None))
+
+    def images_by_config(self, config_digest: str) -> list[ImageRecord]:
+        return self._records(self._events(
+            ["ImagePublished"], None, None, digest_to_bytes(config_digest)))
+
+    def _records(self, published: list[Event]) -> list[ImageRecord]:
+        out: list[ImageRecord] = []
+        for start in range(0, len(published), _BATCH):
+            chunk = published[start:start + _BATCH]
+            views = self._read("imagesOf", [e.args["digest"] for e in chunk])
+            out.extend(_record(e.args["digest"], v, e) for e, v in zip(chunk, views, strict=True))
+        return out
+
+    def statuses(self, digests: Sequence[str]) -> dict[str, Status]:
+        out: dict[str, Status] = {}
+        for start in range(0, len(digests), _BATCH):
+            chunk = list(digests[start:start + _BATCH])
+            views = self._read("imagesOf", [digest_to_bytes(d) for d in chunk])
+            out.update((d, _STATUSES[v["status"]]) for d, v in zip(chunk, views, strict=True))
+        return out
+
+    # -- status ----------------------------------------------------------------------------
+
+    def set_status(self, digest: str, status: Status, reason: str) -> TxReceipt:
+        return self._write("setStatus", digest_to_bytes(digest), _STATUSES.index(status), reason)
+
+    def status(self, digest: str) -> Status:
+        return _STATUSES[self._read("statusOf", digest_to_bytes(digest))]
+
+    def status_history(self, digest: str) -> list[StatusEntry]:
+        record = self.image(digest)
+        if record is None:
+            return []
+        history = [StatusEntry(digest, 0, Status.TRUSTED, Status.UNKNOWN, "published",
+                               record.published_at, record.owner)]
+        for e in self._events(["StatusChanged"], digest_to_bytes(digest)):
+            a = e.args
+            history.append(StatusEntry(digest, a["index"], _STATUSES[a["status"]],
+                                       _STATUSES[a["previous"]], a["reason"], a["at"],
+                                       to_checksum_address(a["by"])))
+        return history
+
+    # -- grants ------------------------------------------------------------------------------
+
+    def grant(self, digest: str, recipient: str, manifest_cid: str, manifest_hash: str,
+              expires_at: int | None = None) -> TxReceipt:
+        return self._write("grant", digest_to_bytes(digest), _address(recipient), manifest_cid,
+                           digest_to_bytes(manifest_hash), expires_at or 0)
+
+    def revoke_grant(self, digest: str, recipient: str) -> TxReceipt:
+        return self._write("revokeGrant", digest_to_bytes(digest), _address(recipient))
+
+    def is_granted(self, digest: str, recipient: str) -> bool:
+        return bool(self._read("isGranted", digest_to_bytes(digest), _address(recipient)))
+
+    def grant_of(self, digest: str, recipient: str) -> Grant | None:
+        found = self._grants(digest_to_bytes(digest), word(_address(recipient)))
+        return found[0] if found else None
+
+    def grants(self, digest: str) -> list[Grant]:
+        return self._grants(digest_to_bytes(digest), None)
+
+    def grants_to(self, recipient: str) -> list[Grant]:
+        return self._grants(None, word(_address(recipient)))
+
+    def _grants(self, digest: bytes | None, recipient: bytes | None) -> list[Grant]:
+        latest: dict[tuple[bytes, str], Grant] = {}
+        for e in self._events(["GrantAdded", "GrantRevoked"], digest, recipient):
+            a = e.args
+            key = (a["digest"], a["recipient"].lower())
+            if e.name == "GrantAdded":
+                latest[key] = Grant(
+                    digest=digest_from_bytes(a["digest"]),
+                    recipient=to_checksum_address(a["recipient"]),
+                    manifest_cid=a["manifestCid"],
+                    manifest_hash=digest_from_bytes(a["manifestHash"]),
+                    granted_at=a["grantedAt"], expires_at=a["expiresAt"] or None,
+                    by=to_checksum_address(a["by"]))
+            elif key in latest:
+                g = latest[key]
+                latest[key] = Grant(g.digest, g.recipient, g.manifest_cid, g.manifest_hash,
+                                    g.granted_at, g.expires_at, a["revokedAt"], g.by)
+        return list(latest.values())
+
+    # -- attestations ---------------------------------------------------------------------------
+
+    def attest(self, digest: str, kind: str, payload_hash: str, cid: str = "") -> TxReceipt:
+        return self._write("attest", digest_to_bytes(digest), _kind(kind),
+                           digest_to_bytes(payload_hash), cid)
+
+    def attestations(self, digest: str) -> list[Attestation]:
+        return [
+            Attestation(digest, to_checksum_address(a["attester"]),
+                        a["kind"].rstrip(b"\0").decode("utf-8", "replace"),
+                        digest_from_bytes(a["payloadHash"]), a["cid"], a["at"], a["index"])
+            for a in (e.args for e in self._events(["Attested"], digest_to_bytes(digest)))
+        ]
+
+    # -- tags --------------------------------------------------------------------------------
+
+    def set_tag(self, name: str, tag: str, digest: str) -> TxReceipt:
+        return self._write("setTag", name, tag, digest_to_bytes(digest))
+
+    def resolve(self, name: str, tag: str) -> str | None:
+        return optional_digest(self._read("resolve", name, tag))
+
+    def tag_history(self, name: str, tag: str) -> list[TagEntry]:
+        return [_tag(e) for e in self._events(["TagMoved"], None, tag_ref(name, tag))]
+
+    def tags_of(self, digest: str) -> list[TagEntry]:
+        latest: dict[tuple[str, str], TagEntry] = {}
+        for e in self._events(["TagMoved"], digest_to_bytes(digest)):
+            entry = _tag(e)
+            latest[(entry.name, entry.tag)] = entry
+        return [t for t in latest.values() if self.resolve(t.name, t.tag) == digest]
+
+    def name_owner(self, name: str) -> str | None:
+        owner = self._read("nameOwner", name)
+        return None if owner.lower() == _ZERO_ADDRESS else to_checksum_address(owner)
+
+    # -- keys and usage ------------------------------------------------------------------------
+
+    def register_keys(self, encryption_key: bytes, paillier_n: bytes) -> TxReceipt:
+        return self._write("registerKeys", encryption_key, paillier_n)
+
+    def keys_of(self, address: str) -> KeyEntry | None:
+        key, n, at = self._read("keysOf", _address(address))
+        return None if at == 0 else KeyEntry(to_checksum_address(address), key, n, at)
+
+    def report_usage(self, digest: str, window_start: int, window_end: int, cid: str,
+                     blob_hash: str) -> TxReceipt:
+        return self._write("reportUsage", digest_to_bytes(digest), window_start, window_end, cid,
+                           digest_to_bytes(blob_hash))
+
+    def usage_reports(self, digest: str) -> list[UsageReport]:
+        return [
+            UsageReport(digest, to_checksum_address(a["reporter"]), a["windowStart"],
+                        a["windowEnd"], a["cid"], digest_from_bytes(a["blobHash"]), a["at"],
+                        a["index"])
+            for a in (e.args for e in self._events(["UsageReported"], digest_to_bytes(digest)))
+        ]
+
+
+def _record(digest: bytes, view: dict[str, Any], published: Event) -> ImageRecord:
+    scan = published.args["scan"]
+    return ImageRecord(
+        digest=digest_from_bytes(digest),
+        owner=to_checksum_address(view["owner"]),
+        config_digest=digest_from_bytes(view["configDigest"]),
+        root_cid=published.args["rootCid"],
+        published_at=view["publishedAt"],
+        status=_STATUSES[view["status"]],
+        scan=ScanSummary(
+            critical=view["critical"], high=view["high"], medium=view["medium"],
+            low=view["low"], unknown=view["unknown"], not_scanned=view["notScanned"],
+            report_digest=optional_digest(view["reportDigest"]),
+            report_cid=scan["reportCid"] or None),
+        status_changes=view["statusChanges"],
+        attestation_count=view["attestations"],
+        usage_report_count=view["usageReports"],
+    )
+
+
+def _tag(e: Event) -> TagEntry:
+    a = e.args
+    return TagEntry(a["name"], a["tag"], digest_from_bytes(a["digest"]),
+                    optional_digest(a["previous"]), to_checksum_address(a["by"]), a["at"])
+
+
+def _address(text: str) -> str:
+    if not is_address(text):
+        raise InvalidInputError(f"not an Ethereum address: {text!r}")
+    return to_checksum_address(text)
+
+
+def _kind(kind: str) -> bytes:
+    raw = kind.encode("utf-8")
+    if not raw or len(raw) > 32:
+        raise InvalidInputError(f"an attestation kind has 1 to 32 bytes: {kind!r}")
+    return raw.ljust(32, b"\0")

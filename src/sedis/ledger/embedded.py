@@ -1,0 +1,113 @@
+"""The default ledger: the ImageLedger bytecode on a py-evm chain kept in SEDIS_HOME/ledger/."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eth_account import Account
+from eth_utils.address import to_checksum_address
+
+from sedis.core.errors import UnavailableError
+from sedis.core.records import LedgerInfo, TxReceipt
+from sedis.ledger.abi import Log, codec, load_artifact
+from sedis.ledger.contract import ContractLedger, Reverted
+from sedis.ledger.evmchain import CHAIN_ID, DEV_ADDRESS, DEV_KEY, EmbeddedChain, Outcome
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+_DEPLOY_GAS = 5_000_000
+_FUNDING = 10**20  # 100 ether: thousands of transactions at this chain's fees
+
+
+class EmbeddedLedger(ContractLedger):
+    def __init__(self, directory: Path, account: LocalAccount | None = None) -> None:
+        self.directory = directory
+        self._chain = EmbeddedChain(directory)
+        self._account = account
+        self._dev = Account.from_key(DEV_KEY.to_bytes())
+        self.contract = self._ensure_contract()
+
+    def _ensure_contract(self) -> bytes:
+        with self._chain.reading():
+            known = self._chain.db.get_meta("contract")
+        if known is None:
+            with self._chain.writing():
+                known = self._chain.db.get_meta("contract")
+                if known is None:
+                    outcome = self._apply(self._dev, None, load_artifact().bytecode, _DEPLOY_GAS)
+                    assert outcome.contract is not None
+                    known = outcome.contract.hex()
+                    self._chain.db.set_meta("contract", known)
+                    self._chain.db.set_meta("contract_block", str(outcome.block_number))
+        return bytes.fromhex(known)
+
+    @property
+    def address(self) -> str | None:
+        return None if self._account is None else str(self._account.address)
+
+    def close(self) -> None:
+        self._chain.close()
+
+    def info(self) -> LedgerInfo:
+        with self._chain.reading():
+            number, _ = self._chain.head()
+            balance = None
+            if self._account is not None:
+                balance = self._chain.account(bytes.fromhex(self._account.address[2:]))[0]
+        return LedgerInfo(url="embedded", chain_id=CHAIN_ID,
+                          contract=to_checksum_address(self.contract), block_number=number,
+                          account=self.address, balance_wei=balance)
+
+    # -- primitives -------------------------------------------------------------------
+
+    def _call(self, data: bytes) -> bytes:
+        sender = DEV_ADDRESS if self._account is None else _raw(self._account.address)
+        with self._chain.reading():
+            outcome = self._chain.call(self.contract, data, sender)
+        return _unwrap(outcome)
+
+    def _transact(self, data: bytes, gas: int) -> TxReceipt:
+        assert self._account is not None
+        with self._chain.writing():
+            outcome = self._apply(self._account, self.contract, data, gas)
+        return TxReceipt("0x" + outcome.tx_hash.hex(), outcome.block_number, outcome.gas_used)
+
+    def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
+        c = codec()
+        with self._chain.reading():
+            return self._chain.logs(self.contract, [c.topic(n) for n in event_names], topics)
+
+    # -- inside a write session -----------------------------------------------------------
+
+    def _apply(self, account: LocalAccount, to: bytes | None, data: bytes, gas: int,
+               value: int = 0) -> Outcome:
+        sender = _raw(account.address)
+        balance, nonce, _ = self._chain.account(sender)
+        max_fee = 2 * self._chain.base_fee() + 1
+        if balance < gas * max_fee + value and sender != DEV_ADDRESS:
+            # The embedded chain is a dev chain: its dev account funds whoever acts.
+            self._apply(self._dev, sender, b"", 21_000, value=_FUNDING + gas * max_fee + value)
+        tx: dict[str, Any] = {
+            "type": 2, "chainId": CHAIN_ID, "nonce": nonce, "gas": gas, "value": value,
+            "data": data, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": 1,
+        }
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
+        outcome = self._chain.apply(bytes(account.sign_transaction(tx).raw_transaction))
+        _unwrap(outcome)
+        return outcome
+
+
+def _unwrap(outcome: Outcome) -> bytes:
+    if outcome.ok:
+        return outcome.output
+    if outcome.error == "reverted":
+        raise Reverted(outcome.output)
+    raise UnavailableError(f"the embedded ledger could not execute the call: {outcome.error}")
+
+
+def _raw(address: str) -> bytes:
+    return bytes.fromhex(address[2:])

@@ -1,0 +1,285 @@
+"""The ImageLedger contract on any Ethereum JSON-RPC node: anvil, geth, Besu, a consortium chain.
+
+Transactions are signed here with the identity's key and sent raw, with an
+explicit gas limit, EIP-1559 fees where the node has a base fee, and a nonce
+read from the node's pending state. Every receipt's status is checked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from eth_utils.address import to_checksum_address
+
+from sedis.core.errors import ConfigError, SedisError, UnavailableError
+from sedis.core.records import LedgerInfo, TxReceipt
+from sedis.fsutil import atomic_write_bytes
+from sedis.ledger.abi import Log, codec, load_artifact
+from sedis.ledger.contract import ContractLedger, Reverted
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from eth_account.signers.local import LocalAccount
+    from web3 import Web3
+
+    from sedis.config import Settings
+
+T = TypeVar("T")
+DEV_CHAIN_IDS = frozenset({31337, 1337})  # anvil and hardhat; geth --dev
+DEPLOYMENTS_FILE = "deployments.json"
+_DEV_FUNDING = 10**20
+_RECEIPT_TIMEOUT = 120.0
+_GAS_MARGIN = 1.25
+
+
+class InsufficientFundsError(UnavailableError):
+    pass
+
+
+class JsonRpcLedger(ContractLedger):
+    def __init__(self, settings: Settings, w3: Web3, chain_id: int,
+                 account: LocalAccount | None, contract: str | None) -> None:
+        self.url = settings.ledger_url
+        self.w3 = w3
+        self.chain_id = chain_id
+        self._settings = settings
+        self._account = account
+        self._contract_text = contract
+        self.contract = bytes.fromhex(contract[2:]) if contract else b""
+
+    @classmethod
+    def connect(cls, settings: Settings, account: LocalAccount | None = None,
+                need_contract: bool = True) -> JsonRpcLedger:
+        from web3 import HTTPProvider, Web3
+
+        provider = HTTPProvider(settings.ledger_url, request_kwargs={"timeout": 10},
+                                exception_retry_configuration=None, cache_allowed_requests=True)
+        w3 = Web3(provider)
+        chain_id = _rpc(settings.ledger_url, lambda: int(w3.eth.chain_id))
+        if settings.ledger_chain_id is not None and chain_id != settings.ledger_chain_id:
+            raise ConfigError(
+                f"the node at {settings.ledger_url} serves chain {chain_id}, but the "
+                f"configuration expects chain {settings.ledger_chain_id} (ledger.chain_id)")
+        ledger = cls(settings, w3, chain_id, account, None)
+        contract = settings.ledger_contract or ledger._deployed()
+        if contract is None:
+            if need_contract:
+                raise ConfigError(
+                    f"no ImageLedger contract is configured for chain {chain_id} at "
+                    f"{settings.ledger_url}: run 'sedis ledger deploy' or set ledger.contract")
+            return ledger
+        ledger._use(to_checksum_address(contract))
+        return ledger
+
+    def _use(self, contract: str) -> None:
+        code = self._rpc(lambda: bytes(self.w3.eth.get_code(contract)))  # type: ignore[arg-type]
+        if not code:
+            raise ConfigError(f"there is no contract at {contract} on chain {self.chain_id}")
+        if code != load_artifact().deployed_bytecode:
+            raise ConfigError(
+                f"the contract at {contract} on chain {self.chain_id} is not this version of "
+                "ImageLedger (its code differs from contracts/ImageLedger.json)")
+        self._contract_text = contract
+        self.contract = bytes.fromhex(contract[2:])
+
+    @property
+    def address(self) -> str | None:
+        return None if self._account is None else str(self._account.address)
+
+    def close(self) -> None:
+        """Nothing to release: the HTTP session is pooled per URL by web3."""
+
+    def info(self) -> LedgerInfo:
+        number = self._rpc(lambda: int(self.w3.eth.block_number))
+        balance = None
+        if self._account is not None:
+            balance = self._balance(self._account.address)
+        return LedgerInfo(url=self.url, chain_id=self.chain_id, contract=self._contract_text,
+                          block_number=number, account=self.address, balance_wei=balance)
+
+    # -- deployment -------------------------------------------------------------------
+
+    def deploy(self) -> tuple[str, TxReceipt]:
+        """Deploy a new ImageLedger, remember it for this chain, and use it from now on."""
+        if self._account is None:
+            raise ConfigError("deploying the contract needs an identity (--as NAME)")
+        receipt, created = self._send(None, load_artifact().bytecode)
+        assert created is not None
+        self._remember(created, receipt.block_number)
+        self._use(created)
+        return created, receipt
+
+    def _registry_key(self) -> str:
+        genesis = self._rpc(lambda: self.w3.eth.get_block(0)["hash"])
+        # Chain id alone would mistake a restarted dev node for the old one.
+        return f"{self.chain_id}:0x{bytes(genesis).hex()}"
+
+    def _registry_path(self) -> Path:
+        return self._settings.ledger_dir / DEPLOYMENTS_FILE
+
+    def _registry(self) -> dict[str, Any]:
+        try:
+            raw = json.loads(self._registry_path().read_text("utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {self._registry_path()}: {exc}") from exc
+        return raw if isinstance(raw, dict) else {}
+
+    def _deployed(self) -> str | None:
+        entry = self._registry().get(self._registry_key())
+        return entry.get("contract") if isinstance(entry, dict) else None
+
+    def _remember(self, contract: str, block: int) -> None:
+        registry = self._registry()
+        registry[self._registry_key()] = {"contract": contract, "block": block, "url": self.url}
+        self._registry_path().parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self._registry_path(), json.dumps(registry, indent=2).encode() + b"\n")
+
+    # -- primitives -----------------------------------------------------------------------
+
+    def _call(self, data: bytes) -> bytes:
+        tx: dict[str, Any] = {"to": self._contract_text, "data": data}
+        if self._account is not None:
+            tx["from"] = self._account.address
+        return self._reverting(lambda: bytes(self.w3.eth.call(tx)))  # type: ignore[arg-type]
+
+    def _transact(self, data: bytes, gas: int) -> TxReceipt:
+        return self._send(self._contract_text, data)[0]
+
+    def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
+        c = codec()
+        query: Any = {
+            "address": self._contract_text, "fromBlock": 0, "toBlock": "latest",
+            "topics": [[c.topic(n) for n in event_names],
+                       *[None if t is None else t for t in topics]],
+        }
+        while query["topics"] and query["topics"][-1] is None:
+            query["topics"].pop()
+        rows = self._rpc(lambda: self.w3.eth.get_logs(query))
+        return [Log(bytes(r["address"] if isinstance(r["address"], bytes)
+                          else bytes.fromhex(r["address"][2:])),
+                    tuple(bytes(t) for t in r["topics"]), bytes(r["data"]), int(r["blockNumber"]),
+                    int(r["logIndex"]), bytes(r["transactionHash"])) for r in rows]
+
+    # -- sending -------------------------------------------------------------------------
+
+    def _send(self, to: str | None, data: bytes) -> tuple[TxReceipt, str | None]:
+        account = self._account
+        assert account is not None
+        base: dict[str, Any] = {"from": account.address, "data": data, "value": 0}
+        if to is not None:
+            base["to"] = to
+        # The estimate doubles as a dry run: a refusal surfaces here, with its reason.
+        estimate = self._reverting(lambda: int(self.w3.eth.estimate_gas(base)))  # type: ignore[arg-type]
+        gas = int(estimate * _GAS_MARGIN) + 10_000
+        fees = self._fees()
+        self._ensure_funds(account.address, gas * max(fees.values()))
+        for attempt in range(3):
+            nonce = self._rpc(lambda: self.w3.eth.get_transaction_count(account.address, "pending"))
+            tx: dict[str, Any] = {**base, **fees, "gas": gas, "nonce": nonce,
+                                  "chainId": self.chain_id}
+            tx.pop("from")
+            raw = account.sign_transaction(tx).raw_transaction
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(raw)
+                break
+            except ValueError as exc:  # another process took this nonce first
+                if "nonce" not in str(exc).lower() or attempt == 2:
+                    raise UnavailableError(f"the node at {self.url} rejected the "
+                                           f"transaction: {exc}") from exc
+            except Exception as exc:
+                raise _unavailable(self.url, exc) from exc
+        receipt: Any = self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(
+            tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.005))
+        if receipt["status"] != 1:
+            # Something changed between the dry run and the block: ask again for the reason.
+            self._reverting(lambda: bytes(self.w3.eth.call(
+                base, receipt["blockNumber"])))  # type: ignore[arg-type]
+            raise UnavailableError(f"transaction 0x{bytes(tx_hash).hex()} failed in block "
+                                   f"{receipt['blockNumber']} (out of gas?)")
+        created = receipt.get("contractAddress")
+        return (TxReceipt("0x" + bytes(tx_hash).hex(), int(receipt["blockNumber"]),
+                          int(receipt["gasUsed"])), created)
+
+    def _fees(self) -> dict[str, int]:
+        block = self._rpc(lambda: self.w3.eth.get_block("latest"))
+        base_fee = block.get("baseFeePerGas")
+        if base_fee is None:  # a chain without EIP-1559
+            return {"gasPrice": self._rpc(lambda: int(self.w3.eth.gas_price))}
+        try:
+            tip = int(self.w3.eth.max_priority_fee)
+        except Exception:
+            tip = 10**9
+        return {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip}
+
+    def _balance(self, address: str) -> int:
+        return self._rpc(lambda: int(self.w3.eth.get_balance(address)))  # type: ignore[arg-type]
+
+    def _ensure_funds(self, address: str, needed: int) -> None:
+        balance = self._balance(address)
+        if balance >= needed:
+            return
+        if self.chain_id not in DEV_CHAIN_IDS:
+            raise InsufficientFundsError(
+                f"{address} has {balance} wei on chain {self.chain_id}, and this transaction may "
+                f"cost up to {needed} wei: send it funds first")
+        # A dev node unlocks its dev accounts: the first one pays.
+        dev = self._rpc(lambda: self.w3.eth.accounts[0])
+        funding: Any = {"from": dev, "to": address, "value": _DEV_FUNDING + needed}
+        tx_hash = self._rpc(lambda: self.w3.eth.send_transaction(funding))
+        self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(
+            tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.005))
+
+    # -- error translation ------------------------------------------------------------------
+
+    def _rpc(self, fn: Callable[[], T]) -> T:
+        return _rpc(self.url, fn)
+
+    def _reverting(self, fn: Callable[[], T]) -> T:
+        from web3.exceptions import ContractLogicError
+
+        try:
+            return fn()
+        except ContractLogicError as exc:
+            raise Reverted(_revert_data(exc)) from None
+        except SedisError:
+            raise
+        except Exception as exc:
+            raise _unavailable(self.url, exc) from exc
+
+
+def _rpc(url: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except SedisError:
+        raise
+    except Exception as exc:
+        raise _unavailable(url, exc) from exc
+
+
+def _unavailable(url: str, exc: Exception) -> UnavailableError:
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from requests.exceptions import Timeout
+
+    if isinstance(exc, RequestsConnectionError | Timeout):
+        return UnavailableError(f"cannot reach the ledger node at {url}")
+    return UnavailableError(f"the ledger node at {url} failed: {type(exc).__name__}: {exc}")
+
+
+def _revert_data(exc: Exception) -> bytes:
+    data = getattr(exc, "data", None)
+    if isinstance(data, dict):
+        data = data.get("data")
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return b""
+    return b""
+

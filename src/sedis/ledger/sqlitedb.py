@@ -1,0 +1,119 @@
+"""SQLite under py-evm: the embedded chain's key-value store, log index and metadata.
+
+Every write of one transaction (state trie nodes, block, receipts, canonical
+head, log index rows) happens inside one SQLite transaction, so a crash at any
+point leaves the chain either before or after that transaction, never between.
+WAL mode lets readers keep a consistent snapshot while a writer works.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from eth.db.backends.base import BaseDB
+
+from sedis.core.errors import CorruptError, UnavailableError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS logs (
+    block INTEGER NOT NULL, idx INTEGER NOT NULL, tx BLOB NOT NULL, address BLOB NOT NULL,
+    t0 BLOB, t1 BLOB, t2 BLOB, t3 BLOB, data BLOB NOT NULL,
+    PRIMARY KEY (block, idx)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS logs_t1 ON logs (t1, t0);
+CREATE INDEX IF NOT EXISTS logs_t2 ON logs (t2, t0);
+"""
+
+LogRow = tuple[int, int, bytes, bytes, tuple[bytes, ...], bytes]
+
+
+class SqliteDB(BaseDB):
+    """A py-evm key-value database in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            # Transactions are begun and ended explicitly (isolation_level=None).
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            check = self.conn.execute("PRAGMA quick_check").fetchone()
+            self.conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise CorruptError(f"the embedded ledger database {path} is unreadable: {exc}") from exc
+        if check is None or check[0] != "ok":
+            raise CorruptError(f"the embedded ledger database {path} is damaged: {check}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self, write: bool) -> Iterator[None]:
+        """A snapshot for reads, or the one writer's all-or-nothing transaction."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.OperationalError as exc:
+            raise UnavailableError(f"the embedded ledger {self.path} is busy: {exc}") from exc
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- py-evm's DatabaseAPI ------------------------------------------------
+
+    def __getitem__(self, key: bytes) -> bytes:
+        row = self.conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        value: bytes = row[0]
+        return value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+
+    def __delitem__(self, key: bytes) -> None:
+        if self.conn.execute("DELETE FROM kv WHERE k = ?", (key,)).rowcount == 0:
+            raise KeyError(key)
+
+    def _exists(self, key: bytes) -> bool:
+        return self.conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
+
+    # -- metadata and the log index --------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (key, value))
+
+    def add_logs(self, rows: Sequence[LogRow]) -> None:
+        self.conn.executemany(
+            "INSERT INTO logs (block, idx, tx, address, t0, t1, t2, t3, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(b, i, tx, a, *(list(t) + [None] * 4)[:4], d) for b, i, tx, a, t, d in rows],
+        )
+
+    def find_logs(
+        self, address: bytes, topic0s: Sequence[bytes], topics: Sequence[bytes | None],
+    ) -> list[LogRow]:
+        """Logs of one contract with one of ``topic0s``; ``topics`` filter topics 1 to 3."""
+        where = ["address = ?", f"t0 IN ({','.join('?' * len(topic0s))})"]
+        params: list[bytes] = [address, *topic0s]
+        for column, value in zip(("t1", "t2", "t3"), topics, strict=False):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = ("SELECT block, idx, tx, address, t0, t1, t2, t3, data FROM logs WHERE "  # noqa: S608
+               + " AND ".join(where) + " ORDER BY block, idx")
+        return [
+            (b, i, tx, a, tuple(t for t in (t0, t1, t2, t3) if t is not None), d)
+            for b, i, tx, a, t0, t1, t2, t3, d in self.conn.execute(sql, params)
+        ]
