@@ -152,6 +152,18 @@ class UsageReport:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One event of the ledger's audit log. ``fields`` hold JSON values: bytes as 0x hex,
+    addresses checksummed."""
+
+    name: str
+    block_number: int
+    log_index: int
+    tx_hash: str
+    fields: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class TxReceipt:
     """A transaction that the chain accepted."""
 

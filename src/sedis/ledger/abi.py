@@ -17,6 +17,7 @@ from typing import Any
 from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_hash.auto import keccak
+from eth_utils.address import to_checksum_address
 
 from sedis.core.errors import CorruptError
 
@@ -122,6 +123,8 @@ def _shape(param: dict[str, Any], value: Any) -> Any:
         return _named(param["components"], value)
     if kind.startswith("tuple["):
         return [_named(param["components"], v) for v in value]
+    if kind == "address":
+        return to_checksum_address(value)
     return value
 
 
@@ -177,6 +180,9 @@ class Codec:
             return None
         return None
 
+    def event_names(self) -> list[str]:
+        return list(self._topics)
+
     def topic(self, event: str) -> bytes:
         return self._topics[event]
 
@@ -191,7 +197,7 @@ class Codec:
             return None
         try:
             args = {
-                p["name"]: decode([type_string(p)], topic)[0]
+                p["name"]: _shape(p, decode([type_string(p)], topic)[0])
                 for p, topic in zip(indexed, log.topics[1:], strict=True)
             }
             args.update(_named(plain, decode([type_string(p) for p in plain], log.data)))

@@ -14,6 +14,7 @@ from types import TracebackType
 
 from sedis.core.records import (
     Attestation,
+    AuditEvent,
     Grant,
     ImageRecord,
     KeyEntry,
@@ -143,6 +144,12 @@ class Ledger(ABC):
 
     @abstractmethod
     def usage_reports(self, digest: str) -> list[UsageReport]: ...
+
+    # -- the audit log -------------------------------------------------------------
+
+    @abstractmethod
+    def audit_log(self, digest: str | None = None) -> list[AuditEvent]:
+        """Every event of the contract (or of one image), in chain order."""
 
     # -- conveniences ------------------------------------------------------------
 

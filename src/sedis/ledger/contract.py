@@ -17,6 +17,7 @@ from eth_utils.address import to_checksum_address
 from sedis.core.errors import InvalidInputError, SedisError
 from sedis.core.records import (
     Attestation,
+    AuditEvent,
     Grant,
     ImageRecord,
     KeyEntry,
@@ -266,6 +267,26 @@ class ContractLedger(Ledger):
                         a["index"])
             for a in (e.args for e in self._events(["UsageReported"], digest_to_bytes(digest)))
         ]
+
+    # -- the audit log ---------------------------------------------------------------------
+
+    def audit_log(self, digest: str | None = None) -> list[AuditEvent]:
+        topic = None if digest is None else digest_to_bytes(digest)
+        return [
+            AuditEvent(e.name, e.block_number, e.log_index, "0x" + e.tx_hash.hex(),
+                       {k: _plain(v) for k, v in e.args.items()})
+            for e in self._events(codec().event_names(), topic)
+        ]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _record(digest: bytes, view: dict[str, Any], published: Event) -> ImageRecord:

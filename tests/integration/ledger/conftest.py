@@ -1,0 +1,101 @@
+"""Fixtures for the ledger suite: the embedded chain, and a real anvil that the suite starts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from sedis.config import Settings
+from sedis.ledger import open_ledger
+from sedis.ledger.base import Ledger
+from tests import peers
+
+ANVIL = peers.PEERS / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+
+
+@contextmanager
+def anvil_node() -> Iterator[str]:
+    """A fresh anvil on a free loopback port; yields its URL, stops it by PID."""
+    exe = peers.require_peer(ANVIL)
+    port = peers.free_port()
+    proc = subprocess.Popen(
+        [str(exe), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
+                                      "params": []}, timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"anvil did not start on {url}") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    with anvil_node() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def anvil_contract(anvil_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    from sedis.ledger.jsonrpc import JsonRpcLedger
+
+    settings = Settings(home=tmp_path_factory.mktemp("deployer"), ledger_url=anvil_url)
+    ledger = JsonRpcLedger.connect(settings, Account.create(), need_contract=False)
+    address, _ = ledger.deploy()
+    return address
+
+
+@dataclass
+class Chain:
+    """One engine under test; ``open`` gives a Ledger acting as ``account``."""
+
+    kind: str
+    settings: Settings
+
+    def open(self, account: LocalAccount | None = None) -> Ledger:
+        return open_ledger(self.settings, account)
+
+    def with_home(self, home: Path) -> Chain:
+        return Chain(self.kind, replace(self.settings, home=home))
+
+
+@pytest.fixture(params=["embedded", "anvil"])
+def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Chain:
+    home = tmp_path / "home"
+    home.mkdir()
+    if request.param == "embedded":
+        return Chain("embedded", Settings(home=home))
+    url = request.getfixturevalue("anvil_url")
+    contract = request.getfixturevalue("anvil_contract")
+    return Chain("anvil", Settings(home=home, ledger_url=url, ledger_contract=contract))
+
+
+@pytest.fixture
+def new_account() -> Callable[[], LocalAccount]:
+    return Account.create  # type: ignore[no-any-return]
