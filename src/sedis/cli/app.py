@@ -8,7 +8,7 @@ import sys
 import typer
 
 from sedis import __version__
-from sedis.cli import contacts_cmds, demo_cmd, identity_cmds, store_cmds
+from sedis.cli import contacts_cmds, demo_cmd, identity_cmds, ledger_cmds, store_cmds
 
 app = typer.Typer(
     name="sedis",
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(store_cmds.app, name="store")
 app.add_typer(identity_cmds.app, name="identity")
 app.add_typer(contacts_cmds.app, name="contacts")
+app.add_typer(ledger_cmds.app, name="ledger")
 app.command("demo")(demo_cmd.demo)
 
 

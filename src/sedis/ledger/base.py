@@ -40,6 +40,10 @@ class Ledger(ABC):
     def info(self) -> LedgerInfo: ...
 
     @abstractmethod
+    def balance(self, address: str) -> int:
+        """An account's balance in wei."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> Ledger:

@@ -125,7 +125,7 @@ class ContractLedger(Ledger):
 
     def images(self, owner: str | None = None) -> list[ImageRecord]:
         return self._records(self._events(
-            ["ImagePublished"], None, word(_address(owner)) if owner else None))
+            ["ImagePublished"], None, word(checked_address(owner)) if owner else None))
 
     def images_by_config(self, config_digest: str) -> list[ImageRecord]:
         return self._records(self._events(
@@ -172,24 +172,24 @@ class ContractLedger(Ledger):
 
     def grant(self, digest: str, recipient: str, manifest_cid: str, manifest_hash: str,
               expires_at: int | None = None) -> TxReceipt:
-        return self._write("grant", digest_to_bytes(digest), _address(recipient), manifest_cid,
-                           digest_to_bytes(manifest_hash), expires_at or 0)
+        return self._write("grant", digest_to_bytes(digest), checked_address(recipient),
+                           manifest_cid, digest_to_bytes(manifest_hash), expires_at or 0)
 
     def revoke_grant(self, digest: str, recipient: str) -> TxReceipt:
-        return self._write("revokeGrant", digest_to_bytes(digest), _address(recipient))
+        return self._write("revokeGrant", digest_to_bytes(digest), checked_address(recipient))
 
     def is_granted(self, digest: str, recipient: str) -> bool:
-        return bool(self._read("isGranted", digest_to_bytes(digest), _address(recipient)))
+        return bool(self._read("isGranted", digest_to_bytes(digest), checked_address(recipient)))
 
     def grant_of(self, digest: str, recipient: str) -> Grant | None:
-        found = self._grants(digest_to_bytes(digest), word(_address(recipient)))
+        found = self._grants(digest_to_bytes(digest), word(checked_address(recipient)))
         return found[0] if found else None
 
     def grants(self, digest: str) -> list[Grant]:
         return self._grants(digest_to_bytes(digest), None)
 
     def grants_to(self, recipient: str) -> list[Grant]:
-        return self._grants(None, word(_address(recipient)))
+        return self._grants(None, word(checked_address(recipient)))
 
     def _grants(self, digest: bytes | None, recipient: bytes | None) -> list[Grant]:
         latest: dict[tuple[bytes, str], Grant] = {}
@@ -252,7 +252,7 @@ class ContractLedger(Ledger):
         return self._write("registerKeys", encryption_key, paillier_n)
 
     def keys_of(self, address: str) -> KeyEntry | None:
-        key, n, at = self._read("keysOf", _address(address))
+        key, n, at = self._read("keysOf", checked_address(address))
         return None if at == 0 else KeyEntry(to_checksum_address(address), key, n, at)
 
     def report_usage(self, digest: str, window_start: int, window_end: int, cid: str,
@@ -315,7 +315,7 @@ def _tag(e: Event) -> TagEntry:
                     optional_digest(a["previous"]), to_checksum_address(a["by"]), a["at"])
 
 
-def _address(text: str) -> str:
+def checked_address(text: str) -> str:
     if not is_address(text):
         raise InvalidInputError(f"not an Ethereum address: {text!r}")
     return to_checksum_address(text)

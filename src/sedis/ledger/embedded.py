@@ -12,7 +12,7 @@ from eth_utils.address import to_checksum_address
 from sedis.core.errors import UnavailableError
 from sedis.core.records import LedgerInfo, TxReceipt
 from sedis.ledger.abi import Log, codec, load_artifact
-from sedis.ledger.contract import ContractLedger, Reverted
+from sedis.ledger.contract import ContractLedger, Reverted, checked_address
 from sedis.ledger.evmchain import CHAIN_ID, DEV_ADDRESS, DEV_KEY, EmbeddedChain, Outcome
 
 if TYPE_CHECKING:
@@ -60,6 +60,10 @@ class EmbeddedLedger(ContractLedger):
         return LedgerInfo(url="embedded", chain_id=CHAIN_ID,
                           contract=to_checksum_address(self.contract), block_number=number,
                           account=self.address, balance_wei=balance)
+
+    def balance(self, address: str) -> int:
+        with self._chain.reading():
+            return self._chain.account(_raw(checked_address(address)))[0]
 
     # -- primitives -------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from sedis.core.errors import ConfigError, SedisError, UnavailableError
 from sedis.core.records import LedgerInfo, TxReceipt
 from sedis.fsutil import atomic_write_bytes
 from sedis.ledger.abi import Log, codec, load_artifact
-from sedis.ledger.contract import ContractLedger, Reverted
+from sedis.ledger.contract import ContractLedger, Reverted, checked_address
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -96,7 +96,7 @@ class JsonRpcLedger(ContractLedger):
         number = self._rpc(lambda: int(self.w3.eth.block_number))
         balance = None
         if self._account is not None:
-            balance = self._balance(self._account.address)
+            balance = self.balance(self._account.address)
         return LedgerInfo(url=self.url, chain_id=self.chain_id, contract=self._contract_text,
                           block_number=number, account=self.address, balance_wei=balance)
 
@@ -216,11 +216,12 @@ class JsonRpcLedger(ContractLedger):
             tip = 10**9
         return {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip}
 
-    def _balance(self, address: str) -> int:
-        return self._rpc(lambda: int(self.w3.eth.get_balance(address)))  # type: ignore[arg-type]
+    def balance(self, address: str) -> int:
+        checked = checked_address(address)
+        return self._rpc(lambda: int(self.w3.eth.get_balance(checked)))  # type: ignore[arg-type]
 
     def _ensure_funds(self, address: str, needed: int) -> None:
-        balance = self._balance(address)
+        balance = self.balance(address)
         if balance >= needed:
             return
         if self.chain_id not in DEV_CHAIN_IDS:
