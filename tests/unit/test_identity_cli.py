@@ -238,3 +238,27 @@ def test_a_taken_or_bad_name_is_refused_before_asking_for_a_password(run: Run) -
         "sedis: an identity named 'alice' already exists"
     )
     assert "invalid identity name" in one_line(run("identity", "create", "../x"))
+
+
+def test_register_publishes_the_public_keys(
+    run: Run, made: tuple[Path, Run, dict[str, object]]
+) -> None:
+    from sedis.config import Settings
+    from sedis.crypto.identities import IdentityStore
+    from sedis.ledger import open_ledger
+
+    home = made[0]
+    bob = IdentityStore(home).get("bob")
+    result = run("identity", "register", "bob", "-o", "json", env={"SEDIS_PASSWORD": PASSWORD})
+    assert result.code == 0, result.stderr
+    receipt = json.loads(result.stdout)
+    assert receipt["address"] == bob.address
+    assert receipt["transaction"].startswith("0x") and receipt["gas_used"] > 0
+
+    with open_ledger(Settings(home=home)) as ledger:
+        entry = ledger.keys_of(bob.address)
+        assert ledger.keys_of(IdentityStore(home).get("alice").address) is None
+    assert entry is not None
+    assert json.loads(entry.encryption_key) == bob.encryption_jwk
+    assert entry.encryption_key == bob.encryption_key_bytes()
+    assert int.from_bytes(entry.paillier_n, "big") == bob.paillier_n

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -133,14 +132,20 @@ def register(
     identity = store.get(name)
     account = store.unlock_account(name, read_password(password_env))
     # The ledger stack (web3, py-evm) is heavy; load it only once the password is known good.
-    ledger = importlib.import_module("sedis.ledger")
-    result = ledger.open_ledger(settings, account).register_keys(
-        encryption_key=identity.encryption_key_bytes(),
-        paillier_n=identity.paillier_n_bytes(),
-    )
-    data: dict[str, Any] = {"name": identity.name, "address": identity.address}
-    if isinstance(result, str | bytes):
-        data["transaction"] = result if isinstance(result, str) else "0x" + result.hex()
+    from sedis.ledger import open_ledger
+
+    with open_ledger(settings, account) as ledger:
+        receipt = ledger.register_keys(
+            encryption_key=identity.encryption_key_bytes(),
+            paillier_n=identity.paillier_n_bytes(),
+        )
+    data: dict[str, Any] = {
+        "name": identity.name,
+        "address": identity.address,
+        "transaction": receipt.tx_hash,
+        "block": receipt.block_number,
+        "gas_used": receipt.gas_used,
+    }
     emit(
         output,
         data,
