@@ -1,0 +1,102 @@
+"""The embedded chain under SIGKILL, concurrent writers, and a reader beside a writer."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from sedis.config import Settings
+from sedis.core.records import ScanSummary
+from sedis.ledger import open_ledger
+from tests import peers
+
+pytestmark = pytest.mark.integration
+
+
+def worker(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tests.integration.ledger.worker", *args],
+                            cwd=peers.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def check_whole(home: Path, committed: list[str], in_flight: int) -> int:
+    """Every committed image reads back whole; at most ``in_flight`` more exist, also whole."""
+    ledger = open_ledger(Settings(home=home))
+    try:
+        records = {r.digest: r for r in ledger.images()}
+        for digest in committed:
+            record = ledger.image(digest)
+            assert record is not None and record == records[digest]
+        extra = set(records) - set(committed)
+        assert len(extra) <= in_flight
+        for digest in extra:
+            assert ledger.image(digest) == records[digest]
+        return len(records)
+    finally:
+        ledger.close()
+
+
+def test_sigkill_mid_transaction_loses_nothing_committed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    open_ledger(Settings(home=home)).close()  # genesis and contract, before the first kill
+    committed: list[str] = []
+    rng = random.Random(7)
+    for _round in range(5):
+        proc = worker("publish", str(home), "1000")
+        assert proc.stdout is not None
+        mine: list[str] = []
+        target = rng.randint(3, 12)
+        while len(mine) < target:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            mine.append(line.strip())
+        # A transaction takes ~20 ms, nearly all of it inside the write session.
+        time.sleep(rng.uniform(0.0, 0.02))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # Lines printed before the kill were committed; one more may have been.
+        mine.extend(line.strip() for line in proc.stdout.read().splitlines())
+        committed.extend(mine)
+        total = check_whole(home, committed, in_flight=1)
+        assert total >= len(committed)
+    ledger = open_ledger(Settings(home=home), Account.create())
+    ledger.publish("sha256:" + "cd" * 32, "sha256:" + "ef" * 32, "bafyroot",
+                   ScanSummary.unscanned())
+    assert ledger.image("sha256:" + "cd" * 32) is not None
+
+
+def test_two_concurrent_writers_both_succeed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    procs = [worker("publish", str(home), "25") for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    digests = [line for out, _ in outputs for line in out.split()]
+    assert len(digests) == 50 and len(set(digests)) == 50
+    assert check_whole(home, digests, in_flight=0) == 50
+    ledger = open_ledger(Settings(home=home))
+    owners = {r.owner for r in ledger.images()}
+    assert len(owners) == 2
+
+
+def test_a_reader_reads_while_another_process_writes(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    open_ledger(Settings(home=home)).close()
+    reader = worker("read", str(home), "4")
+    writer = worker("publish", str(home), "60")
+    w_out, w_err = writer.communicate(timeout=300)
+    r_out, r_err = reader.communicate(timeout=300)
+    assert writer.returncode == 0, w_err
+    assert reader.returncode == 0, r_err
+    counts = [int(x) for x in r_out.split()]
+    assert counts == sorted(counts), "a reader saw the chain go backwards"
+    assert len(set(counts)) >= 3, f"the reader saw too few intermediate states: {set(counts)}"
+    assert check_whole(home, w_out.split(), in_flight=0) == 60
