@@ -26,7 +26,7 @@ from tests import peers
 RESULTS = Path(__file__).parent / "results" / "store.json"
 
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from sedis.store.embedded import EmbeddedStore
 store = EmbeddedStore(Path(sys.argv[2]))
@@ -36,7 +36,9 @@ if sys.argv[1] == "add":
 else:
     result = sum(len(piece) for piece in store.cat(sys.argv[3]))
 elapsed = time.perf_counter() - start
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the parent.
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+rss = int(hwm.split()[1]) / 1024
 print(json.dumps({"seconds": elapsed, "rss_mib": rss, "result": result}))
 """
 
@@ -53,9 +55,24 @@ def child(op: str, store: Path, arg: str) -> dict[str, object]:
 
 
 def timed(fn) -> float:  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    """Best of two runs, each from a clean page-cache writeback state."""
+    best = float("inf")
+    for _ in range(2):
+        os.sync()
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def best_child(op: str, store: Path, arg: str) -> dict[str, object]:
+    runs = []
+    for _ in range(2):
+        if op == "add":
+            shutil.rmtree(store, ignore_errors=True)
+        os.sync()
+        runs.append(child(op, store, arg))
+    return min(runs, key=lambda r: float(r["seconds"]))  # type: ignore[arg-type]
 
 
 def sha256_file(path: Path) -> None:
@@ -76,16 +93,18 @@ def main() -> None:
         work = Path(tmp)
         data = work / "data.bin"
         with open(data, "wb") as f:
-            for _ in range(0, size, 64 << 20):
-                f.write(os.urandom(min(64 << 20, size - f.tell())))
+            for _ in range(0, size, 1 << 20):
+                f.write(os.urandom(min(1 << 20, size - f.tell())))
         sha256_file(data)  # warm the page cache for everyone alike
 
         sha = timed(lambda: sha256_file(data))
-        copy = timed(lambda: shutil.copyfile(data, work / "copy.bin"))
-        (work / "copy.bin").unlink()
+        def copy_file() -> None:
+            shutil.copyfile(data, work / "copy.bin")
+            (work / "copy.bin").unlink()
 
-        add = child("add", work / "store", str(data))
-        get = child("get", work / "store", str(add["result"]))
+        copy = timed(copy_file)
+        add = best_child("add", work / "store", str(data))
+        get = best_child("get", work / "store", str(add["result"]))
         assert get["result"] == size
 
         with peers.jsipfs_daemon(work / "jsipfs") as url:
@@ -94,7 +113,8 @@ def main() -> None:
                 with open(data, "rb") as f:
                     response = httpx.post(
                         f"{url}/api/v0/add",
-                        params={"cid-version": "1", "raw-leaves": "true", "pin": "false"},
+                        params={"cid-version": "1", "raw-leaves": "true", "pin": "false",
+                                "cid-base": "base32"},
                         files={"file": ("data.bin", f)},
                         timeout=3600,
                     )

@@ -6,8 +6,9 @@ that the same bytes and settings give the same CID. Directories are dag-pb
 UnixFS directories with links sorted by name.
 
 Leaves are hashed and written on worker threads while the caller's thread
-reads ahead: sha256 and file writes release the GIL, so an add uses both
-cores. At most ``window`` chunks are in flight, so memory stays constant
+reads ahead: sha256 and file writes release the GIL, so an add uses every
+core, and more writers than cores keep the disk busy while others hash. At
+most ``window`` chunks (4 MiB) are in flight, so memory stays constant
 whatever the file size.
 """
 
@@ -87,8 +88,8 @@ class Importer:
         sink: BlockSink,
         options: ImportOptions | None = None,
         *,
-        workers: int = 2,
-        window: int = 8,
+        workers: int = 4,
+        window: int = 16,
     ) -> None:
         self._sink = sink
         self._opts = options or ImportOptions()
