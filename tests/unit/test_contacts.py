@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError
+from sedis.core.errors import ConflictError, CorruptError, InvalidInputError, NotFoundError
 from sedis.crypto.contacts import AddressBook, resolve_recipient
 from sedis.crypto.identities import Identity, IdentityStore
 
@@ -69,7 +69,7 @@ def test_existing_alias_needs_replace(tmp_path: Path) -> None:
     book = AddressBook(tmp_path)
     book.add("bob", CHECKSUMMED)
     book.add("bob", CHECKSUMMED)  # the same entry again is harmless
-    with pytest.raises(InvalidInputError, match=r"already exists .*--replace"):
+    with pytest.raises(ConflictError, match=r"already exists .*--replace"):
         book.add("bob", OTHER)
     assert book.get("bob") == CHECKSUMMED
     book.add("bob", OTHER, replace=True)

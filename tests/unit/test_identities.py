@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from sedis.config import Settings
-from sedis.core.errors import AuthError, ConfigError, CorruptError, InvalidInputError, NotFoundError
+from sedis.core.errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    CorruptError,
+    InvalidInputError,
+    NotFoundError,
+)
 from sedis.crypto.identities import Identity, IdentityStore, acting_identity
 
 PASSWORD = "correct horse battery staple"
@@ -137,7 +144,7 @@ def test_missing_identity(store: IdentityStore) -> None:
 
 def test_duplicate_name_is_refused_and_leaves_the_original(store: IdentityStore) -> None:
     before = {p.name: p.read_bytes() for p in (store.root / "alice").iterdir()}
-    with pytest.raises(InvalidInputError, match="an identity named 'alice' already exists"):
+    with pytest.raises(ConflictError, match="an identity named 'alice' already exists"):
         store.create("alice", "another password")
     after = {p.name: p.read_bytes() for p in (store.root / "alice").iterdir()}
     assert after == before
@@ -151,7 +158,7 @@ def test_concurrent_creates_of_one_name_yield_one_identity(tmp_path: Path) -> No
     def attempt() -> None:
         try:
             outcomes.append(store.create("dup", PASSWORD))
-        except InvalidInputError as exc:
+        except ConflictError as exc:
             outcomes.append(exc)
 
     threads = [threading.Thread(target=attempt) for _ in range(2)]
@@ -160,7 +167,7 @@ def test_concurrent_creates_of_one_name_yield_one_identity(tmp_path: Path) -> No
     for t in threads:
         t.join()
     made = [o for o in outcomes if isinstance(o, Identity)]
-    refused = [o for o in outcomes if isinstance(o, InvalidInputError)]
+    refused = [o for o in outcomes if isinstance(o, ConflictError)]
     assert len(made) == 1 and len(refused) == 1
     assert "already exists" in str(refused[0])
     assert store.list() == made

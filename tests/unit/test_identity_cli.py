@@ -142,7 +142,7 @@ def test_duplicate_name(run: Run, made: tuple[Path, Run, dict[str, object]]) -> 
     before = (made[0] / "identities" / "alice" / "keystore.json").read_bytes()
     result = run("identity", "create", "alice", env={"SEDIS_PASSWORD": "other"})
     assert one_line(result) == "sedis: an identity named 'alice' already exists"
-    assert result.code == 2
+    assert result.code == 9
     assert (made[0] / "identities" / "alice" / "keystore.json").read_bytes() == before
 
 

@@ -39,14 +39,14 @@ def create(
     output: Format = OutputOption,
 ) -> None:
     """Make a new identity: an Ethereum account, an encryption key and a Paillier key."""
-    from sedis.core.errors import InvalidInputError
+    from sedis.core.errors import ConflictError
     from sedis.crypto.identities import IdentityStore
     from sedis.crypto.password import read_password
 
     store = IdentityStore(context.settings().home)
     # Refuse a bad or taken name before the prompt, so it costs no typing.
     if store.exists(name):
-        raise InvalidInputError(f"an identity named '{name}' already exists")
+        raise ConflictError(f"an identity named '{name}' already exists")
     password = read_password(password_env, confirm=True)
     identity = store.create(name, password, rsa=rsa)
     kind = "RSA 3072" if identity.key_type == "RSA" else "EC P-256"

@@ -13,7 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError, UnavailableError
+from sedis.core.errors import (
+    ConflictError,
+    CorruptError,
+    InvalidInputError,
+    NotFoundError,
+    UnavailableError,
+)
 from sedis.crypto.names import check_name, checksum_address, is_valid_name, looks_like_address
 from sedis.fsutil import atomic_write_bytes
 
@@ -37,7 +43,7 @@ class AddressBook:
         with self._locked():
             contacts = self._load()
             if alias in contacts and not replace and contacts[alias] != checksummed:
-                raise InvalidInputError(
+                raise ConflictError(
                     f"a contact named '{alias}' already exists ({contacts[alias]}); "
                     "use --replace to point it elsewhere"
                 )

@@ -26,7 +26,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sedis.core.errors import AuthError, ConfigError, CorruptError, InvalidInputError, NotFoundError
+from sedis.core.errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    CorruptError,
+    InvalidInputError,
+    NotFoundError,
+)
 from sedis.crypto import keys, sealed
 from sedis.crypto.names import check_name, checksum_address, is_valid_name
 from sedis.fsutil import atomic_output
@@ -116,7 +123,7 @@ class IdentityStore:
             raise InvalidInputError("an empty password is not accepted")
         final = self.root / name
         if self.exists(name):
-            raise InvalidInputError(f"an identity named '{name}' already exists")
+            raise ConflictError(f"an identity named '{name}' already exists")
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         building = self.root / f".{name}.{secrets.token_hex(6)}.partial"
         building.mkdir(mode=0o700)
@@ -127,7 +134,7 @@ class IdentityStore:
                 building.rename(final)
             except OSError as exc:
                 if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
-                    raise InvalidInputError(f"an identity named '{name}' already exists") from None
+                    raise ConflictError(f"an identity named '{name}' already exists") from None
                 raise
             _fsync_dir(self.root)
             return identity
