@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -61,6 +61,10 @@ class ContentStore(ABC):
         progress: Progress | None = None,
     ) -> Entry:
         """Import a file, or a directory tree as ``ipfs add -r`` does."""
+
+    @abstractmethod
+    def add_directory(self, children: Sequence[tuple[str, Entry]], *, pin: bool = True) -> Entry:
+        """A UnixFS directory over content already in the store (names sorted here)."""
 
     @abstractmethod
     def pin(self, cid: Cid) -> None:

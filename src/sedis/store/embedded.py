@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -71,6 +71,13 @@ class EmbeddedStore(ContentStore):
     ) -> Entry:
         with self._gc_guard(exclusive=False):
             entry = Importer(self._blocks, options).add_path(path, progress)
+            if pin:
+                self._add_pin(entry.cid)
+            return entry
+
+    def add_directory(self, children: Sequence[tuple[str, Entry]], *, pin: bool = True) -> Entry:
+        with self._gc_guard(exclusive=False):
+            entry = Importer(self._blocks).directory_node(list(children))
             if pin:
                 self._add_pin(entry.cid)
             return entry

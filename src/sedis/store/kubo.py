@@ -8,11 +8,12 @@ never substitute it. A CAR is checked locally in full before it is uploaded.
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -25,7 +26,7 @@ from sedis.store import car
 from sedis.store.base import ContentStore, GcReport
 from sedis.store.blockstore import MAX_BLOCK_SIZE
 from sedis.store.cid import Cid
-from sedis.store.importer import CHUNK_SIZE, MAX_LINKS, Entry, ImportOptions, Progress
+from sedis.store.importer import CHUNK_SIZE, MAX_LINKS, Entry, Importer, ImportOptions, Progress
 from sedis.store.multipart import MultipartBody
 
 _RETRIES = 4
@@ -201,6 +202,25 @@ class KuboStore(ContentStore):
                 return Cid.parse(record["Hash"]), int(record.get("Size", 0))
         raise UnavailableError(f"IPFS node at {self.url} gave no CID for {top!r}")
 
+    def add_directory(self, children: Sequence[tuple[str, Entry]], *, pin: bool = True) -> Entry:
+        # The node has no call that makes a directory from CIDs it holds, so the
+        # directory block is built here, exactly as the importer would, and sent as a CAR.
+        sink = _Collect()
+        entry = Importer(sink).directory_node(list(children))
+        car_bytes = io.BytesIO()
+        car.write(car_bytes, [entry.cid], sink.blocks)
+        car_bytes.seek(0)
+        body = MultipartBody()
+        body.add_stream("file", car_bytes, None)
+        self._post(
+            "dag/import",
+            {"pin-roots": "true" if pin else "false"},
+            replayable=False,
+            content=body.chunks(),
+            headers={"Content-Type": body.content_type},
+        )
+        return entry
+
     # -- pins --------------------------------------------------------------------
 
     def pin(self, cid: Cid) -> None:
@@ -243,3 +263,11 @@ class KuboStore(ContentStore):
         response = self._post("repo/gc", {})
         removed = sum(1 for line in response.text.splitlines() if '"Key"' in line)
         return GcReport(removed, 0)
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.blocks: list[tuple[Cid, bytes]] = []
+
+    def put_block(self, cid: Cid, data: bytes) -> None:
+        self.blocks.append((cid, data))

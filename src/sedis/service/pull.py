@@ -1,0 +1,100 @@
+"""pull: from the ledger and the store back to a byte-identical plaintext image.
+
+Trust flows from the ledger alone. The grant names the share manifest by hash;
+the sealed plaintext manifest must hash to the image's digest; its config must
+hash to the recorded config digest; every blob's ciphertext must match its
+descriptor and HMAC before a byte is decrypted, and its plaintext must match
+the digest the plaintext manifest gives. The destination sink writes to a
+temporary place and renames into place only after all of that holds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, BinaryIO
+
+from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError, PermissionDeniedError
+from sedis.core.records import ImageRecord, Status
+from sedis.oci import model
+from sedis.oci.source import ImageSource
+from sedis.oci.streams import iter_reader
+from sedis.service import access, naming, sealing
+from sedis.service.session import Session
+
+if TYPE_CHECKING:
+    from jwcrypto.jwk import JWK
+
+    from sedis.store.base import ContentStore
+
+
+class SealedImageSource(ImageSource):
+    """A sealed image opened with one identity's key, read as a plaintext image."""
+
+    def __init__(
+        self, store: ContentStore, share: sealing.ShareManifest, key: JWK, record: ImageRecord
+    ) -> None:
+        self.reference = record.digest
+        self._store = store
+        self._key = key
+        raw = sealing.read_sealed(store, share.source, key, model.MAX_MANIFEST_BYTES)
+        if model.sha256_digest(raw) != record.digest:
+            raise CorruptError(f"the sealed manifest does not match {record.digest}")
+        self.manifest = model.parse_manifest(raw, None, "sealed manifest")
+        if self.manifest.config.digest != record.config_digest:
+            raise CorruptError(f"the config of {record.digest} does not match the ledger")
+        sealed = (share.manifest.config, *share.manifest.layers)
+        plain = self.manifest.descriptors()
+        if len(sealed) != len(plain):
+            raise CorruptError(f"the share manifest of {record.digest} has the wrong blobs")
+        self._sealed = {p.digest: s for p, s in zip(plain, sealed, strict=True)}
+
+    def _open_raw(self, desc: model.Descriptor) -> BinaryIO:
+        sealed = self._sealed.get(desc.digest)
+        if sealed is None:
+            raise NotFoundError(f"{desc.digest} is not a blob of {self.reference}")
+        private, public = sealing.unwrap(sealed, self._key)
+        if private.digest != desc.digest:
+            raise CorruptError(f"sealed blob {sealed.digest} does not hold {desc.digest}")
+        return iter_reader(sealing.open_sealed(self._store, sealed, private, public))
+
+
+def check_access(session: Session, ref: str) -> tuple[ImageRecord, sealing.ShareManifest]:
+    """The ledger's word on whether the acting identity may pull, and its share manifest."""
+    ledger = session.reader
+    digest = naming.resolve(ledger, ref)
+    record = ledger.image(digest)
+    if record is None:
+        raise NotFoundError(f"{digest} was never published")
+    status = ledger.status(digest)
+    if status is not Status.TRUSTED:
+        history = ledger.status_history(digest)
+        reason = history[-1].reason if history else ""
+        raise PermissionDeniedError(f"{digest} is {status.value}: {reason}".rstrip(": "))
+    me = session.address
+    grant = ledger.grant_of(digest, me)
+    if grant is None or grant.revoked_at is not None:
+        if record.owner.lower() == me.lower():
+            return record, access.owner_view(session, record)
+        raise PermissionDeniedError(f"{me} has no grant to {digest}")
+    if not ledger.is_granted(digest, me):
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(grant.expires_at or 0))
+        raise PermissionDeniedError(f"the grant of {digest} to {me} expired at {when}")
+    return record, access.fetch_manifest(session, grant.manifest_cid, grant.manifest_hash)
+
+
+def open_image(session: Session, ref: str) -> SealedImageSource:
+    record, share = check_access(session, ref)
+    return SealedImageSource(session.store, share, session.encryption_key, record)
+
+
+def copy_image(source: ImageSource, sink: object, tag: str | None) -> None:
+    """Write every blob then the manifest, and commit (the sink renames into place)."""
+    from sedis.oci.sink import ImageSink
+
+    if not isinstance(sink, ImageSink):
+        raise InvalidInputError("not an image destination")
+    with sink:
+        for desc in source.manifest.descriptors():
+            sink.put_blob(desc, source.open_blob(desc))
+        sink.put_manifest(source.manifest.raw, source.manifest.media_type, tag=tag)
+        sink.commit()

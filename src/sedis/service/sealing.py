@@ -1,0 +1,296 @@
+"""The sealed image: how sedis encrypts an image into the content store.
+
+Every blob of the plaintext image (each layer, the config, and the plaintext
+manifest itself) is encrypted with ocicrypt's layer cipher and added to the
+store once. A *share manifest* (an OCI image manifest whose descriptors carry
+``+encrypted`` media types, ``urls: ["ipfs://CID"]`` and ocicrypt's
+annotations) wraps every blob's key for a set of recipients. Sharing writes a
+new share manifest; the blobs stay as they are.
+
+The plaintext manifest is sealed too, and referenced from the share manifest's
+annotations: it names the plaintext layers, and pull checks its digest against
+the ledger record before trusting anything it says.
+
+Keys are derived, not drawn: HKDF over the owner's private key, the blob's
+plaintext digest and a key epoch. Re-running an interrupted publish therefore
+produces the same ciphertext, CIDs and root, and `unshare --rotate` moves to a
+new epoch, so old key material opens nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from sedis.core.errors import CorruptError, InvalidInputError
+from sedis.crypto import keywrap
+from sedis.crypto.layer_cipher import (
+    KEY_SIZE,
+    NONCE_SIZE,
+    LayerEncryptor,
+    PrivateOptions,
+    PublicOptions,
+    decrypt_checked,
+)
+from sedis.oci import model
+
+if TYPE_CHECKING:
+    from jwcrypto.jwk import JWK
+
+    from sedis.store.base import ContentStore
+    from sedis.store.cid import Cid
+
+READ_SIZE = 1024 * 1024
+SOURCE_PREFIX = "io.sedis.source-manifest"
+EPOCH_ANNOTATION = "io.sedis.key-epoch"
+SOURCE_MEDIA_TYPE = "application/vnd.sedis.source-manifest.v1+json+encrypted"
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBlob:
+    """One encrypted blob in the store, and what it takes to open it."""
+
+    descriptor: model.Descriptor  # of the ciphertext: +encrypted type, urls, no keys yet
+    private: PrivateOptions
+    public: PublicOptions
+    cid: Cid
+    tsize: int
+
+
+def derive_private_options(secret: bytes, plaintext_digest: str, epoch: int) -> PrivateOptions:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    material = HKDF(
+        algorithm=hashes.SHA256(),
+        length=KEY_SIZE + NONCE_SIZE,
+        salt=b"sedis sealed blob v1",
+        info=f"{plaintext_digest}|epoch={epoch}".encode(),
+    ).derive(secret)
+    return PrivateOptions(material[:KEY_SIZE], plaintext_digest, material[KEY_SIZE:])
+
+
+def owner_secret(private_key: JWK) -> bytes:
+    """Key-derivation input from the owner's private encryption key (its 'd')."""
+    exported = json.loads(private_key.export_private())
+    return hashlib.sha256(b"sedis owner secret v1|" + exported["d"].encode()).digest()
+
+
+class _EncryptingReader:
+    """A read()-able stream of ciphertext over a plaintext stream."""
+
+    def __init__(
+        self, plaintext: BinaryIO, encryptor: LayerEncryptor, progress: Callable[[int], None] | None
+    ) -> None:
+        self._plain = plaintext
+        self._enc = encryptor
+        self._progress = progress
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._plain.read(size if size > 0 else READ_SIZE)
+        if chunk and self._progress is not None:
+            self._progress(len(chunk))
+        return self._enc.update(chunk) if chunk else b""
+
+
+def seal_blob(
+    store: ContentStore,
+    plaintext: BinaryIO,
+    sealed_media_type: str,
+    private: PrivateOptions,
+    progress: Callable[[int], None] | None = None,
+) -> SealedBlob:
+    """Encrypt one blob straight into the store (no plaintext touches the disk)."""
+    encryptor = LayerEncryptor(private)
+    reader: Any = _EncryptingReader(plaintext, encryptor, progress)
+    entry = store.add_stream(reader, pin=False)
+    public, digest = encryptor.finish()
+    descriptor = model.Descriptor(
+        media_type=sealed_media_type,
+        digest=digest,
+        size=encryptor.size,
+        urls=(f"ipfs://{entry.cid}",),
+    )
+    return SealedBlob(descriptor, private, public, entry.cid, entry.tsize)
+
+
+def sealed_type(plain_type: str) -> str:
+    if plain_type in model.CONFIG_TYPES:
+        return model.OCI_CONFIG_ENCRYPTED
+    return model.to_oci_type(plain_type) + model.ENCRYPTED_SUFFIX
+
+
+def _annotations(blob: SealedBlob, recipients: list[JWK]) -> dict[str, str]:
+    return {
+        keywrap.KEYS_ANNOTATION: keywrap.wrap(blob.private.to_json(), recipients),
+        keywrap.PUBOPTS_ANNOTATION: blob.public.annotation(),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class SealedImage:
+    """Every sealed blob of one image at one key epoch."""
+
+    source: SealedBlob
+    config: SealedBlob
+    layers: tuple[SealedBlob, ...]
+    epoch: int
+
+    def blobs(self) -> tuple[SealedBlob, ...]:
+        return (*self.layers, self.config, self.source)
+
+
+def share_manifest(image: SealedImage, recipients: list[JWK]) -> bytes:
+    """The OCI manifest that opens this image for ``recipients`` (owner included)."""
+
+    def described(blob: SealedBlob) -> dict[str, Any]:
+        doc = blob.descriptor.to_json()
+        doc["annotations"] = _annotations(blob, recipients)
+        return doc
+
+    source = image.source
+    source_keys = _annotations(source, recipients)
+    annotations = {
+        f"{SOURCE_PREFIX}.digest": source.descriptor.digest,
+        f"{SOURCE_PREFIX}.size": str(source.descriptor.size),
+        f"{SOURCE_PREFIX}.url": source.descriptor.urls[0],
+        f"{SOURCE_PREFIX}.keys.jwe": source_keys[keywrap.KEYS_ANNOTATION],
+        f"{SOURCE_PREFIX}.pubopts": source_keys[keywrap.PUBOPTS_ANNOTATION],
+        EPOCH_ANNOTATION: str(image.epoch),
+    }
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": model.OCI_MANIFEST,
+        "config": described(image.config),
+        "layers": [described(layer) for layer in image.layers],
+        "annotations": annotations,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class ShareManifest:
+    """A parsed share manifest: every sealed blob with its annotations."""
+
+    manifest: model.Manifest
+    source: model.Descriptor
+    epoch: int
+
+    @property
+    def raw(self) -> bytes:
+        return self.manifest.raw
+
+
+def parse_share_manifest(raw: bytes) -> ShareManifest:
+    manifest = model.parse_manifest(raw, model.OCI_MANIFEST, "share manifest")
+    notes = manifest.annotations
+    try:
+        source = model.Descriptor(
+            media_type=SOURCE_MEDIA_TYPE,
+            digest=model.check_digest(notes[f"{SOURCE_PREFIX}.digest"]),
+            size=int(notes[f"{SOURCE_PREFIX}.size"]),
+            urls=(notes[f"{SOURCE_PREFIX}.url"],),
+            annotations={
+                keywrap.KEYS_ANNOTATION: notes[f"{SOURCE_PREFIX}.keys.jwe"],
+                keywrap.PUBOPTS_ANNOTATION: notes[f"{SOURCE_PREFIX}.pubopts"],
+            },
+        )
+        epoch = int(notes.get(EPOCH_ANNOTATION, "0"))
+    except (KeyError, ValueError) as exc:
+        raise InvalidInputError(f"share manifest lacks its sealed source manifest: {exc}") from exc
+    for desc in (*manifest.descriptors(), source):
+        if not desc.encrypted and desc is not source:
+            raise InvalidInputError(f"share manifest holds a plaintext blob {desc.digest}")
+        _blob_cid(desc)
+        for key in (keywrap.KEYS_ANNOTATION, keywrap.PUBOPTS_ANNOTATION):
+            if key not in desc.annotations:
+                raise InvalidInputError(f"sealed blob {desc.digest} has no {key} annotation")
+    return ShareManifest(manifest, source, epoch)
+
+
+def open_share(share: ShareManifest, key: JWK) -> SealedImage:
+    """Unwrap every blob's options with ``key`` (for re-wrapping them for others)."""
+
+    def sealed(desc: model.Descriptor) -> SealedBlob:
+        private, public = unwrap(desc, key)
+        bare = model.Descriptor(desc.media_type, desc.digest, desc.size, urls=desc.urls)
+        return SealedBlob(bare, private, public, _blob_cid(desc), desc.size)
+
+    manifest = share.manifest
+    return SealedImage(
+        sealed(share.source),
+        sealed(manifest.config),
+        tuple(sealed(layer) for layer in manifest.layers),
+        share.epoch,
+    )
+
+
+def _blob_cid(desc: model.Descriptor) -> Cid:
+    from sedis.store.cid import Cid
+
+    urls = [u for u in desc.urls if u.startswith("ipfs://")]
+    if len(urls) != 1:
+        raise InvalidInputError(f"sealed blob {desc.digest} has no single ipfs:// url")
+    return Cid.parse(urls[0].removeprefix("ipfs://"))
+
+
+def unwrap(desc: model.Descriptor, key: JWK) -> tuple[PrivateOptions, PublicOptions]:
+    private = PrivateOptions.from_json(
+        keywrap.unwrap(desc.annotations[keywrap.KEYS_ANNOTATION], key)
+    )
+    public = PublicOptions.from_annotation(desc.annotations[keywrap.PUBOPTS_ANNOTATION])
+    return private, public
+
+
+def open_sealed(
+    store: ContentStore,
+    desc: model.Descriptor,
+    private: PrivateOptions,
+    public: PublicOptions,
+) -> Iterator[bytes]:
+    """Verified plaintext of one sealed blob.
+
+    Pass one reads the ciphertext from the store (every block checked against
+    its CID), checks its size and sha256 against the descriptor and its HMAC;
+    only then does pass two decrypt, checking the plaintext digest at the end.
+    """
+    cid = _blob_cid(desc)
+
+    def ciphertext() -> Iterator[bytes]:
+        digest = hashlib.sha256()
+        size = 0
+        for piece in store.cat(str(cid)):
+            size += len(piece)
+            if size > desc.size:
+                raise CorruptError(f"sealed blob {desc.digest} is larger than its descriptor says")
+            digest.update(piece)
+            yield piece
+        if size != desc.size or "sha256:" + digest.hexdigest() != desc.digest:
+            raise CorruptError(f"sealed blob {desc.digest} does not match its descriptor")
+
+    return decrypt_checked(ciphertext, private, public)
+
+
+def read_sealed(store: ContentStore, desc: model.Descriptor, key: JWK, limit: int) -> bytes:
+    """A small sealed blob (a manifest or config), whole, verified."""
+    if desc.size > limit + 64:
+        raise InvalidInputError(f"sealed blob {desc.digest} is larger than {limit} bytes")
+    private, public = unwrap(desc, key)
+    return b"".join(open_sealed(store, desc, private, public))
+
+
+def encode_recipient_key(key_bytes: bytes) -> JWK:
+    """A recipient's public JWK from the key directory's bytes."""
+    from jwcrypto.jwk import JWK
+
+    try:
+        doc = json.loads(key_bytes)
+        key = JWK(**doc)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError("a registered encryption key is not a valid JWK") from exc
+    if key.has_private:
+        raise InvalidInputError("a registered encryption key must be public")
+    return key

@@ -1,0 +1,110 @@
+"""Who is acting, and the engines they act on, opened lazily.
+
+A command that only reads the ledger never unlocks a key; one that signs or
+decrypts asks for the identity's password once, however many keys it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sedis.core.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from jwcrypto.jwk import JWK
+
+    from sedis.config import Settings
+    from sedis.crypto.identities import Identity, IdentityStore
+    from sedis.ledger.base import Ledger
+    from sedis.store.base import ContentStore
+
+
+class Session:
+    def __init__(
+        self, settings: Settings, identity: str | None, password: Callable[[], str]
+    ) -> None:
+        self.settings = settings
+        self._identity_name = identity
+        self._password_source = password
+
+    @cached_property
+    def identities(self) -> IdentityStore:
+        from sedis.crypto.identities import IdentityStore
+
+        return IdentityStore(self.settings.home)
+
+    @cached_property
+    def identity(self) -> Identity:
+        from sedis.crypto.identities import acting_identity
+
+        return self.identities.get(acting_identity(self.settings, self._identity_name))
+
+    @property
+    def address(self) -> str:
+        return self.identity.address
+
+    @cached_property
+    def _password(self) -> str:
+        return self._password_source()
+
+    @cached_property
+    def account(self) -> LocalAccount:
+        return self.identities.unlock_account(self.identity.name, self._password)
+
+    @cached_property
+    def encryption_key(self) -> JWK:
+        return self.identities.unlock_encryption_key(self.identity.name, self._password)
+
+    @cached_property
+    def public_key(self) -> JWK:
+        from jwcrypto.jwk import JWK
+
+        return JWK(**self.identity.encryption_jwk)
+
+    @cached_property
+    def store(self) -> ContentStore:
+        from sedis.store import open_store
+
+        return open_store(self.settings)
+
+    @cached_property
+    def reader(self) -> Ledger:
+        """The ledger for reads only: no password needed."""
+        from sedis.ledger import open_ledger
+
+        return open_ledger(self.settings)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The ledger with the acting identity's account signing writes."""
+        from sedis.ledger import open_ledger
+
+        return open_ledger(self.settings, self.account)
+
+    def resolve_recipient(self, who: str) -> str:
+        from sedis.crypto.contacts import AddressBook, resolve_recipient
+
+        return resolve_recipient(who, self.identities, AddressBook(self.settings.home))
+
+    def recipient_key(self, address: str) -> JWK:
+        """A recipient's public encryption key, from the ledger's key directory."""
+        from sedis.service.sealing import encode_recipient_key
+
+        if address.lower() == self.address.lower():
+            return self.public_key
+        entry = self.reader.keys_of(address)
+        if entry is None:
+            raise NotFoundError(
+                f"{address} has no keys in the key directory "
+                "(the recipient must run `sedis identity register`)"
+            )
+        return encode_recipient_key(entry.encryption_key)
+
+    def close(self) -> None:
+        for name in ("store", "reader", "ledger"):
+            engine = self.__dict__.pop(name, None)
+            if engine is not None:
+                engine.close()
