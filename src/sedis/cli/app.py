@@ -8,7 +8,15 @@ import sys
 import typer
 
 from sedis import __version__
-from sedis.cli import contacts_cmds, demo_cmd, identity_cmds, ledger_cmds, store_cmds
+from sedis.cli import (
+    contacts_cmds,
+    demo_cmd,
+    identity_cmds,
+    image_cmds,
+    ledger_cmds,
+    scan_cmds,
+    store_cmds,
+)
 
 app = typer.Typer(
     name="sedis",
@@ -23,7 +31,10 @@ app.add_typer(store_cmds.app, name="store")
 app.add_typer(identity_cmds.app, name="identity")
 app.add_typer(contacts_cmds.app, name="contacts")
 app.add_typer(ledger_cmds.app, name="ledger")
+image_cmds.register(app)
 app.command("demo")(demo_cmd.demo)
+app.command("scan")(scan_cmds.scan)
+app.add_typer(scan_cmds.vulndb_app, name="vulndb")
 
 
 def _version(value: bool) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
-from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError, PermissionDeniedError
+from sedis.core.errors import CorruptError, NotFoundError, PermissionDeniedError
 from sedis.core.records import ImageRecord, Status
 from sedis.oci import model
 from sedis.oci.source import ImageSource
@@ -85,16 +85,3 @@ def check_access(session: Session, ref: str) -> tuple[ImageRecord, sealing.Share
 def open_image(session: Session, ref: str) -> SealedImageSource:
     record, share = check_access(session, ref)
     return SealedImageSource(session.store, share, session.encryption_key, record)
-
-
-def copy_image(source: ImageSource, sink: object, tag: str | None) -> None:
-    """Write every blob then the manifest, and commit (the sink renames into place)."""
-    from sedis.oci.sink import ImageSink
-
-    if not isinstance(sink, ImageSink):
-        raise InvalidInputError("not an image destination")
-    with sink:
-        for desc in source.manifest.descriptors():
-            sink.put_blob(desc, source.open_blob(desc))
-        sink.put_manifest(source.manifest.raw, source.manifest.media_type, tag=tag)
-        sink.commit()

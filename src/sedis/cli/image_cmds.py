@@ -1,0 +1,366 @@
+"""The image commands: publish, share, unshare, pull, verify, status, inspect, list."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from sedis.cli import context
+from sedis.cli.identity_cmds import AsOption, PasswordEnvOption
+from sedis.cli.output import Format, OutputOption, emit, progress
+
+if TYPE_CHECKING:
+    from sedis.oci.source import ImageSource
+    from sedis.oci.transports import RegistryOptions
+    from sedis.service.session import Session
+
+PlatformOption = typer.Option("linux/amd64", "--platform", help="Platform to pick from an index.")
+InsecureOption = typer.Option(False, "--insecure", help="Plain HTTP to docker:// registries.")
+
+
+def session(as_name: str | None, password_env: str | None) -> Session:
+    from sedis.crypto.password import read_password
+    from sedis.service.session import Session
+
+    return Session(context.settings(), as_name, lambda: read_password(password_env))
+
+
+def registry_options(insecure: bool) -> RegistryOptions:
+    import os
+
+    from sedis.oci.transports import RegistryOptions
+
+    # Registry credentials come from the environment, never from the command line.
+    return RegistryOptions(
+        username=os.environ.get("SEDIS_REGISTRY_USERNAME"),
+        password=os.environ.get("SEDIS_REGISTRY_PASSWORD"),
+        insecure=insecure,
+    )
+
+
+def open_source(ref: str, platform: str, insecure: bool) -> ImageSource:
+    from sedis.oci.transports import open_source as _open
+
+    return _open(ref, platform, registry_options(insecure))
+
+
+def publish(
+    source: str = typer.Argument(
+        ..., help="docker-archive:PATH, oci:DIR[:TAG], oci-archive:PATH, docker://…"
+    ),
+    name: str = typer.Option(..., "--name", help="NAME:TAG to record it under."),
+    to: list[str] = typer.Option([], "--to", help="Recipient: identity, contact or 0x address."),
+    platform: str = PlatformOption,
+    insecure: bool = InsecureOption,
+    as_name: str | None = AsOption,
+    password_env: str | None = PasswordEnvOption,
+    output: Format = OutputOption,
+) -> None:
+    """Scan, encrypt, store and record an image, and share it with recipients."""
+    from sedis.service import publish as publishing
+    from sedis.service.naming import parse_name
+
+    image_name = parse_name(name)
+    acting = session(as_name, password_env)
+    try:
+        with open_source(source, platform, insecure) as src:
+            total = sum(d.size for d in src.manifest.descriptors())
+            with progress("publishing", total, output == Format.text) as advance:
+                result = publishing.publish(acting, src, image_name, to, progress=advance)
+    finally:
+        acting.close()
+    data = {
+        "digest": result.digest,
+        "config_digest": result.config_digest,
+        "root_cid": result.root_cid,
+        "name": result.name,
+        "recipients": result.recipients,
+        "transactions": result.transactions,
+        "already_recorded": result.already_recorded,
+        "scanned": bool(result.scan and not result.scan.not_scanned),
+    }
+    lines = [
+        f"published {result.name}",
+        f"  digest       {result.digest}",
+        f"  config       {result.config_digest}",
+        f"  root CID     {result.root_cid}",
+        *[f"  shared with  {r}" for r in result.recipients],
+        *[f"  transaction  {t}" for t in result.transactions],
+    ]
+    if result.already_recorded:
+        lines.insert(1, "  (already on the ledger: completed what was missing)")
+    emit(output, data, lines)
+
+
+def share(
+    image: str = typer.Argument(..., help="NAME:TAG or sha256:DIGEST"),
+    to: str = typer.Option(..., "--to", help="Recipient: identity, contact or 0x address."),
+    expires: str | None = typer.Option(None, "--expires", help="e.g. 30d, 12h: the grant lapses."),
+    as_name: str | None = AsOption,
+    password_env: str | None = PasswordEnvOption,
+    output: Format = OutputOption,
+) -> None:
+    """Give a recipient access: wrap the image's keys for them and record a grant."""
+    from sedis.core.durations import parse_duration
+    from sedis.service import access
+
+    expires_at = int(time.time()) + parse_duration(expires) if expires else None
+    acting = session(as_name, password_env)
+    try:
+        result = access.share(acting, image, to, expires_at)
+    finally:
+        acting.close()
+    data = {
+        "digest": result.digest,
+        "recipient": result.recipient,
+        "manifest_cid": result.manifest_cid,
+        "expires_at": result.expires_at,
+        "transactions": result.transactions,
+    }
+    until = f" until {_when(result.expires_at)}" if result.expires_at else ""
+    emit(output, data, f"shared {result.digest} with {result.recipient}{until}")
+
+
+def unshare(
+    image: str = typer.Argument(..., help="NAME:TAG or sha256:DIGEST"),
+    from_: str = typer.Option(..., "--from", help="Recipient to remove."),
+    rotate: bool = typer.Option(False, "--rotate", help="Re-encrypt with fresh keys as well."),
+    as_name: str | None = AsOption,
+    password_env: str | None = PasswordEnvOption,
+    output: Format = OutputOption,
+) -> None:
+    """Revoke a recipient's grant; --rotate also re-encrypts for those who remain."""
+    from sedis.service import access
+
+    acting = session(as_name, password_env)
+    try:
+        result = access.unshare(acting, image, from_, rotate)
+    finally:
+        acting.close()
+    data = {
+        "digest": result.digest,
+        "recipient": result.recipient,
+        "rotated": result.rotated,
+        "epoch": result.epoch,
+        "regranted": result.regranted,
+        "transactions": result.transactions,
+    }
+    text = f"revoked the grant of {result.digest} to {result.recipient}"
+    if result.rotated:
+        text += (
+            f"; re-encrypted under key epoch {result.epoch} for {len(result.regranted)} remaining"
+        )
+    emit(output, data, text)
+
+
+def pull(
+    image: str = typer.Argument(..., help="NAME:TAG or sha256:DIGEST"),
+    dest: str = typer.Argument(..., help="oci:DIR[:TAG], docker-archive:PATH[:NAME:TAG], …"),
+    insecure: bool = InsecureOption,
+    as_name: str | None = AsOption,
+    password_env: str | None = PasswordEnvOption,
+    output: Format = OutputOption,
+) -> None:
+    """Fetch, check, decrypt and verify an image, and write it to DEST atomically."""
+    from sedis.oci.transports import copy_image, open_sink
+    from sedis.service import pull as pulling
+
+    acting = session(as_name, password_env)
+    try:
+        source = pulling.open_image(acting, image)
+        sink = open_sink(dest, registry_options(insecure))
+        total = sum(d.size for d in source.manifest.descriptors())
+        with progress("pulling", total, output == Format.text) as advance:
+            copy_image(source, sink, progress=lambda d: advance(d.size))
+    finally:
+        acting.close()
+    data = {
+        "digest": source.manifest.digest,
+        "config_digest": source.manifest.config.digest,
+        "dest": dest,
+        "layers": len(source.manifest.layers),
+    }
+    emit(
+        output,
+        data,
+        [
+            f"pulled {image} to {dest}",
+            f"  digest  {source.manifest.digest}",
+            f"  config  {source.manifest.config.digest}",
+        ],
+    )
+
+
+def verify(
+    artifacts: list[str] = typer.Argument(
+        ..., help="Images (NAME:TAG, sha256:…) or sources (oci:…)."
+    ),
+    signer: list[str] = typer.Option([], "--signer", help="Only these owners/attesters count."),
+    platform: str = PlatformOption,
+    insecure: bool = InsecureOption,
+    output: Format = OutputOption,
+) -> None:
+    """Check artifacts against the ledger; the exit code is the status (0 only if TRUSTED)."""
+    from sedis.core.verdict import Verdict
+    from sedis.service import naming, query
+
+    settings = context.settings()
+    from sedis.ledger import open_ledger
+
+    verdicts: list[tuple[str, Verdict]] = []
+    with open_ledger(settings) as ledger:
+        for artifact in artifacts:
+            if _is_source(artifact):
+                with open_source(artifact, platform, insecure) as src:
+                    verdict = query.verify_source(ledger, src, signer)
+            else:
+                verdict = query.verify_digest(ledger, naming.resolve(ledger, artifact), signer)
+            verdicts.append((artifact, verdict))
+    for artifact, verdict in verdicts:
+        data = {
+            "artifact": artifact,
+            "digest": verdict.digest,
+            "status": verdict.status.value,
+            "reason": verdict.reason,
+            "owner": verdict.owner,
+            "signers": list(verdict.signers),
+            "exit_code": verdict.exit_code,
+        }
+        if output == Format.json:
+            sys.stdout.write(json.dumps(data) + "\n")
+        else:
+            print(f"{verdict.status.value:<11} {artifact}  {verdict.digest}")
+            print(
+                f"            {verdict.reason}"
+                + (f" (owner {verdict.owner})" if verdict.owner else "")
+            )
+    worst = max((v.exit_code for _, v in verdicts), default=0)
+    if worst:
+        raise typer.Exit(worst)
+
+
+def _is_source(text: str) -> bool:
+    return text.startswith(("docker-archive:", "oci:", "oci-archive:", "docker://"))
+
+
+def status(
+    image: str = typer.Argument(..., help="NAME:TAG or sha256:DIGEST"),
+    new_status: str = typer.Argument(
+        ..., metavar="STATUS", help="trusted, untrusted, unsupported or revoked"
+    ),
+    reason: str = typer.Option(..., "--reason", help="Why: recorded on the ledger for auditors."),
+    as_name: str | None = AsOption,
+    password_env: str | None = PasswordEnvOption,
+    output: Format = OutputOption,
+) -> None:
+    """Append a status change to an image's history on the ledger."""
+    from sedis.core.records import Status
+    from sedis.service import query
+
+    parsed = Status.parse(new_status)
+    acting = session(as_name, password_env)
+    try:
+        data = query.set_status(acting, image, parsed, reason)
+    finally:
+        acting.close()
+    emit(output, data, f"{data['digest']} is now {data['status']}: {reason}")
+
+
+def inspect(
+    image: str = typer.Argument(..., help="NAME:TAG or sha256:DIGEST"),
+    output: Format = OutputOption,
+) -> None:
+    """The record, status history, grants, attestations and tags of an image."""
+    from sedis.ledger import open_ledger
+    from sedis.service import query
+
+    with open_ledger(context.settings()) as ledger:
+        data = query.inspect(ledger, image)
+    emit(output, data, _inspect_lines(data))
+
+
+def _when(ts: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts)) if ts else "-"
+
+
+def _inspect_lines(data: dict[str, Any]) -> list[str]:
+    rec = data["record"]
+    scan = rec["scan"]
+    scan_text = (
+        "not scanned"
+        if scan["not_scanned"]
+        else (
+            f"critical {scan['critical']}, high {scan['high']}, medium {scan['medium']}, "
+            f"low {scan['low']}, unknown {scan['unknown']}"
+        )
+    )
+    lines = [
+        f"digest     {rec['digest']}",
+        f"owner      {rec['owner']}",
+        f"config     {rec['config_digest']}",
+        f"root CID   {rec['root_cid']}",
+        f"published  {_when(rec['published_at'])}",
+        f"status     {rec['status']}",
+        f"scan       {scan_text}",
+        "names      " + (", ".join(f"{t['name']}:{t['tag']}" for t in data["tags"]) or "-"),
+        "status history:",
+        *[
+            f"  {_when(e.get('at'))}  {e['status']:<11} {e.get('reason') or ''}"
+            for e in data["status_history"]
+        ],
+        "grants:",
+    ]
+    for g in data["grants"]:
+        state = (
+            "revoked " + _when(g["revoked_at"])
+            if g["revoked_at"]
+            else ("expires " + _when(g["expires_at"]) if g["expires_at"] else "active")
+        )
+        lines.append(f"  {g['recipient']}  {state}")
+    lines.append("attestations:" + ("" if data["attestations"] else " none"))
+    lines += [f"  {a['kind']} by {a['attester']} at {_when(a['at'])}" for a in data["attestations"]]
+    return lines
+
+
+def list_(
+    mine: bool = typer.Option(False, "--mine", help="Only images the acting identity owns."),
+    shared: bool = typer.Option(False, "--shared-with-me", help="Only images shared with it."),
+    as_name: str | None = AsOption,
+    output: Format = OutputOption,
+) -> None:
+    """Images on the ledger."""
+    from sedis.crypto.identities import IdentityStore, acting_identity
+    from sedis.ledger import open_ledger
+    from sedis.service import query
+
+    settings = context.settings()
+    me = None
+    if mine or shared:
+        me = IdentityStore(settings.home).get(acting_identity(settings, as_name)).address
+    with open_ledger(settings) as ledger:
+        rows = query.list_images(ledger, me, mine, shared)
+    emit(
+        output,
+        rows,
+        [f"{r['status']:<11} {r['digest'][:19]}…  {_names(r):<28} {r['owner']}" for r in rows]
+        or ["no images"],
+    )
+
+
+def _names(row: dict[str, Any]) -> str:
+    return ", ".join(row["names"]) or "-"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("publish")(publish)
+    app.command("share")(share)
+    app.command("unshare")(unshare)
+    app.command("pull")(pull)
+    app.command("verify")(verify)
+    app.command("status")(status)
+    app.command("inspect")(inspect)
+    app.command("list")(list_)

@@ -1,0 +1,70 @@
+"""The verification verdict: a pure decision over what the ledger says.
+
+`sedis verify` computes an artifact's digest itself, reads the ledger, and
+asks this module what to conclude. The exit code is the status's code, 0
+only for TRUSTED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sedis.core.records import Attestation, ImageRecord, ScanSummary, Status
+
+EXIT_CODES = {
+    Status.TRUSTED: 0,
+    Status.UNTRUSTED: 1,
+    Status.UNKNOWN: 2,
+    Status.UNSUPPORTED: 3,
+    Status.REVOKED: 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    digest: str
+    status: Status
+    reason: str
+    owner: str | None = None
+    signers: tuple[str, ...] = ()  # the accounts whose word made the verdict count
+    scan: ScanSummary | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+
+def decide(
+    digest: str,
+    record: ImageRecord | None,
+    attestations: Iterable[Attestation] = (),
+    allowed_signers: Iterable[str] = (),
+    status_reason: str = "",
+) -> Verdict:
+    """The verdict on ``digest``, counting only ``allowed_signers`` when any are given."""
+    if record is None:
+        return Verdict(digest, Status.UNKNOWN, "never published on this ledger")
+    allowed = {a.lower() for a in allowed_signers}
+    vouching = [record.owner]
+    if allowed:
+        vouching = [a for a in [record.owner] if a.lower() in allowed]
+        vouching += sorted({a.attester for a in attestations if a.attester.lower() in allowed})
+        if not vouching:
+            return Verdict(
+                digest,
+                Status.UNKNOWN,
+                f"published by {record.owner}, which is not a given signer, "
+                "and attested by none of them",
+                owner=record.owner,
+                scan=record.scan,
+            )
+    reason = status_reason or {
+        Status.TRUSTED: "published and trusted",
+        Status.UNTRUSTED: "marked untrusted",
+        Status.UNSUPPORTED: "marked unsupported",
+        Status.REVOKED: "revoked",
+    }.get(record.status, record.status.value.lower())
+    if record.scan.not_scanned:
+        reason += " (published without a vulnerability scan)"
+    return Verdict(digest, record.status, reason, record.owner, tuple(vouching), record.scan)

@@ -1,0 +1,99 @@
+"""verify, status, inspect and list: reading (and marking) what the ledger says."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sedis.core.errors import NotFoundError
+from sedis.core.records import Status
+from sedis.core.verdict import Verdict, decide
+from sedis.ledger.base import Ledger
+from sedis.oci.source import ImageSource
+from sedis.service import naming
+from sedis.service.session import Session
+
+
+def verify_digest(ledger: Ledger, digest: str, signers: list[str]) -> Verdict:
+    record = ledger.image(digest)
+    if record is None:
+        return decide(digest, None)
+    history = ledger.status_history(digest)
+    reason = history[-1].reason if history and history[-1].index > 0 else ""
+    attestations = ledger.attestations(digest) if signers else []
+    return decide(digest, record, attestations, signers, reason)
+
+
+def verify_source(ledger: Ledger, source: ImageSource, signers: list[str],
+                  check_blobs: bool = True) -> Verdict:
+    """The verdict on an image that is at hand: its digest is computed here, never trusted.
+
+    Every blob is read and checked against the manifest (unless asked not to),
+    so an archive whose layers were swapped is caught, not just one whose
+    manifest was.
+    """
+    if check_blobs:
+        for desc in source.manifest.descriptors():
+            with source.open_blob(desc) as stream:
+                while stream.read(1 << 20):
+                    pass
+    return verify_digest(ledger, source.manifest.digest, signers)
+
+
+def set_status(session: Session, ref: str, status: Status, reason: str) -> dict[str, Any]:
+    digest = naming.resolve(session.reader, ref)
+    receipt = session.ledger.set_status(digest, status, reason)
+    return {"digest": digest, "status": status.value, "reason": reason,
+            "transaction": receipt.tx_hash}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Status):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def inspect(ledger: Ledger, ref: str) -> dict[str, Any]:
+    digest = naming.resolve(ledger, ref)
+    record = ledger.image(digest)
+    if record is None:
+        raise NotFoundError(f"{digest} was never published")
+    tags = ledger.tags_of(digest)
+    details: dict[str, Any] = _plain({
+        "record": asdict(record),
+        "status_history": [asdict(e) for e in ledger.status_history(digest)],
+        "grants": [asdict(g) for g in ledger.grants(digest)],
+        "attestations": [asdict(a) for a in ledger.attestations(digest)],
+        "tags": [asdict(t) for t in tags],
+        "tag_history": {
+            f"{t.name}:{t.tag}": [asdict(h) for h in ledger.tag_history(t.name, t.tag)]
+            for t in tags
+        },
+    })
+    return details
+
+
+def list_images(ledger: Ledger, me: str | None, mine: bool, shared: bool) -> list[dict[str, Any]]:
+    if mine and me is not None:
+        records = ledger.images(owner=me)
+    elif shared and me is not None:
+        digests = [g.digest for g in ledger.grants_to(me) if ledger.is_granted(g.digest, me)]
+        records = [r for r in (ledger.image(d) for d in digests) if r is not None]
+        records = [r for r in records if r.owner.lower() != me.lower()]
+    else:
+        records = ledger.images()
+    rows = []
+    for record in records:
+        rows.append({
+            "digest": record.digest,
+            "names": [f"{t.name}:{t.tag}" for t in ledger.tags_of(record.digest)],
+            "owner": record.owner,
+            "status": record.status.value,
+            "published_at": record.published_at,
+            "root_cid": record.root_cid,
+        })
+    return rows

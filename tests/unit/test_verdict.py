@@ -1,0 +1,56 @@
+"""The verdict is a pure function of the ledger's record: every branch, and its exit code."""
+
+from __future__ import annotations
+
+import pytest
+
+from sedis.core.records import Attestation, ImageRecord, ScanSummary, Status
+from sedis.core.verdict import decide
+
+DIGEST = "sha256:" + "ab" * 32
+OWNER = "0x" + "11" * 20
+COSIGNER = "0x" + "22" * 20
+STRANGER = "0x" + "33" * 20
+
+
+def record(status: Status = Status.TRUSTED, scanned: bool = True) -> ImageRecord:
+    scan = ScanSummary(high=2) if scanned else ScanSummary.unscanned()
+    return ImageRecord(DIGEST, OWNER, "sha256:" + "cd" * 32, "bafy", 1, status, scan)
+
+
+def attested_by(who: str) -> Attestation:
+    return Attestation(DIGEST, who, "approval", "sha256:" + "ef" * 32, "", 2, 0)
+
+
+def test_never_published_is_unknown_exit_2() -> None:
+    verdict = decide(DIGEST, None)
+    assert (verdict.status, verdict.exit_code) == (Status.UNKNOWN, 2)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(Status.TRUSTED, 0), (Status.UNTRUSTED, 1), (Status.UNSUPPORTED, 3), (Status.REVOKED, 4)],
+)
+def test_the_recorded_status_decides(status: Status, code: int) -> None:
+    verdict = decide(DIGEST, record(status))
+    assert (verdict.status, verdict.exit_code, verdict.owner) == (status, code, OWNER)
+
+
+def test_signers_limit_whose_word_counts() -> None:
+    assert decide(DIGEST, record(), allowed_signers=[OWNER.upper().replace("0X", "0x")]).exit_code == 0
+    refused = decide(DIGEST, record(), allowed_signers=[STRANGER])
+    assert refused.status is Status.UNKNOWN and "not a given signer" in refused.reason
+    cosigned = decide(DIGEST, record(), [attested_by(COSIGNER)], allowed_signers=[COSIGNER])
+    assert cosigned.status is Status.TRUSTED and cosigned.signers == (COSIGNER,)
+    # An attestation from someone not on the list does not help.
+    assert decide(DIGEST, record(), [attested_by(STRANGER)], [COSIGNER]).exit_code == 2
+
+
+def test_a_revoked_image_stays_revoked_whoever_vouches() -> None:
+    verdict = decide(DIGEST, record(Status.REVOKED), [attested_by(COSIGNER)], [COSIGNER])
+    assert verdict.status is Status.REVOKED
+
+
+def test_unscanned_images_say_so() -> None:
+    assert "without a vulnerability scan" in decide(DIGEST, record(scanned=False)).reason
+    assert "scan" not in decide(DIGEST, record()).reason
