@@ -21,6 +21,8 @@ class RegistryOptions:
     insecure: bool = False  # plain HTTP instead of TLS
     verify: bool | str = True  # TLS verification, or a CA bundle path
     timeout: float = 60.0
+    # Upload blobs in PATCH chunks of this many bytes; None sends each in one PUT.
+    chunk_size: int | None = None
 
 
 def _ref(ref: str | ImageReference) -> ImageReference:
