@@ -1,0 +1,180 @@
+"""`sedis scan SOURCE` and `sedis vulndb import|status`: the offline scanner."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from sedis.cli import context
+from sedis.cli.output import Format, OutputOption, emit, note
+
+if TYPE_CHECKING:
+    from sedis.scan.model import ScanReport
+
+vulndb_app = typer.Typer(
+    help="The offline vulnerability database: import feeds, show what is loaded.",
+    rich_markup_mode=None,
+    no_args_is_help=True,
+)
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+    sarif = "sarif"
+    cyclonedx = "cyclonedx"
+
+
+def _db_path() -> Path:
+    from sedis.scan.vulndb.db import path_in
+
+    return path_in(context.settings().home)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@vulndb_app.command("import")
+def vulndb_import(
+    paths: list[Path] = typer.Argument(
+        ..., help="OSV files, directories or all.zip; Debian tracker, Alpine secdb, NVD JSON."
+    ),
+    output: Format = OutputOption,
+) -> None:
+    """Import feeds in one transaction: a bad record anywhere imports nothing."""
+    from sedis.scan.vulndb.db import VulnDB
+    from sedis.scan.vulndb.importer import import_paths
+
+    db = VulnDB.open(_db_path(), create=True)
+    try:
+        result = import_paths(db, paths, _now())
+    finally:
+        db.close()
+    data = {"files": result.files, "records": dict(result.records), "snapshot": result.digest}
+    lines = [f"imported {n} records into {src}" for src, n in sorted(result.records.items())]
+    emit(output, data, [*lines, f"snapshot {result.digest}"])
+
+
+@vulndb_app.command("status")
+def vulndb_status(output: Format = OutputOption) -> None:
+    """Show the sources, their record counts and import times, and the snapshot digest."""
+    from sedis.scan.vulndb.db import VulnDB
+
+    db = VulnDB.open(_db_path())
+    try:
+        st = db.status()
+    finally:
+        db.close()
+    data = {
+        "path": st.path,
+        "snapshot": st.digest,
+        "records": st.records,
+        "cvss_records": st.cvss_records,
+        "sources": [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "records": s.records,
+                "imported_at": s.imported_at,
+                "files": s.files,
+            }
+            for s in st.sources
+        ],
+    }
+    lines = [f"database {st.path}", f"snapshot {st.digest}"]
+    lines += [f"{s.name:<28} {s.records:>9} records  imported {s.imported_at}" for s in st.sources]
+    emit(output, data, lines)
+
+
+def _open_target(source: str) -> tuple[object, frozenset[str]]:
+    """A RootFS for ``source`` and the ids a VEX statement may name the image by."""
+    from sedis.core.errors import InvalidInputError
+    from sedis.scan.rootfs import DirRootFS
+
+    if source.startswith("dir:"):
+        return DirRootFS(Path(source[4:])), frozenset()
+    if Path(source).is_dir() and ":" not in source:
+        raise InvalidInputError(f"{source}: name a root filesystem directory as dir:{source}")
+    from sedis.scan.image import open_image
+
+    return open_image(source)
+
+
+def scan(
+    source: str = typer.Argument(
+        ..., help="dir:ROOTFS, oci:DIR[:TAG], oci-archive:PATH, docker-archive:PATH, docker://..."
+    ),
+    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="Report format."),
+    output: Format = OutputOption,
+    fail_on: str = typer.Option(
+        "none",
+        "--fail-on",
+        help="Exit 1 when a finding is at or above: low, medium, high, critical (or none).",
+    ),
+    ignore_unfixed: bool = typer.Option(
+        False, "--ignore-unfixed", help="Hide findings with no fix."
+    ),
+    vex_file: list[Path] = typer.Option(
+        [], "--vex", help="OpenVEX file of not_affected statements (repeatable)."
+    ),
+    report_file: Path | None = typer.Option(
+        None, "--report", help="Also write the report (in --format) to this file."
+    ),
+) -> None:
+    """Scan an image or root filesystem for known vulnerabilities, offline."""
+    from sedis.scan import policy
+    from sedis.scan.service import load_vex, scan_rootfs
+
+    threshold = policy.parse_threshold(fail_on)
+    if output == Format.json and fmt == ReportFormat.table:
+        fmt = ReportFormat.json
+    statements = [s for path in vex_file for s in load_vex(path)]
+    rootfs, image_ids = _open_target(source)
+    report = scan_rootfs(
+        rootfs,
+        _db_path(),
+        target=source,  # type: ignore[arg-type]
+        ignore_unfixed=ignore_unfixed,
+        vex_statements=statements,
+        image_ids=image_ids,
+    )
+    _render(report, fmt, report_file)
+    verdict = policy.evaluate(report, threshold)
+    if not verdict.passed:
+        note("sedis: " + verdict.describe())
+        raise typer.Exit(1)
+
+
+def _serialize(report: ScanReport, fmt: ReportFormat) -> bytes:
+    if fmt == ReportFormat.cyclonedx:
+        return report.cyclonedx() + b"\n"
+    if fmt == ReportFormat.sarif:
+        from sedis.scan.report.sarif import render as sarif
+
+        return (json.dumps(sarif(report), indent=2) + "\n").encode()
+    from sedis.scan.report.jsonout import render as as_json
+
+    return (json.dumps(as_json(report), indent=2) + "\n").encode()
+
+
+def _render(report: ScanReport, fmt: ReportFormat, report_file: Path | None) -> None:
+    if report_file is not None:
+        from sedis.fsutil import atomic_write_bytes
+
+        atomic_write_bytes(
+            report_file, _serialize(report, ReportFormat.json if fmt == ReportFormat.table else fmt)
+        )
+    if fmt == ReportFormat.table:
+        from sedis.scan.report.table import render as table
+
+        table(report)
+        return
+    sys.stdout.buffer.write(_serialize(report, fmt))
+    sys.stdout.flush()

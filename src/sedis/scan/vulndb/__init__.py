@@ -1,0 +1,1 @@
+"""The offline vulnerability database: feed import, status, and lookups."""
