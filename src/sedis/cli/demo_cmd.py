@@ -1,8 +1,15 @@
-"""`sedis demo`: the main job, step by step, on the embedded defaults."""
+"""`sedis demo`: the main job, end to end, on the embedded defaults.
+
+Two identities, alice and bob; an image built by sedis itself; alice
+publishes and shares it; bob pulls it into two formats and verifies it;
+alice revokes it and bob's next pull is refused. Everything runs in a
+throw-away data directory, through the same commands a user types.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import os
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -11,99 +18,127 @@ import typer
 
 from sedis.cli.output import info
 
+_NAME = "demo/hello:1.0"
 
-def _pseudo_random(size: int, seed: bytes) -> bytes:
-    """Deterministic, incompressible bytes (sha256 in counter mode)."""
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
-        counter += 1
-    return bytes(out[:size])
+
+def _image(work: Path) -> Path:
+    from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
+    from sedis.store.importer import CHUNK_SIZE
+
+    seed = b"sedis demo data"
+    data = bytearray()
+    while len(data) < 3 * CHUNK_SIZE:
+        import hashlib
+
+        data += hashlib.sha256(seed + len(data).to_bytes(8, "big")).digest()
+    spec = ImageSpec(
+        layers=[
+            LayerSpec(
+                [
+                    FileSpec("etc/os-release", b'NAME="sedis demo"\nID=sedis-demo\n'),
+                    FileSpec(
+                        "app/hello.sh", b"#!/bin/sh\necho 'hello from a sealed image'\n", 0o755
+                    ),
+                ],
+                comment="base files",
+            ),
+            LayerSpec([FileSpec("app/model.bin", bytes(data))], gzip=False, comment="app data"),
+        ],
+        cmd=["/app/hello.sh"],
+        labels={"org.opencontainers.image.title": "sedis demo"},
+    )
+    dest = work / "hello-image"
+    build(spec, dest, "1.0")
+    return dest
+
+
+def _run(*args: str, expect: int = 0) -> int:
+    from sedis.cli.app import main
+
+    info(f"\n  $ sedis {shlex.join(args)}")
+    code = main(list(args))
+    if code != expect:
+        info(f"  (exit code {code}, expected {expect}: the demo stops here)")
+        raise typer.Exit(1)
+    return code
 
 
 def demo(
     keep: bool = typer.Option(False, "--keep", help="Keep the demo's data directory."),
 ) -> None:
-    """Run the demo in a throw-away data directory: add, export, import, read back checked."""
-    from sedis.store.embedded import EmbeddedStore
-
+    """Run the demo in a throw-away data directory: publish, share, pull, verify, revoke."""
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="sedis-demo-"))
-    info(f"sedis demo (data in {work})\n")
-
-    sample = work / "input" / "app.bin"
-    tree = work / "input" / "site"
-    (tree / "assets").mkdir(parents=True)
-    (tree / "docs").mkdir()
-    sample.write_bytes(_pseudo_random(3 * 1024 * 1024 + 17, b"sedis-demo"))
-    (tree / "index.html").write_text("<h1>hello from sedis</h1>\n")
-    (tree / "assets" / "logo.bin").write_bytes(_pseudo_random(300 * 1024, b"logo"))
-    (tree / "empty.txt").write_bytes(b"")
-
-    from sedis.store.importer import ImportOptions
-
-    publisher = EmbeddedStore(work / "publisher" / "store")
-    info("1. Add a 3 MiB file and a directory tree to the embedded store")
-    v1 = publisher.add_path(sample)
-    v0 = publisher.add_path(sample, ImportOptions(cid_version=0))
-    root = publisher.add_path(tree)
-    info(f"   app.bin  CIDv1 {v1.cid}")
-    info(f"   app.bin  CIDv0 {v0.cid}   (the same CIDs `ipfs add` gives)")
-    info(f"   site/    {root.cid}")
-    for entry in publisher.ls(str(root.cid)):
-        info(f"            {entry.name:<12} {entry.cid}")
-
-    info("\n2. Export the tree and the file as CAR files")
-    car_tree = work / "site.car"
-    car_file = work / "app.car"
-    with open(car_tree, "wb") as out:
-        blocks = publisher.export_car(str(root.cid), out)
-    with open(car_file, "wb") as out:
-        blocks += publisher.export_car(str(v1.cid), out)
-    info(f"   {blocks} blocks, {car_tree.stat().st_size + car_file.stat().st_size} bytes")
-
-    info("\n3. Import both CARs into a fresh store (every block checked first)")
-    recipient = EmbeddedStore(work / "recipient" / "store")
-    for car in (car_tree, car_file):
-        with open(car, "rb") as stream:
-            for imported in recipient.import_car(stream, car.name):
-                info(f"   imported and pinned {imported}")
-
-    info("\n4. Read the content back from the fresh store, checked")
-    got = hashlib.sha256(b"".join(recipient.cat(str(v1.cid)))).hexdigest()
-    want = hashlib.sha256(sample.read_bytes()).hexdigest()
-    status = "identical" if got == want else "DIFFERENT"
-    info(f"   app.bin          sha256 {got[:16]}...  {status}")
-    page = b"".join(recipient.cat(f"{root.cid}/index.html"))
-    info(f"   site/index.html  {page.decode().strip()}")
-    if got != want:
-        raise typer.Exit(1)
-
-    info("\n5. Flip one byte of a stored block, and read again")
-    leaf = recipient.ls(str(root.cid))[0].cid
-    path = recipient.root / "blocks" / leaf.key[:2] / leaf.key
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-    from sedis.core.errors import CorruptError
-
+    saved = {k: os.environ.get(k) for k in ("SEDIS_HOME", "SEDIS_PASSWORD", "SEDIS_IDENTITY")}
+    os.environ["SEDIS_HOME"] = str(work / "home")
+    # The demo's identities share one throw-away password, given the way a CI job would.
+    os.environ["SEDIS_PASSWORD"] = "sedis-demo-password"
+    os.environ.pop("SEDIS_IDENTITY", None)
     try:
-        b"".join(recipient.cat(str(leaf)))
-    except CorruptError as exc:
-        info(f"   refused: {exc}")
-    else:
-        info("   the damaged block was served: this is a bug")
-        raise typer.Exit(1)
-
-    elapsed = time.monotonic() - started
-    info(
-        f"\nDone in {elapsed:.1f} s: CIDs computed as kubo does, content moved by CAR, "
-        "every byte read back verified, and damage caught."
-    )
+        _steps(work)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    info(f"\nDone in {time.monotonic() - started:.1f} s.")
     if keep:
         info(f"Data kept in {work}")
     else:
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _steps(work: Path) -> None:
+    info(f"sedis demo: data in {work}\n")
+    info("1. Two identities: alice publishes, bob receives (keys encrypted at rest)")
+    _run("identity", "create", "alice")
+    _run("identity", "create", "bob")
+    _run("identity", "register", "bob")
+
+    info("\n2. A small real image, built by sedis itself (no container engine)")
+    image = _image(work)
+    info(f"   built oci:{image}:1.0")
+
+    info("\n3. alice publishes it, encrypted, and shares it with bob")
+    _run("publish", f"oci:{image}:1.0", "--name", _NAME, "--to", "bob", "--as", "alice")
+
+    info("\n4. bob pulls it into an OCI layout and a docker-archive, and verifies both")
+    layout, archive = work / "pulled-layout", work / "pulled.tar"
+    _run("pull", _NAME, f"oci:{layout}:1.0", "--as", "bob")
+    _run("pull", _NAME, f"docker-archive:{archive}:demo/hello:1.0", "--as", "bob")
+    _run("verify", f"oci:{layout}:1.0", f"docker-archive:{archive}")
+
+    info("\n5. The store holds no plaintext")
+    _confidentiality_check(work / "home" / "store", image)
+
+    info("\n6. alice revokes it; bob's next pull is refused, and verify says so")
+    _run("status", _NAME, "revoked", "--reason", "demo: key material leaked", "--as", "alice")
+    _run("pull", _NAME, f"oci:{work / 'refused'}", "--as", "bob", expect=8)
+    _run("verify", _NAME, expect=4)
+    info(f"   nothing was written: {(work / 'refused').exists() is False}")
+
+    info("\n7. The audit trail on the ledger")
+    _run("inspect", _NAME)
+
+
+def _confidentiality_check(store: Path, image: Path) -> None:
+    """No 64-byte window of any layer's or the config's plaintext is in any stored block."""
+    from sedis.oci.oci_layout import OciLayoutSource
+
+    with OciLayoutSource(image, "1.0") as source:
+        blobs = [source.read_blob(d, 64 << 20) for d in source.manifest.descriptors()]
+    windows = {b[i : i + 64] for b in blobs for i in range(0, len(b) - 63, 64)}
+    stored = [p for p in (store / "blocks").rglob("*") if p.is_file()]
+    leaks = 0
+    for block in stored:
+        data = block.read_bytes()
+        leaks += sum(1 for i in range(0, max(len(data) - 63, 0)) if data[i : i + 64] in windows)
+    info(
+        f"   scanned {len(stored)} stored blocks for {len(windows)} windows of layer and "
+        f"config plaintext: {leaks} found"
+    )
+    if leaks:
+        raise typer.Exit(1)

@@ -114,30 +114,41 @@ def build(spec: ImageSpec, dest: Path, tag: str = "latest") -> str:
             blob_path, media_type = tar_path, model.OCI_LAYER
             if layer.gzip:
                 blob_path, media_type = work / f"layer{number}.tar.gz", model.OCI_LAYER_GZIP
-                with open(tar_path, "rb") as raw, open(blob_path, "wb") as packed, gzip.GzipFile(
-                    fileobj=packed, mode="wb", mtime=0, compresslevel=6
-                ) as gz:
+                with (
+                    open(tar_path, "rb") as raw,
+                    open(blob_path, "wb") as packed,
+                    gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=6) as gz,
+                ):
                     shutil.copyfileobj(raw, gz, 1 << 20)
             digest, size = _sha256_file(blob_path)
             layers.append((model.Descriptor(media_type, digest, size), blob_path))
-        config = json.dumps({
-            "created": "2024-01-01T00:00:00Z",
-            "architecture": spec.architecture,
-            "os": spec.os,
-            "config": {"Env": spec.env, "Cmd": spec.cmd, "Labels": spec.labels or None},
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            "history": [
-                {"created": "2024-01-01T00:00:00Z", "created_by": layer.comment or "sedis build"}
-                for layer in spec.layers
-            ],
-        }, separators=(",", ":")).encode()
+        config = json.dumps(
+            {
+                "created": "2024-01-01T00:00:00Z",
+                "architecture": spec.architecture,
+                "os": spec.os,
+                "config": {"Env": spec.env, "Cmd": spec.cmd, "Labels": spec.labels or None},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                "history": [
+                    {
+                        "created": "2024-01-01T00:00:00Z",
+                        "created_by": layer.comment or "sedis build",
+                    }
+                    for layer in spec.layers
+                ],
+            },
+            separators=(",", ":"),
+        ).encode()
         config_desc = model.Descriptor(model.OCI_CONFIG, model.sha256_digest(config), len(config))
-        manifest = json.dumps({
-            "schemaVersion": 2,
-            "mediaType": model.OCI_MANIFEST,
-            "config": config_desc.to_json(),
-            "layers": [desc.to_json() for desc, _ in layers],
-        }, separators=(",", ":")).encode()
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": model.OCI_MANIFEST,
+                "config": config_desc.to_json(),
+                "layers": [desc.to_json() for desc, _ in layers],
+            },
+            separators=(",", ":"),
+        ).encode()
         with OciLayoutSink(dest, tag) as sink:
             for desc, path in layers:
                 with open(path, "rb") as stream:
