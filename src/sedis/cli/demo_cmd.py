@@ -9,6 +9,7 @@ throw-away data directory, through the same commands a user types.
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import tempfile
 import time
@@ -71,8 +72,8 @@ def demo(
     work = Path(tempfile.mkdtemp(prefix="sedis-demo-"))
     saved = {k: os.environ.get(k) for k in ("SEDIS_HOME", "SEDIS_PASSWORD", "SEDIS_IDENTITY")}
     os.environ["SEDIS_HOME"] = str(work / "home")
-    # The demo's identities share one throw-away password, given the way a CI job would.
-    os.environ["SEDIS_PASSWORD"] = "sedis-demo-password"
+    # The demo's identities share one random throw-away password, given the way a CI job would.
+    os.environ["SEDIS_PASSWORD"] = secrets.token_urlsafe(18)
     os.environ.pop("SEDIS_IDENTITY", None)
     try:
         _steps(work)
