@@ -271,7 +271,12 @@ class TarReader:
             )
 
     def _check_sum(self, header: bytes) -> None:
-        stored = _octal(header[148:156], self._what, "checksum")
+        try:
+            stored = _octal(header[148:156], self._what, "checksum")
+        except InvalidInputError:
+            raise CorruptError(
+                f"{self._what}: tar header checksum is malformed (not a tar?)"
+            ) from None
         unsigned = sum(header[:148]) + 8 * 32 + sum(header[156:])
         signed = sum((b - 256 if b > 127 else b) for b in header[:148] + header[156:]) + 8 * 32
         if stored not in (unsigned, signed):
