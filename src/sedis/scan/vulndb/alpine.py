@@ -65,7 +65,6 @@ def convert(doc: Any, modified: str) -> list[Record]:
                             "upstream": [],
                             "related": [],
                             "summary": "",
-                            "modified": modified,
                             "severity": [],
                             "affected": [],
                             "references": [],

@@ -59,7 +59,6 @@ def convert(doc: Any, modified: str) -> list[Record]:
                     "upstream": [],
                     "related": [],
                     "summary": "",
-                    "modified": modified,
                     "severity": [],
                     "affected": [],
                     "references": [f"https://security-tracker.debian.org/tracker/{issue}"],

@@ -209,4 +209,8 @@ def normalize(doc: Any, source: str = "osv") -> Record:
 
 
 def looks_like_osv(doc: Any) -> bool:
-    return isinstance(doc, dict) and "id" in doc and "modified" in doc
+    return (
+        isinstance(doc, dict)
+        and "id" in doc
+        and ("modified" in doc or "schema_version" in doc or "affected" in doc)
+    )
