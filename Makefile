@@ -31,6 +31,7 @@ lint: $(SYNCED)
 
 bench: $(SYNCED) peers
 	$(PY) -m bench.store
+	$(PY) -m bench.ledger
 
 peers:
 	bash tools/install-peers.sh
