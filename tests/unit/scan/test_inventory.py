@@ -95,8 +95,10 @@ def test_python_and_npm(tmp_path: Path) -> None:
     root = write_root(
         tmp_path,
         {
-            f"{site}/requests-2.31.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nLicense: Apache 2.0\n\n"
-            "Name: not-this\n",
+            f"{site}/requests-2.31.0.dist-info/METADATA": (
+                "Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n"
+                "License: Apache 2.0\n\nName: not-this\n"
+            ),
             f"{site}/Old_Pkg-1.0.egg-info/PKG-INFO": "Metadata-Version: 1.0\nName: Old_Pkg\n"
             "Version: 1.0\n",
             f"{site}/single-0.1.egg-info": "Metadata-Version: 1.0\nName: single\nVersion: 0.1\n",
@@ -226,7 +228,7 @@ def test_rpm_header_blobs(tmp_path: Path) -> None:
 )
 def test_bad_rpm_headers_are_refused(tmp_path: Path, blob: bytes) -> None:
     root = _rpmdb(tmp_path, [blob])
-    with pytest.raises(InvalidInputError, match="rpmdb.sqlite: package 1"):
+    with pytest.raises(InvalidInputError, match=r"rpmdb\.sqlite: package 1"):
         collect(DirRootFS(root))
 
 

@@ -142,7 +142,9 @@ def test_language_advisories(tmp_path: Path, db_path: Path) -> None:
         return write_root(
             d,
             {
-                f"usr/lib/python3.11/site-packages/requests-{req}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: requests\nVersion: {req}\n",
+                f"usr/lib/python3.11/site-packages/requests-{req}.dist-info/METADATA": (
+                    f"Metadata-Version: 2.1\nName: requests\nVersion: {req}\n"
+                ),
                 "srv/node_modules/lodash/package.json": json.dumps(
                     {"name": "lodash", "version": lodash}
                 ),

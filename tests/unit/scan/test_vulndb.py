@@ -279,7 +279,7 @@ def test_zip_bounds(db: VulnDB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("OSV-BIG.json", json.dumps(_osv("OSV-BIG", details="x" * 5000)))
     monkeypatch.setattr(bounded, "MAX_MEMBER_BYTES", 1000)
-    with pytest.raises(InvalidInputError, match="OSV-BIG.json is larger than"):
+    with pytest.raises(InvalidInputError, match=r"OSV-BIG\.json is larger than"):
         import_paths(db, [path], NOW)
     monkeypatch.setattr(bounded, "MAX_MEMBER_BYTES", 10**6)
     monkeypatch.setattr(bounded, "MAX_MEMBERS", 0)
@@ -291,7 +291,7 @@ def test_json_size_bound(db: VulnDB, tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = _write(tmp_path, "x.json", json.dumps(_osv()))
     monkeypatch.setattr(bounded, "MAX_JSON_BYTES", 10)
     monkeypatch.setattr(bounded.read_file, "__defaults__", (10,))
-    with pytest.raises(InvalidInputError, match="x.json: larger than"):
+    with pytest.raises(InvalidInputError, match=r"x\.json: larger than"):
         import_paths(db, [path], NOW)
 
 
