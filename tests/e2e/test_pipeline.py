@@ -1,0 +1,339 @@
+"""publish, share, pull, verify, status and unshare, end to end, with every refusal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from sedis.core.errors import CorruptError
+from tests.e2e.conftest import World, layout_digests
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def published(world_base: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    from sedis.cli.app import main
+
+    src = world_base.image("base")
+    code = main(
+        [
+            "publish",
+            f"oci:{src}:v1",
+            "--name",
+            "e2e/base:v1",
+            "--to",
+            "bob",
+            "--as",
+            "alice",
+            "-o",
+            "json",
+        ]
+    )
+    assert code == 0
+    return {"src": src, "name": "e2e/base:v1"}
+
+
+def test_publish_then_pull_is_byte_identical(world: World, published: dict[str, object]) -> None:
+    src = published["src"]
+    assert isinstance(src, Path)
+    out = world.work / "pulled-bob"
+    result = world.sedis("pull", "e2e/base:v1", f"oci:{out}:v1", "--as", "bob", "-o", "json")
+    assert result.code == 0, result.err
+    assert layout_digests(out) == layout_digests(src)
+    for blob in (src / "blobs" / "sha256").iterdir():
+        assert (out / "blobs" / "sha256" / blob.name).read_bytes() == blob.read_bytes()
+    data = json.loads(result.out)
+    assert data["digest"] == layout_digests(src)[0]
+
+
+def test_publish_output_and_rerun_adds_no_record(
+    world: World, published: dict[str, object]
+) -> None:
+    src = published["src"]
+    again = world.sedis(
+        "publish",
+        f"oci:{src}:v1",
+        "--name",
+        "e2e/base:v1",
+        "--to",
+        "bob",
+        "--as",
+        "alice",
+        "-o",
+        "json",
+    )
+    assert again.code == 0, again.err
+    data = json.loads(again.out)
+    assert data["already_recorded"] is True and data["transactions"] == []
+    listing = json.loads(world.sedis("list", "-o", "json").out)
+    assert [r["digest"] for r in listing].count(data["digest"]) == 1
+
+
+def test_verify_sources_and_names(world: World, published: dict[str, object]) -> None:
+    src = published["src"]
+    ok = world.sedis("verify", f"oci:{src}:v1", "e2e/base:v1", "-o", "json")
+    assert ok.code == 0
+    verdicts = [json.loads(line) for line in ok.out.splitlines()]
+    assert [v["status"] for v in verdicts] == ["TRUSTED", "TRUSTED"]
+    assert verdicts[0]["owner"] == world.addresses["alice"]
+    stranger = world.sedis("verify", "e2e/base:v1", "--signer", world.addresses["carol"])
+    assert stranger.code == 2
+    unknown = world.sedis("verify", "sha256:" + "0" * 64, "-o", "json")
+    assert unknown.code == 2 and json.loads(unknown.out)["status"] == "UNKNOWN"
+
+
+def test_verify_catches_a_swapped_layer_in_a_source(
+    world: World, published: dict[str, object]
+) -> None:
+    src = published["src"]
+    assert isinstance(src, Path)
+    copy = world.work / "tampered-src"
+    shutil.copytree(src, copy)
+    _, _, layers = layout_digests(copy)
+    blob = copy / "blobs" / "sha256" / layers[1][7:]
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 1
+    blob.write_bytes(bytes(data))
+    result = world.sedis("verify", f"oci:{copy}:v1")
+    assert result.code != 0
+    assert "does not match" in one_line(result.err) or "digest" in result.err
+
+
+def test_non_recipient_is_refused_and_nothing_is_written(
+    world: World, published: dict[str, object]
+) -> None:
+    dest = world.work / "carol-out"
+    result = world.sedis("pull", "e2e/base:v1", f"oci:{dest}", "--as", "carol")
+    assert result.code == 8
+    assert "has no grant" in one_line(result.err)
+    assert not dest.exists()
+
+
+def test_unknown_name(world: World) -> None:
+    result = world.sedis("pull", "e2e/nothing:here", f"oci:{world.work / 'x'}", "--as", "bob")
+    assert result.code == 3 and "no image named e2e/nothing:here" in one_line(result.err)
+
+
+def test_share_with_expiry_then_refused_after_it(world: World) -> None:
+    src = world.image("expiring", layers=1)
+    assert (
+        world.sedis("publish", f"oci:{src}:v1", "--name", "e2e/expiring:v1", "--as", "alice").code
+        == 0
+    )
+    shared = world.sedis(
+        "share", "e2e/expiring:v1", "--to", "carol", "--expires", "2s", "--as", "alice"
+    )
+    assert shared.code == 0, shared.err
+    first = world.work / "carol-early"
+    assert world.sedis("pull", "e2e/expiring:v1", f"oci:{first}", "--as", "carol").code == 0
+    time.sleep(3)
+    late = world.work / "carol-late"
+    result = world.sedis("pull", "e2e/expiring:v1", f"oci:{late}", "--as", "carol")
+    assert result.code == 8 and "expired" in one_line(result.err)
+    assert not late.exists()
+
+
+@pytest.mark.parametrize("status", ["untrusted", "unsupported", "revoked"])
+def test_pull_of_a_marked_image_is_refused(world: World, status: str) -> None:
+    src = world.image(f"marked-{status}", layers=1)
+    name = f"e2e/marked-{status}:v1"
+    assert (
+        world.sedis("publish", f"oci:{src}:v1", "--name", name, "--to", "bob", "--as", "alice").code
+        == 0
+    )
+    changed = world.sedis("status", name, status, "--reason", "test reason", "--as", "alice")
+    assert changed.code == 0, changed.err
+    dest = world.work / f"marked-{status}-out"
+    result = world.sedis("pull", name, f"oci:{dest}", "--as", "bob")
+    assert result.code == 8
+    assert one_line(result.err).endswith(f"is {status.upper()}: test reason")
+    assert not dest.exists()
+    verdict = world.sedis("verify", name)
+    assert verdict.code == {"untrusted": 1, "unsupported": 3, "revoked": 4}[status]
+
+
+def test_only_the_owner_may_change_status_or_grants(
+    world: World, published: dict[str, object]
+) -> None:
+    status = world.sedis("status", "e2e/base:v1", "revoked", "--reason", "x", "--as", "bob")
+    assert status.code != 0 and "owner" in one_line(status.err)
+    share = world.sedis("share", "e2e/base:v1", "--to", "carol", "--as", "bob")
+    assert share.code == 8 and "only the owner" in one_line(share.err)
+
+
+def _blocks(world: World) -> list[Path]:
+    return sorted(p for p in (world.home / "store" / "blocks").rglob("*") if p.is_file())
+
+
+def test_a_flipped_byte_in_any_stored_block_of_the_image_is_refused(world: World) -> None:
+    from sedis.config import load
+    from sedis.service import pull as pulling
+    from sedis.service.session import Session
+
+    before = set(_blocks(world))
+    src = world.image("flip", layers=2, size=300_000)
+    assert (
+        world.sedis(
+            "publish", f"oci:{src}:v1", "--name", "e2e/flip:v1", "--to", "bob", "--as", "alice"
+        ).code
+        == 0
+    )
+    mine = sorted(set(_blocks(world)) - before)
+    assert len(mine) >= 8
+    from sedis.oci.transports import copy_image, open_sink
+    from tests.e2e.conftest import PASSWORD
+
+    session = Session(load(), "bob", lambda: PASSWORD)
+    refused = 0
+    for block in mine:
+        data = block.read_bytes()
+        block.write_bytes(
+            bytes([data[len(data) // 2] ^ 1]).join(
+                [data[: len(data) // 2], data[len(data) // 2 + 1 :]]
+            )
+        )
+        dest = world.work / f"flip-{block.name[:8]}"
+        try:
+            copy_image(pulling.open_image(session, "e2e/flip:v1"), open_sink(f"oci:{dest}"))
+        except CorruptError as exc:
+            refused += 1
+            assert block.name[:16] in _cid_key(str(exc)) or "does not match" in str(exc)
+            assert not dest.exists()
+        else:
+            # A block that a pull never reads (the layout's directory nodes, index.json,
+            # oci-layout): the pull is whole and exact.
+            assert layout_digests(dest) == layout_digests(src)
+        finally:
+            block.write_bytes(data)
+    session.close()
+    assert refused >= len(mine) - 5
+
+
+def _cid_key(message: str) -> str:
+    from sedis.store.cid import Cid
+
+    for word in message.replace(":", " ").split():
+        if word.startswith(("baf", "Qm")):
+            try:
+                return Cid.parse(word).key
+            except Exception:
+                continue
+    return ""
+
+
+def test_a_swapped_share_manifest_is_refused(world: World, published: dict[str, object]) -> None:
+    from sedis.config import load
+    from sedis.ledger import open_ledger
+    from sedis.store.cid import Cid
+
+    with open_ledger(load()) as ledger:
+        digest = ledger.resolve("e2e/base", "v1")
+        assert digest is not None
+        grant = ledger.grant_of(digest, world.addresses["bob"])
+        other = ledger.grant_of(digest, world.addresses["alice"])
+    assert grant is not None and other is not None
+    key = Cid.parse(grant.manifest_cid).key
+    path = world.home / "store" / "blocks" / key[:2] / key
+    original = path.read_bytes()
+    forged = original.replace(b'"schemaVersion":2', b'"schemaVersion":2 ')
+    path.write_bytes(forged)
+    try:
+        dest = world.work / "swapped"
+        result = world.sedis("pull", "e2e/base:v1", f"oci:{dest}", "--as", "bob")
+        assert result.code == 4 and "corrupt" in one_line(result.err)
+        assert not dest.exists()
+    finally:
+        path.write_bytes(original)
+
+
+def test_unshare_with_rotation(world: World) -> None:
+    from sedis.config import load
+    from sedis.crypto.identities import IdentityStore
+    from sedis.ledger import open_ledger
+    from sedis.service import access, sealing
+    from sedis.service.session import Session
+    from tests.e2e.conftest import PASSWORD
+
+    src = world.image("rotating", layers=2, size=300_000)
+    name = "e2e/rotating:v1"
+    assert (
+        world.sedis(
+            "publish",
+            f"oci:{src}:v1",
+            "--name",
+            name,
+            "--to",
+            "bob",
+            "--to",
+            "carol",
+            "--as",
+            "alice",
+        ).code
+        == 0
+    )
+    settings = load()
+    carol = Session(settings, "carol", lambda: PASSWORD)
+    with open_ledger(settings) as ledger:
+        digest = ledger.resolve("e2e/rotating", "v1")
+        assert digest is not None
+        old_grant = ledger.grant_of(digest, world.addresses["carol"])
+    assert old_grant is not None
+    old = sealing.open_share(
+        access.fetch_manifest(carol, old_grant.manifest_cid, old_grant.manifest_hash),
+        IdentityStore(world.home).unlock_encryption_key("carol", PASSWORD),
+    )
+    result = world.sedis(
+        "unshare", name, "--from", "carol", "--rotate", "--as", "alice", "-o", "json"
+    )
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["epoch"] == 1 and data["regranted"] == [world.addresses["bob"]]
+
+    refused = world.sedis("pull", name, f"oci:{world.work / 'carol-rot'}", "--as", "carol")
+    assert refused.code == 8
+    fresh = world.work / "bob-rot"
+    assert world.sedis("pull", name, f"oci:{fresh}", "--as", "bob").code == 0
+    assert layout_digests(fresh) == layout_digests(src)
+
+    # carol kept the old keys; they open none of the new blobs.
+    with open_ledger(settings) as ledger:
+        new_grant = ledger.grant_of(digest, world.addresses["bob"])
+    assert new_grant is not None
+    bob = Session(settings, "bob", lambda: PASSWORD)
+    new = access.fetch_manifest(bob, new_grant.manifest_cid, new_grant.manifest_hash)
+    assert new.epoch == 1
+    new_blobs = [new.source, *new.manifest.descriptors()]
+    old_keys = [b.private for b in old.blobs()]
+    for desc in new_blobs:
+        assert desc.digest not in {b.descriptor.digest for b in old.blobs()}
+        public = sealing.PublicOptions.from_annotation(
+            desc.annotations[sealing.keywrap.PUBOPTS_ANNOTATION]
+        )
+        for private in old_keys:
+            with pytest.raises(CorruptError):
+                b"".join(sealing.open_sealed(bob.store, desc, private, public))
+    carol.close()
+    bob.close()
+
+
+def test_inspect_shows_history_grants_and_tags(world: World, published: dict[str, object]) -> None:
+    data = json.loads(world.sedis("inspect", "e2e/base:v1", "-o", "json").out)
+    assert data["record"]["owner"] == world.addresses["alice"]
+    assert data["status_history"][0]["status"] == "TRUSTED"
+    recipients = {g["recipient"] for g in data["grants"]}
+    assert {world.addresses["alice"], world.addresses["bob"]} <= recipients
+    assert data["tags"][0]["name"] == "e2e/base" and data["tags"][0]["tag"] == "v1"
+    assert data["record"]["scan"]["not_scanned"] is True
+    shared = json.loads(world.sedis("list", "--shared-with-me", "--as", "bob", "-o", "json").out)
+    assert data["record"]["digest"] in [r["digest"] for r in shared]
+    mine = json.loads(world.sedis("list", "--mine", "--as", "bob", "-o", "json").out)
+    assert mine == []
