@@ -220,9 +220,11 @@ def build_busybox(workdir: Path) -> Path:
     (rootfs / "etc" / "os-release").write_text('ID=busybox\nVERSION_ID="1"\n')
     umoci("repack", "--image", f"{layout}:latest", str(bundle))
     # A second layer that deletes a file of the first: real whiteouts.
-    (rootfs / "bin" / "true").unlink()
-    (rootfs / "etc" / "motd").write_text("hello from sedis\n")
-    umoci("repack", "--image", f"{layout}:latest", str(bundle))
+    second = workdir / "bundle2"
+    umoci("unpack", "--rootless", "--image", f"{layout}:latest", str(second))
+    (second / "rootfs" / "bin" / "true").unlink()
+    (second / "rootfs" / "etc" / "motd").write_text("hello from sedis\n")
+    umoci("repack", "--image", f"{layout}:latest", str(second))
     umoci("config", "--image", f"{layout}:latest", "--config.cmd", "/bin/sh")
     umoci("gc", "--layout", str(layout))
     return layout
