@@ -160,3 +160,148 @@ def test_skopeo_decrypts_what_sedis_encrypted(workdir: Path) -> None:
         assert [d["digest"] for d in decrypted["layers"]] == [
             d["digest"] for d in original["layers"]
         ]
+
+
+def image_digest(layout: Path, tag: str) -> str:
+    index = json.loads((layout / "index.json").read_text())
+    entry = next(
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    )
+    return str(entry["digest"])
+
+
+def test_a_skopeo_encrypted_image_publishes_and_comes_back_as_skopeo_decrypts_it(
+    workdir: Path,
+    sedis,  # type: ignore[no-untyped-def]
+) -> None:
+    env = {"SEDIS_PASSWORD": "interop-pw"}
+    run(
+        "skopeo",
+        "copy",
+        "--encryption-key",
+        "jwe:rsa.pub.pem",
+        "oci:plain:latest",
+        "oci:skopeo-enc:x",
+        cwd=workdir,
+    )
+    run(
+        "skopeo",
+        "copy",
+        "--decryption-key",
+        "rsa.pem",
+        "oci:skopeo-enc:x",
+        "oci:skopeo-dec:x",
+        cwd=workdir,
+    )
+    assert sedis("identity", "create", "alice", env=env).code == 0
+    published = sedis(
+        "publish",
+        f"oci:{workdir / 'skopeo-enc'}:x",
+        "--name",
+        "interop/enc:1",
+        "--decryption-key",
+        str(workdir / "rsa.pem"),
+        "--as",
+        "alice",
+        "-o",
+        "json",
+        env=env,
+    )
+    assert published.code == 0, published.stderr
+    assert json.loads(published.stdout)["digest"] == image_digest(workdir / "skopeo-dec", "x")
+    out = workdir / "sedis-pulled"
+    assert sedis("pull", "interop/enc:1", f"oci:{out}:x", "--as", "alice", env=env).code == 0
+    assert manifest(out, "x")["layers"] == manifest(workdir / "skopeo-dec", "x")["layers"]
+    wrong = sedis(
+        "publish",
+        f"oci:{workdir / 'skopeo-enc'}:x",
+        "--name",
+        "interop/enc:2",
+        "--decryption-key",
+        str(workdir / "ec.pem"),
+        "--as",
+        "alice",
+        env=env,
+    )
+    assert wrong.code == 7 and "none of the wrapped keys" in wrong.stderr
+    plain_as_key = sedis(
+        "publish",
+        f"oci:{workdir / 'skopeo-enc'}:x",
+        "--name",
+        "interop/enc:3",
+        "--decryption-key",
+        str(workdir / "rsa.pub.pem"),
+        "--as",
+        "alice",
+        env=env,
+    )
+    assert plain_as_key.code == 2 and "public key" in plain_as_key.stderr
+
+
+def test_export_ocicrypt_opens_in_skopeo_for_outside_recipients(
+    workdir: Path,
+    sedis,  # type: ignore[no-untyped-def]
+) -> None:
+    env = {"SEDIS_PASSWORD": "interop-pw"}
+    assert sedis("identity", "create", "alice", env=env).code == 0
+    assert (
+        sedis(
+            "publish",
+            f"oci:{workdir / 'plain'}:latest",
+            "--name",
+            "interop/plain:1",
+            "--as",
+            "alice",
+            env=env,
+        ).code
+        == 0
+    )
+    exported = workdir / "exported"
+    result = sedis(
+        "export",
+        "interop/plain:1",
+        f"oci:{exported}:x",
+        "--ocicrypt",
+        "--recipient",
+        f"jwe:{workdir / 'rsa.pub.pem'}",
+        "--recipient",
+        f"jwe:{workdir / 'ec.pub.pem'}",
+        "--as",
+        "alice",
+        env=env,
+    )
+    assert result.code == 0, result.stderr
+    layers = manifest(exported, "x")["layers"]
+    assert all(layer["mediaType"].endswith("+encrypted") for layer in layers)
+    assert (
+        manifest(exported, "x")["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+    )
+    for key in ("rsa.pem", "ec.pem"):
+        run(
+            "skopeo",
+            "copy",
+            "--decryption-key",
+            key,
+            f"oci:{exported}:x",
+            f"oci:exp-dec-{key}:x",
+            cwd=workdir,
+        )
+        assert [d["digest"] for d in manifest(workdir / f"exp-dec-{key}", "x")["layers"]] == [
+            d["digest"] for d in manifest(workdir / "plain", "latest")["layers"]
+        ]
+    no_flag = sedis("export", "interop/plain:1", f"oci:{workdir / 'x2'}", "--as", "alice", env=env)
+    assert no_flag.code == 2 and "--ocicrypt" in no_flag.stderr
+    bad = sedis(
+        "export",
+        "interop/plain:1",
+        f"oci:{workdir / 'x3'}",
+        "--ocicrypt",
+        "--recipient",
+        str(workdir / "rsa.pub.pem"),
+        "--as",
+        "alice",
+        env=env,
+    )
+    assert bad.code == 2 and "jwe:" in bad.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -42,10 +43,21 @@ def registry_options(insecure: bool) -> RegistryOptions:
     )
 
 
-def open_source(ref: str, platform: str, insecure: bool) -> ImageSource:
+def open_source(
+    ref: str, platform: str, insecure: bool, decryption_key: Path | None = None
+) -> ImageSource:
     from sedis.oci.transports import open_source as _open
 
-    return _open(ref, platform, registry_options(insecure))
+    source = _open(ref, platform, registry_options(insecure))
+    if decryption_key is None:
+        return source
+    from sedis.service.ocicrypt_io import DecryptingSource, load_key
+
+    try:
+        return DecryptingSource(source, load_key(decryption_key, private=True))
+    except BaseException:
+        source.close()
+        raise
 
 
 def publish(
@@ -56,6 +68,12 @@ def publish(
     to: list[str] = typer.Option([], "--to", help="Recipient: identity, contact or 0x address."),
     platform: str = PlatformOption,
     insecure: bool = InsecureOption,
+    decryption_key: Path | None = typer.Option(
+        None,
+        "--decryption-key",
+        metavar="FILE",
+        help="Private key (PEM) to read a source that ocicrypt tools encrypted.",
+    ),
     as_name: str | None = AsOption,
     password_env: str | None = PasswordEnvOption,
     output: Format = OutputOption,
@@ -67,7 +85,7 @@ def publish(
     image_name = parse_name(name)
     acting = session(as_name, password_env)
     try:
-        with open_source(source, platform, insecure) as src:
+        with open_source(source, platform, insecure, decryption_key) as src:
             total = sum(d.size for d in src.manifest.descriptors())
             with progress("publishing", total, output == Format.text) as advance:
                 result = publishing.publish(acting, src, image_name, to, progress=advance)
@@ -351,6 +369,58 @@ def list_(
     )
 
 
+def export(
+    image: str = typer.Argument(..., help="NAME:TAG or sha256:DIGEST"),
+    dest: str = typer.Argument(..., help="oci:DIR[:TAG], oci-archive:PATH or docker://…"),
+    ocicrypt: bool = typer.Option(False, "--ocicrypt", help="Write ocicrypt's standard form."),
+    recipient: list[str] = typer.Option(
+        [], "--recipient", metavar="jwe:PUB.pem", help="Also wrap the keys for this public key."
+    ),
+    insecure: bool = InsecureOption,
+    as_name: str | None = AsOption,
+    password_env: str | None = PasswordEnvOption,
+    output: Format = OutputOption,
+) -> None:
+    """Write an image with encrypted layers and a plaintext config, for ocicrypt tools."""
+    from sedis.core.errors import InvalidInputError
+    from sedis.oci.transports import open_sink
+    from sedis.service import pull as pulling
+    from sedis.service.ocicrypt_io import export_ocicrypt, load_key
+
+    if not ocicrypt:
+        raise InvalidInputError(
+            "export writes ocicrypt's form: give --ocicrypt (pull writes plaintext)"
+        )
+    keys = []
+    for text in recipient:
+        if not text.startswith("jwe:"):
+            raise InvalidInputError(f"--recipient {text!r}: use jwe:PATH to a public key PEM")
+        keys.append(load_key(Path(text[4:]), private=False))
+    acting = session(as_name, password_env)
+    try:
+        record, share = pulling.check_access(acting, image)
+        source = pulling.SealedImageSource(acting.store, share, acting.encryption_key, record)
+        manifest = export_ocicrypt(
+            source, share, acting.encryption_key, keys, open_sink(dest, registry_options(insecure))
+        )
+    finally:
+        acting.close()
+    data = {
+        "digest": record.digest,
+        "exported_manifest": manifest.digest,
+        "dest": dest,
+        "recipients": len(keys) + 1,
+    }
+    emit(
+        output,
+        data,
+        [
+            f"exported {image} to {dest} (ocicrypt, {len(keys) + 1} recipients)",
+            f"  manifest  {manifest.digest}",
+        ],
+    )
+
+
 def _names(row: dict[str, Any]) -> str:
     return ", ".join(row["names"]) or "-"
 
@@ -364,3 +434,4 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
     app.command("inspect")(inspect)
     app.command("list")(list_)
+    app.command("export")(export)

@@ -11,6 +11,7 @@ temporary place and renames into place only after all of that holds.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from sedis.core.errors import CorruptError, NotFoundError, PermissionDeniedError
@@ -47,6 +48,10 @@ class SealedImageSource(ImageSource):
         if len(sealed) != len(plain):
             raise CorruptError(f"the share manifest of {record.digest} has the wrong blobs")
         self._sealed = {p.digest: s for p, s in zip(plain, sealed, strict=True)}
+
+    def sealed_ciphertext(self, sealed: model.Descriptor) -> Iterator[bytes]:
+        """A sealed blob's ciphertext as stored (the sink checks it against ``sealed``)."""
+        return self._store.cat(str(sealing.blob_cid(sealed)))
 
     def _open_raw(self, desc: model.Descriptor) -> BinaryIO:
         sealed = self._sealed.get(desc.digest)

@@ -24,8 +24,9 @@ def verify_digest(ledger: Ledger, digest: str, signers: list[str]) -> Verdict:
     return decide(digest, record, attestations, signers, reason)
 
 
-def verify_source(ledger: Ledger, source: ImageSource, signers: list[str],
-                  check_blobs: bool = True) -> Verdict:
+def verify_source(
+    ledger: Ledger, source: ImageSource, signers: list[str], check_blobs: bool = True
+) -> Verdict:
     """The verdict on an image that is at hand: its digest is computed here, never trusted.
 
     Every blob is read and checked against the manifest (unless asked not to),
@@ -43,8 +44,12 @@ def verify_source(ledger: Ledger, source: ImageSource, signers: list[str],
 def set_status(session: Session, ref: str, status: Status, reason: str) -> dict[str, Any]:
     digest = naming.resolve(session.reader, ref)
     receipt = session.ledger.set_status(digest, status, reason)
-    return {"digest": digest, "status": status.value, "reason": reason,
-            "transaction": receipt.tx_hash}
+    return {
+        "digest": digest,
+        "status": status.value,
+        "reason": reason,
+        "transaction": receipt.tx_hash,
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -63,17 +68,19 @@ def inspect(ledger: Ledger, ref: str) -> dict[str, Any]:
     if record is None:
         raise NotFoundError(f"{digest} was never published")
     tags = ledger.tags_of(digest)
-    details: dict[str, Any] = _plain({
-        "record": asdict(record),
-        "status_history": [asdict(e) for e in ledger.status_history(digest)],
-        "grants": [asdict(g) for g in ledger.grants(digest)],
-        "attestations": [asdict(a) for a in ledger.attestations(digest)],
-        "tags": [asdict(t) for t in tags],
-        "tag_history": {
-            f"{t.name}:{t.tag}": [asdict(h) for h in ledger.tag_history(t.name, t.tag)]
-            for t in tags
-        },
-    })
+    details: dict[str, Any] = _plain(
+        {
+            "record": asdict(record),
+            "status_history": [asdict(e) for e in ledger.status_history(digest)],
+            "grants": [asdict(g) for g in ledger.grants(digest)],
+            "attestations": [asdict(a) for a in ledger.attestations(digest)],
+            "tags": [asdict(t) for t in tags],
+            "tag_history": {
+                f"{t.name}:{t.tag}": [asdict(h) for h in ledger.tag_history(t.name, t.tag)]
+                for t in tags
+            },
+        }
+    )
     return details
 
 
@@ -88,12 +95,14 @@ def list_images(ledger: Ledger, me: str | None, mine: bool, shared: bool) -> lis
         records = ledger.images()
     rows = []
     for record in records:
-        rows.append({
-            "digest": record.digest,
-            "names": [f"{t.name}:{t.tag}" for t in ledger.tags_of(record.digest)],
-            "owner": record.owner,
-            "status": record.status.value,
-            "published_at": record.published_at,
-            "root_cid": record.root_cid,
-        })
+        rows.append(
+            {
+                "digest": record.digest,
+                "names": [f"{t.name}:{t.tag}" for t in ledger.tags_of(record.digest)],
+                "owner": record.owner,
+                "status": record.status.value,
+                "published_at": record.published_at,
+                "root_cid": record.root_cid,
+            }
+        )
     return rows

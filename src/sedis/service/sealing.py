@@ -204,7 +204,7 @@ def parse_share_manifest(raw: bytes) -> ShareManifest:
     for desc in (*manifest.descriptors(), source):
         if not desc.encrypted and desc is not source:
             raise InvalidInputError(f"share manifest holds a plaintext blob {desc.digest}")
-        _blob_cid(desc)
+        blob_cid(desc)
         for key in (keywrap.KEYS_ANNOTATION, keywrap.PUBOPTS_ANNOTATION):
             if key not in desc.annotations:
                 raise InvalidInputError(f"sealed blob {desc.digest} has no {key} annotation")
@@ -217,7 +217,7 @@ def open_share(share: ShareManifest, key: JWK) -> SealedImage:
     def sealed(desc: model.Descriptor) -> SealedBlob:
         private, public = unwrap(desc, key)
         bare = model.Descriptor(desc.media_type, desc.digest, desc.size, urls=desc.urls)
-        return SealedBlob(bare, private, public, _blob_cid(desc), desc.size)
+        return SealedBlob(bare, private, public, blob_cid(desc), desc.size)
 
     manifest = share.manifest
     return SealedImage(
@@ -228,7 +228,7 @@ def open_share(share: ShareManifest, key: JWK) -> SealedImage:
     )
 
 
-def _blob_cid(desc: model.Descriptor) -> Cid:
+def blob_cid(desc: model.Descriptor) -> Cid:
     from sedis.store.cid import Cid
 
     urls = [u for u in desc.urls if u.startswith("ipfs://")]
@@ -257,7 +257,7 @@ def open_sealed(
     its CID), checks its size and sha256 against the descriptor and its HMAC;
     only then does pass two decrypt, checking the plaintext digest at the end.
     """
-    cid = _blob_cid(desc)
+    cid = blob_cid(desc)
 
     def ciphertext() -> Iterator[bytes]:
         digest = hashlib.sha256()
