@@ -9,8 +9,10 @@ checked against the blob before it is read.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import struct
+import tempfile
 
 from sedis.core.errors import InvalidInputError
 from sedis.scan.inventory import purls
@@ -18,6 +20,7 @@ from sedis.scan.model import OSInfo, Package
 from sedis.scan.rootfs import Files
 
 SQLITE_DB = "var/lib/rpm/rpmdb.sqlite"
+SQLITE_WAL = SQLITE_DB + "-wal"
 _MAX_ENTRIES = 65536
 _MAX_DATA = 64 * 1024 * 1024
 _MAX_PACKAGES = 100_000
@@ -40,7 +43,7 @@ class HeaderError(ValueError):
 
 
 def wants(path: str) -> bool:
-    return path == SQLITE_DB
+    return path in (SQLITE_DB, SQLITE_WAL)
 
 
 def parse_header(blob: bytes) -> dict[int, str | int]:
@@ -80,15 +83,35 @@ def _srpm_name(srpm: str) -> str:
     return parts[0] if len(parts) == 3 else base
 
 
-def _rows(data: bytes) -> list[bytes]:
-    # SQLite in WAL mode marks the file (bytes 18-19 = 2); a deserialized copy
-    # has no WAL beside it, so it is read as a rollback-journal database.
+def _connect(data: bytes, wal: bytes, scratch: str) -> sqlite3.Connection:
+    if wal:
+        # Committed transactions not yet checkpointed live only in the WAL, so
+        # the pair is copied out and SQLite replays it on open.
+        path = os.path.join(scratch, "rpmdb.sqlite")
+        with open(path, "wb") as f:
+            f.write(data)
+        with open(path + "-wal", "wb") as f:
+            f.write(wal)
+        return sqlite3.connect(path)
+    # SQLite in WAL mode marks the file (bytes 18-19 = 2); with no WAL to
+    # replay, a deserialized copy is read as a rollback-journal database.
     image = bytearray(data)
     if len(image) >= 20 and image[18:20] == b"\x02\x02":
         image[18:20] = b"\x01\x01"
     conn = sqlite3.connect(":memory:")
+    conn.deserialize(bytes(image))
+    return conn
+
+
+def _rows(data: bytes, wal: bytes) -> list[bytes]:
+    with tempfile.TemporaryDirectory(prefix="sedis-rpmdb-") as scratch:
+        return _rows_in(data, wal, scratch)
+
+
+def _rows_in(data: bytes, wal: bytes, scratch: str) -> list[bytes]:
+    conn: sqlite3.Connection | None = None
     try:
-        conn.deserialize(bytes(image))
+        conn = _connect(data, wal, scratch)
         cursor = conn.execute(
             "SELECT blob FROM Packages ORDER BY hnum LIMIT ?", (_MAX_PACKAGES + 1,)
         )
@@ -96,8 +119,9 @@ def _rows(data: bytes) -> list[bytes]:
     except sqlite3.DatabaseError as exc:
         raise InvalidInputError(f"{SQLITE_DB} is not a readable rpm database: {exc}") from exc
     finally:
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
     if len(rows) > _MAX_PACKAGES:
         raise InvalidInputError(f"{SQLITE_DB} holds more than {_MAX_PACKAGES} packages")
     return rows
@@ -108,7 +132,8 @@ def read(files: Files, os_info: OSInfo | None) -> list[Package]:
         return []
     layer, data = files[SQLITE_DB]
     out: list[Package] = []
-    for n, blob in enumerate(_rows(data)):
+    wal = files[SQLITE_WAL][1] if SQLITE_WAL in files else b""
+    for n, blob in enumerate(_rows(data, wal)):
         try:
             h = parse_header(blob)
         except HeaderError as exc:
