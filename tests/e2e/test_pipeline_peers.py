@@ -118,7 +118,7 @@ def test_debian_round_trip(world: World, debian: Path, tmp_path: Path) -> None:
 
 
 def _plaintext_windows(layout: Path) -> set[bytes]:
-    manifest, config, layers = layout_digests(layout)
+    _, config, layers = layout_digests(layout)
     windows: set[bytes] = set()
     for digest in (config, *layers):
         blob = (layout / "blobs" / "sha256" / digest[7:]).read_bytes()
