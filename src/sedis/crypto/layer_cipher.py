@@ -174,24 +174,31 @@ def decrypt_checked(
     open_ciphertext: Callable[[], Iterable[bytes]],
     private: PrivateOptions,
     public: PublicOptions,
+    *,
+    check_digest: bool = True,
 ) -> Iterator[bytes]:
     """Check the HMAC over all of the ciphertext, then (pass two) yield the plaintext.
 
-    The plaintext is also hashed as it goes; a digest that differs from the one
-    in the private options ends the stream with CorruptError.
+    The plaintext is hashed as it goes, and a digest that differs from the one
+    in the private options ends the stream with CorruptError; a caller that
+    already checks the plaintext against that digest passes ``check_digest=False``
+    rather than hash every byte twice.
     """
     check_hmac(open_ciphertext(), private, public)
-    return _decrypt(open_ciphertext(), private)
+    return _decrypt(open_ciphertext(), private, check_digest)
 
 
-def _decrypt(ciphertext: Iterable[bytes], private: PrivateOptions) -> Iterator[bytes]:
+def _decrypt(
+    ciphertext: Iterable[bytes], private: PrivateOptions, check_digest: bool
+) -> Iterator[bytes]:
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     aes = Cipher(algorithms.AES(private.symkey), modes.CTR(private.nonce)).decryptor()
-    digest = hashlib.sha256()
+    digest = hashlib.sha256() if check_digest else None
     for chunk in ciphertext:
         plain = aes.update(chunk)
-        digest.update(plain)
+        if digest is not None:
+            digest.update(plain)
         yield plain
-    if "sha256:" + digest.hexdigest() != private.digest:
+    if digest is not None and "sha256:" + digest.hexdigest() != private.digest:
         raise CorruptError(f"decrypted blob does not match its digest {private.digest}")

@@ -250,16 +250,26 @@ def open_sealed(
     desc: model.Descriptor,
     private: PrivateOptions,
     public: PublicOptions,
+    *,
+    check_digest: bool = True,
 ) -> Iterator[bytes]:
     """Verified plaintext of one sealed blob.
 
     Pass one reads the ciphertext from the store (every block checked against
-    its CID), checks its size and sha256 against the descriptor and its HMAC;
-    only then does pass two decrypt, checking the plaintext digest at the end.
+    its CID), checks its size and sha256 against the descriptor, and its HMAC;
+    only then does pass two decrypt. Pass two reads the same CIDs, which pin
+    the same bytes, so it does not hash the ciphertext again. The plaintext is
+    checked against its digest at the end unless the caller does that itself.
     """
     cid = blob_cid(desc)
+    passes = 0
 
     def ciphertext() -> Iterator[bytes]:
+        nonlocal passes
+        passes += 1
+        if passes > 1:
+            yield from store.cat(str(cid))
+            return
         digest = hashlib.sha256()
         size = 0
         for piece in store.cat(str(cid)):
@@ -271,7 +281,7 @@ def open_sealed(
         if size != desc.size or "sha256:" + digest.hexdigest() != desc.digest:
             raise CorruptError(f"sealed blob {desc.digest} does not match its descriptor")
 
-    return decrypt_checked(ciphertext, private, public)
+    return decrypt_checked(ciphertext, private, public, check_digest=check_digest)
 
 
 def read_sealed(store: ContentStore, desc: model.Descriptor, key: JWK, limit: int) -> bytes:

@@ -1,0 +1,194 @@
+"""Publish and pull throughput and memory, beside skopeo's ocicrypt encryption and
+decryption of the same images, sha256 and a file copy, in one run.
+
+    python -m bench.pipeline [--size-mib 1024] [--layers 4] [--no-debian]
+
+Each sedis measurement runs in its own process (its peak RSS is its own), with
+the identity already unlocked, so the figure is the data path, not scrypt.
+Results go to bench/results/pipeline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.store import sha256_file
+
+RESULTS = Path(__file__).parent / "results" / "pipeline.json"
+PASSWORD = "bench-password-not-secret"
+
+_CHILD = """
+import json, os, sys, time
+from pathlib import Path
+from sedis.config import load
+from sedis.service.session import Session
+op, who, ref, target = sys.argv[1:5]
+session = Session(load(), who, lambda: os.environ["SEDIS_PASSWORD"])
+session.account, session.encryption_key  # unlock before the clock starts
+start = time.perf_counter()
+if op == "publish":
+    from sedis.oci.transports import open_source
+    from sedis.service import publish
+    from sedis.service.naming import parse_name
+    with open_source(ref) as src:
+        publish.publish(session, src, parse_name(target), ["bob"])
+else:
+    from sedis.oci.transports import copy_image, open_sink
+    from sedis.service import pull
+    copy_image(pull.open_image(session, ref), open_sink(target))
+elapsed = time.perf_counter() - start
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"seconds": elapsed, "rss_mib": int(hwm.split()[1]) / 1024}))
+"""
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
+
+
+def timed(fn) -> float:  # type: ignore[no-untyped-def]
+    os.sync()
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def child(env: dict[str, str], *args: str) -> dict[str, float]:
+    os.sync()
+    out = run(sys.executable, "-c", _CHILD, *args, env=env)
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
+def big_image(work: Path, size_mib: int, layers: int) -> Path:
+    from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
+
+    specs = []
+    for n in range(layers):
+        data = work / f"layer{n}.bin"
+        with open(data, "wb") as f:
+            for _ in range(size_mib // layers):
+                f.write(os.urandom(1 << 20))
+        specs.append(LayerSpec([FileSpec(f"data/{n}.bin", source=data)], gzip=False))
+    dest = work / "big-oci"
+    build(ImageSpec(specs), dest, "1")
+    for n in range(layers):
+        (work / f"layer{n}.bin").unlink()
+    return dest
+
+
+def debian_image(work: Path) -> Path:
+    from tests.integration.scan.images import debian_rootfs
+
+    layout, bundle = work / "debian-oci", work / "bundle"
+    run("umoci", "init", "--layout", str(layout))
+    run("umoci", "new", "--image", f"{layout}:1")
+    run("umoci", "unpack", "--image", f"{layout}:1", str(bundle))
+    run("cp", "-a", f"{debian_rootfs()}/.", str(bundle / "rootfs"))
+    run("umoci", "repack", "--image", f"{layout}:1", str(bundle))
+    shutil.rmtree(bundle)
+    return layout
+
+
+def image_bytes(layout: Path) -> int:
+    return sum(p.stat().st_size for p in (layout / "blobs" / "sha256").iterdir())
+
+
+def measure(name: str, layout: Path, work: Path, env: dict[str, str]) -> dict[str, object]:
+    mib = image_bytes(layout) / (1 << 20)
+    enc, dec = work / f"{name}-skopeo-enc", work / f"{name}-skopeo-dec"
+    skopeo_enc = timed(lambda: run("skopeo", "copy", "--encryption-key",
+                                   f"jwe:{work / 'pub.pem'}", f"oci:{layout}:1", f"oci:{enc}:1"))
+    skopeo_dec = timed(lambda: run("skopeo", "copy", "--decryption-key", str(work / "priv.pem"),
+                                   f"oci:{enc}:1", f"oci:{dec}:1"))
+    publish = child(env, "publish", "alice", f"oci:{layout}:1", f"bench/{name}:1")
+    pulled = work / f"{name}-pulled.tar"
+    pull = child(env, "pull", "bob", f"bench/{name}:1", f"docker-archive:{pulled}:bench/{name}:1")
+    verify_start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sedis", "verify", f"docker-archive:{pulled}"],
+                   check=True, capture_output=True, env=env)
+    verify = time.perf_counter() - verify_start
+    for path in (enc, dec):
+        shutil.rmtree(path)
+    pulled.unlink()
+    rates = {
+        "sedis_publish": mib / publish["seconds"],
+        "sedis_pull": mib / pull["seconds"],
+        "skopeo_encrypt": mib / skopeo_enc,
+        "skopeo_decrypt": mib / skopeo_dec,
+    }
+    return {
+        "image_mib": round(mib, 1),
+        "mib_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "ratios": {
+            "publish_vs_skopeo_encrypt": round(rates["sedis_publish"] / rates["skopeo_encrypt"], 2),
+            "pull_vs_skopeo_decrypt": round(rates["sedis_pull"] / rates["skopeo_decrypt"], 2),
+        },
+        "peak_rss_mib": {"publish": round(publish["rss_mib"], 1), "pull": round(pull["rss_mib"], 1)},
+        "verify_docker_archive_cold_s": round(verify, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--no-debian", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sedis-bench-") as tmp:
+        work = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEDIS_")}
+        env.update(SEDIS_HOME=str(work / "home"), SEDIS_PASSWORD=PASSWORD)
+        os.environ.update(SEDIS_HOME=env["SEDIS_HOME"], SEDIS_PASSWORD=PASSWORD)
+        run("openssl", "genrsa", "-out", str(work / "priv.pem"), "3072")
+        run("openssl", "rsa", "-in", str(work / "priv.pem"), "-pubout", "-out",
+            str(work / "pub.pem"))
+        for who in ("alice", "bob"):
+            run(sys.executable, "-m", "sedis", "identity", "create", who, env=env)
+        run(sys.executable, "-m", "sedis", "identity", "register", "bob", env=env)
+
+        big = big_image(work, args.size_mib, args.layers)
+        blob = next(p for p in (big / "blobs" / "sha256").iterdir() if p.stat().st_size > 1 << 20)
+        blob_mib = blob.stat().st_size / (1 << 20)
+        sha256_file(blob)
+        baseline = {
+            "sha256": round(blob_mib / timed(lambda: sha256_file(blob)), 1),
+            "file_copy": round(blob_mib / timed(lambda: shutil.copyfile(blob, work / "c.bin")), 1),
+        }
+        (work / "c.bin").unlink()
+        images = {"incompressible": measure("big", big, work, env)}
+        shutil.rmtree(big)
+        if not args.no_debian:
+            images["debian"] = measure("debian", debian_image(work), work, env)
+
+    report = {
+        "benchmark": "pipeline",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "baseline_mib_per_s": baseline,
+        "images": images,
+        "targets": {
+            name: {
+                "publish >= 3x skopeo": data["ratios"]["publish_vs_skopeo_encrypt"] >= 3,  # type: ignore[index]
+                "pull >= 3x skopeo": data["ratios"]["pull_vs_skopeo_decrypt"] >= 3,  # type: ignore[index]
+                "peak RSS < 200 MiB": max(data["peak_rss_mib"].values()) < 200,  # type: ignore[attr-defined]
+                "verify docker-archive < 1 s cold": data["verify_docker_archive_cold_s"] < 1,  # type: ignore[operator]
+            }
+            for name, data in images.items()
+        },
+    }
+    print(json.dumps(report, indent=2))
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
