@@ -105,7 +105,7 @@ def type_string(param: dict[str, Any]) -> str:
     kind: str = param["type"]
     if kind.startswith("tuple"):
         inner = ",".join(type_string(c) for c in param["components"])
-        return f"({inner}){kind[len('tuple'):]}"
+        return f"({inner}){kind[len('tuple') :]}"
     return kind
 
 

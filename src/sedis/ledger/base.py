@@ -49,15 +49,20 @@ class Ledger(ABC):
     def __enter__(self) -> Ledger:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     # -- images ---------------------------------------------------------------
 
     @abstractmethod
-    def publish(self, digest: str, config_digest: str, root_cid: str,
-                scan: ScanSummary) -> TxReceipt: ...
+    def publish(
+        self, digest: str, config_digest: str, root_cid: str, scan: ScanSummary
+    ) -> TxReceipt: ...
 
     @abstractmethod
     def image(self, digest: str) -> ImageRecord | None:
@@ -87,8 +92,14 @@ class Ledger(ABC):
     # -- grants -----------------------------------------------------------------
 
     @abstractmethod
-    def grant(self, digest: str, recipient: str, manifest_cid: str, manifest_hash: str,
-              expires_at: int | None = None) -> TxReceipt: ...
+    def grant(
+        self,
+        digest: str,
+        recipient: str,
+        manifest_cid: str,
+        manifest_hash: str,
+        expires_at: int | None = None,
+    ) -> TxReceipt: ...
 
     @abstractmethod
     def revoke_grant(self, digest: str, recipient: str) -> TxReceipt: ...
@@ -143,8 +154,9 @@ class Ledger(ABC):
     def keys_of(self, address: str) -> KeyEntry | None: ...
 
     @abstractmethod
-    def report_usage(self, digest: str, window_start: int, window_end: int, cid: str,
-                     blob_hash: str) -> TxReceipt: ...
+    def report_usage(
+        self, digest: str, window_start: int, window_end: int, cid: str, blob_hash: str
+    ) -> TxReceipt: ...
 
     @abstractmethod
     def usage_reports(self, digest: str) -> list[UsageReport]: ...

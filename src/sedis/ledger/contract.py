@@ -43,8 +43,14 @@ _BATCH = 200
 # Gas for each function before the per-byte part; generous, since only the gas
 # actually used is charged, and it keeps py-evm from estimating.
 _BASE_GAS = {
-    "publish": 250_000, "setStatus": 90_000, "grant": 150_000, "revokeGrant": 60_000,
-    "attest": 80_000, "setTag": 150_000, "registerKeys": 150_000, "reportUsage": 80_000,
+    "publish": 250_000,
+    "setStatus": 90_000,
+    "grant": 150_000,
+    "revokeGrant": 60_000,
+    "attest": 80_000,
+    "setTag": 150_000,
+    "registerKeys": 150_000,
+    "reportUsage": 80_000,
 }
 # Covers storing calldata bytes (registerKeys keeps its keys in storage).
 _GAS_PER_BYTE = 800
@@ -87,7 +93,8 @@ class ContractLedger(Ledger):
     def _write(self, function: str, *args: Any) -> TxReceipt:
         if self.address is None:
             raise InvalidInputError(
-                f"{function} changes the ledger and needs an identity (--as NAME)")
+                f"{function} changes the ledger and needs an identity (--as NAME)"
+            )
         data = codec().call_data(function, *args)
         try:
             return self._transact(data, _BASE_GAS[function] + _GAS_PER_BYTE * len(data))
@@ -105,13 +112,26 @@ class ContractLedger(Ledger):
 
     # -- images -------------------------------------------------------------------------
 
-    def publish(self, digest: str, config_digest: str, root_cid: str,
-                scan: ScanSummary) -> TxReceipt:
+    def publish(
+        self, digest: str, config_digest: str, root_cid: str, scan: ScanSummary
+    ) -> TxReceipt:
         report = digest_to_bytes(scan.report_digest) if scan.report_digest else bytes(32)
-        return self._write("publish", digest_to_bytes(digest), digest_to_bytes(config_digest),
-                           root_cid, (scan.critical, scan.high, scan.medium, scan.low,
-                                      scan.unknown, scan.not_scanned, report,
-                                      scan.report_cid or ""))
+        return self._write(
+            "publish",
+            digest_to_bytes(digest),
+            digest_to_bytes(config_digest),
+            root_cid,
+            (
+                scan.critical,
+                scan.high,
+                scan.medium,
+                scan.low,
+                scan.unknown,
+                scan.not_scanned,
+                report,
+                scan.report_cid or "",
+            ),
+        )
 
     def image(self, digest: str) -> ImageRecord | None:
         raw = digest_to_bytes(digest)
@@ -124,17 +144,19 @@ class ContractLedger(Ledger):
         return _record(raw, view, published[0])
 
     def images(self, owner: str | None = None) -> list[ImageRecord]:
-        return self._records(self._events(
-            ["ImagePublished"], None, word(checked_address(owner)) if owner else None))
+        return self._records(
+            self._events(["ImagePublished"], None, word(checked_address(owner)) if owner else None)
+        )
 
     def images_by_config(self, config_digest: str) -> list[ImageRecord]:
-        return self._records(self._events(
-            ["ImagePublished"], None, None, digest_to_bytes(config_digest)))
+        return self._records(
+            self._events(["ImagePublished"], None, None, digest_to_bytes(config_digest))
+        )
 
     def _records(self, published: list[Event]) -> list[ImageRecord]:
         out: list[ImageRecord] = []
         for start in range(0, len(published), _BATCH):
-            chunk = published[start:start + _BATCH]
+            chunk = published[start : start + _BATCH]
             views = self._read("imagesOf", [e.args["digest"] for e in chunk])
             out.extend(_record(e.args["digest"], v, e) for e, v in zip(chunk, views, strict=True))
         return out
@@ -142,7 +164,7 @@ class ContractLedger(Ledger):
     def statuses(self, digests: Sequence[str]) -> dict[str, Status]:
         out: dict[str, Status] = {}
         for start in range(0, len(digests), _BATCH):
-            chunk = list(digests[start:start + _BATCH])
+            chunk = list(digests[start : start + _BATCH])
             views = self._read("imagesOf", [digest_to_bytes(d) for d in chunk])
             out.update((d, _STATUSES[v["status"]]) for d, v in zip(chunk, views, strict=True))
         return out
@@ -159,21 +181,50 @@ class ContractLedger(Ledger):
         record = self.image(digest)
         if record is None:
             return []
-        history = [StatusEntry(digest, 0, Status.TRUSTED, Status.UNKNOWN, "published",
-                               record.published_at, record.owner)]
+        history = [
+            StatusEntry(
+                digest,
+                0,
+                Status.TRUSTED,
+                Status.UNKNOWN,
+                "published",
+                record.published_at,
+                record.owner,
+            )
+        ]
         for e in self._events(["StatusChanged"], digest_to_bytes(digest)):
             a = e.args
-            history.append(StatusEntry(digest, a["index"], _STATUSES[a["status"]],
-                                       _STATUSES[a["previous"]], a["reason"], a["at"],
-                                       to_checksum_address(a["by"])))
+            history.append(
+                StatusEntry(
+                    digest,
+                    a["index"],
+                    _STATUSES[a["status"]],
+                    _STATUSES[a["previous"]],
+                    a["reason"],
+                    a["at"],
+                    to_checksum_address(a["by"]),
+                )
+            )
         return history
 
     # -- grants ------------------------------------------------------------------------------
 
-    def grant(self, digest: str, recipient: str, manifest_cid: str, manifest_hash: str,
-              expires_at: int | None = None) -> TxReceipt:
-        return self._write("grant", digest_to_bytes(digest), checked_address(recipient),
-                           manifest_cid, digest_to_bytes(manifest_hash), expires_at or 0)
+    def grant(
+        self,
+        digest: str,
+        recipient: str,
+        manifest_cid: str,
+        manifest_hash: str,
+        expires_at: int | None = None,
+    ) -> TxReceipt:
+        return self._write(
+            "grant",
+            digest_to_bytes(digest),
+            checked_address(recipient),
+            manifest_cid,
+            digest_to_bytes(manifest_hash),
+            expires_at or 0,
+        )
 
     def revoke_grant(self, digest: str, recipient: str) -> TxReceipt:
         return self._write("revokeGrant", digest_to_bytes(digest), checked_address(recipient))
@@ -202,25 +253,42 @@ class ContractLedger(Ledger):
                     recipient=to_checksum_address(a["recipient"]),
                     manifest_cid=a["manifestCid"],
                     manifest_hash=digest_from_bytes(a["manifestHash"]),
-                    granted_at=a["grantedAt"], expires_at=a["expiresAt"] or None,
-                    by=to_checksum_address(a["by"]))
+                    granted_at=a["grantedAt"],
+                    expires_at=a["expiresAt"] or None,
+                    by=to_checksum_address(a["by"]),
+                )
             elif key in latest:
                 g = latest[key]
-                latest[key] = Grant(g.digest, g.recipient, g.manifest_cid, g.manifest_hash,
-                                    g.granted_at, g.expires_at, a["revokedAt"], g.by)
+                latest[key] = Grant(
+                    g.digest,
+                    g.recipient,
+                    g.manifest_cid,
+                    g.manifest_hash,
+                    g.granted_at,
+                    g.expires_at,
+                    a["revokedAt"],
+                    g.by,
+                )
         return list(latest.values())
 
     # -- attestations ---------------------------------------------------------------------------
 
     def attest(self, digest: str, kind: str, payload_hash: str, cid: str = "") -> TxReceipt:
-        return self._write("attest", digest_to_bytes(digest), _kind(kind),
-                           digest_to_bytes(payload_hash), cid)
+        return self._write(
+            "attest", digest_to_bytes(digest), _kind(kind), digest_to_bytes(payload_hash), cid
+        )
 
     def attestations(self, digest: str) -> list[Attestation]:
         return [
-            Attestation(digest, to_checksum_address(a["attester"]),
-                        a["kind"].rstrip(b"\0").decode("utf-8", "replace"),
-                        digest_from_bytes(a["payloadHash"]), a["cid"], a["at"], a["index"])
+            Attestation(
+                digest,
+                to_checksum_address(a["attester"]),
+                a["kind"].rstrip(b"\0").decode("utf-8", "replace"),
+                digest_from_bytes(a["payloadHash"]),
+                a["cid"],
+                a["at"],
+                a["index"],
+            )
             for a in (e.args for e in self._events(["Attested"], digest_to_bytes(digest)))
         ]
 
@@ -255,16 +323,30 @@ class ContractLedger(Ledger):
         key, n, at = self._read("keysOf", checked_address(address))
         return None if at == 0 else KeyEntry(to_checksum_address(address), key, n, at)
 
-    def report_usage(self, digest: str, window_start: int, window_end: int, cid: str,
-                     blob_hash: str) -> TxReceipt:
-        return self._write("reportUsage", digest_to_bytes(digest), window_start, window_end, cid,
-                           digest_to_bytes(blob_hash))
+    def report_usage(
+        self, digest: str, window_start: int, window_end: int, cid: str, blob_hash: str
+    ) -> TxReceipt:
+        return self._write(
+            "reportUsage",
+            digest_to_bytes(digest),
+            window_start,
+            window_end,
+            cid,
+            digest_to_bytes(blob_hash),
+        )
 
     def usage_reports(self, digest: str) -> list[UsageReport]:
         return [
-            UsageReport(digest, to_checksum_address(a["reporter"]), a["windowStart"],
-                        a["windowEnd"], a["cid"], digest_from_bytes(a["blobHash"]), a["at"],
-                        a["index"])
+            UsageReport(
+                digest,
+                to_checksum_address(a["reporter"]),
+                a["windowStart"],
+                a["windowEnd"],
+                a["cid"],
+                digest_from_bytes(a["blobHash"]),
+                a["at"],
+                a["index"],
+            )
             for a in (e.args for e in self._events(["UsageReported"], digest_to_bytes(digest)))
         ]
 
@@ -273,8 +355,13 @@ class ContractLedger(Ledger):
     def audit_log(self, digest: str | None = None) -> list[AuditEvent]:
         topic = None if digest is None else digest_to_bytes(digest)
         return [
-            AuditEvent(e.name, e.block_number, e.log_index, "0x" + e.tx_hash.hex(),
-                       {k: _plain(v) for k, v in e.args.items()})
+            AuditEvent(
+                e.name,
+                e.block_number,
+                e.log_index,
+                "0x" + e.tx_hash.hex(),
+                {k: _plain(v) for k, v in e.args.items()},
+            )
             for e in self._events(codec().event_names(), topic)
         ]
 
@@ -299,10 +386,15 @@ def _record(digest: bytes, view: dict[str, Any], published: Event) -> ImageRecor
         published_at=view["publishedAt"],
         status=_STATUSES[view["status"]],
         scan=ScanSummary(
-            critical=view["critical"], high=view["high"], medium=view["medium"],
-            low=view["low"], unknown=view["unknown"], not_scanned=view["notScanned"],
+            critical=view["critical"],
+            high=view["high"],
+            medium=view["medium"],
+            low=view["low"],
+            unknown=view["unknown"],
+            not_scanned=view["notScanned"],
             report_digest=optional_digest(view["reportDigest"]),
-            report_cid=scan["reportCid"] or None),
+            report_cid=scan["reportCid"] or None,
+        ),
         status_changes=view["statusChanges"],
         attestation_count=view["attestations"],
         usage_report_count=view["usageReports"],
@@ -311,8 +403,14 @@ def _record(digest: bytes, view: dict[str, Any], published: Event) -> ImageRecor
 
 def _tag(e: Event) -> TagEntry:
     a = e.args
-    return TagEntry(a["name"], a["tag"], digest_from_bytes(a["digest"]),
-                    optional_digest(a["previous"]), to_checksum_address(a["by"]), a["at"])
+    return TagEntry(
+        a["name"],
+        a["tag"],
+        digest_from_bytes(a["digest"]),
+        optional_digest(a["previous"]),
+        to_checksum_address(a["by"]),
+        a["at"],
+    )
 
 
 def checked_address(text: str) -> str:

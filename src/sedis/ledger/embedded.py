@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
 from eth_utils.address import to_checksum_address
 
 from sedis.core.errors import UnavailableError
@@ -27,8 +27,15 @@ class EmbeddedLedger(ContractLedger):
         self.directory = directory
         self._chain = EmbeddedChain(directory)
         self._account = account
-        self._dev = Account.from_key(DEV_KEY.to_bytes())
         self.contract = self._ensure_contract()
+
+    @functools.cached_property
+    def _dev(self) -> LocalAccount:
+        # eth_account is slow to import, and a reader never signs.
+        from eth_account import Account
+
+        dev: LocalAccount = Account.from_key(DEV_KEY.to_bytes())
+        return dev
 
     def _ensure_contract(self) -> bytes:
         with self._chain.reading():
@@ -57,9 +64,14 @@ class EmbeddedLedger(ContractLedger):
             balance = None
             if self._account is not None:
                 balance = self._chain.account(bytes.fromhex(self._account.address[2:]))[0]
-        return LedgerInfo(url="embedded", chain_id=CHAIN_ID,
-                          contract=to_checksum_address(self.contract), block_number=number,
-                          account=self.address, balance_wei=balance)
+        return LedgerInfo(
+            url="embedded",
+            chain_id=CHAIN_ID,
+            contract=to_checksum_address(self.contract),
+            block_number=number,
+            account=self.address,
+            balance_wei=balance,
+        )
 
     def balance(self, address: str) -> int:
         with self._chain.reading():
@@ -86,8 +98,9 @@ class EmbeddedLedger(ContractLedger):
 
     # -- inside a write session -----------------------------------------------------------
 
-    def _apply(self, account: LocalAccount, to: bytes | None, data: bytes, gas: int,
-               value: int = 0) -> Outcome:
+    def _apply(
+        self, account: LocalAccount, to: bytes | None, data: bytes, gas: int, value: int = 0
+    ) -> Outcome:
         sender = _raw(account.address)
         balance, nonce, _ = self._chain.account(sender)
         max_fee = 2 * self._chain.base_fee() + 1
@@ -95,8 +108,14 @@ class EmbeddedLedger(ContractLedger):
             # The embedded chain is a dev chain: its dev account funds whoever acts.
             self._apply(self._dev, sender, b"", 21_000, value=_FUNDING + gas * max_fee + value)
         tx: dict[str, Any] = {
-            "type": 2, "chainId": CHAIN_ID, "nonce": nonce, "gas": gas, "value": value,
-            "data": data, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": 1,
+            "type": 2,
+            "chainId": CHAIN_ID,
+            "nonce": nonce,
+            "gas": gas,
+            "value": value,
+            "data": data,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": 1,
         }
         if to is not None:
             tx["to"] = to_checksum_address(to)

@@ -35,8 +35,9 @@ GAS_LIMIT = 30_000_000
 CALL_GAS = 50_000_000
 # The dev account that holds the embedded chain's ether and funds new
 # accounts. Its key is public by design: this chain is local to one machine.
-DEV_KEY = PrivateKey(bytes.fromhex(
-    "5ed15de75ed15de75ed15de75ed15de75ed15de75ed15de75ed15de75ed15de7"))
+DEV_KEY = PrivateKey(
+    bytes.fromhex("5ed15de75ed15de75ed15de75ed15de75ed15de75ed15de75ed15de75ed15de7")
+)
 DEV_ADDRESS = DEV_KEY.public_key.to_canonical_address()
 _DEV_BALANCE = 10**30
 _LOCK_TIMEOUT = 60.0
@@ -85,9 +86,13 @@ class EmbeddedChain:
 
     def _create(self) -> None:
         params: Any = {
-            "coinbase": b"\0" * 20, "difficulty": POST_MERGE_DIFFICULTY,
-            "extra_data": b"sedis", "gas_limit": GAS_LIMIT, "mix_hash": POST_MERGE_MIX_HASH,
-            "nonce": POST_MERGE_NONCE, "timestamp": int(time.time()),
+            "coinbase": b"\0" * 20,
+            "difficulty": POST_MERGE_DIFFICULTY,
+            "extra_data": b"sedis",
+            "gas_limit": GAS_LIMIT,
+            "mix_hash": POST_MERGE_MIX_HASH,
+            "nonce": POST_MERGE_NONCE,
+            "timestamp": int(time.time()),
         }
         dev = {"balance": _DEV_BALANCE, "nonce": 0, "code": b"", "storage": {}}
         state: Any = {DEV_ADDRESS: dev}
@@ -108,7 +113,8 @@ class EmbeddedChain:
         except Timeout:
             raise UnavailableError(
                 f"the embedded ledger in {self.directory} stayed locked by another process "
-                f"for {_LOCK_TIMEOUT:.0f} s") from None
+                f"for {_LOCK_TIMEOUT:.0f} s"
+            ) from None
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -121,7 +127,8 @@ class EmbeddedChain:
         chain = _Chain(self._atomic)
         head = chain.get_canonical_head()
         header = chain.create_header_from_parent(
-            head, timestamp=max(int(time.time()), head.timestamp), gas_limit=head.gas_limit)
+            head, timestamp=max(int(time.time()), head.timestamp), gas_limit=head.gas_limit
+        )
         return chain, header
 
     def head(self) -> tuple[int, int]:
@@ -144,8 +151,14 @@ class EmbeddedChain:
     def call(self, to: bytes, data: bytes, sender: bytes) -> Outcome:
         chain, header = self._pending()
         state = chain.get_vm(header).state
-        message = Message(gas=CALL_GAS, to=Address(to), sender=Address(sender), value=0,
-                          data=data, code=state.get_code(Address(to)))
+        message = Message(
+            gas=CALL_GAS,
+            to=Address(to),
+            sender=Address(sender),
+            value=0,
+            data=data,
+            code=state.get_code(Address(to)),
+        )
         context = state.get_transaction_context_class()(gas_price=0, origin=Address(sender))
         snapshot = state.snapshot()
         try:
@@ -154,10 +167,13 @@ class EmbeddedChain:
             state.revert(snapshot)
         return _outcome(computation)
 
-    def logs(self, address: bytes, topic0s: Sequence[bytes],
-             topics: Sequence[bytes | None] = ()) -> list[Log]:
-        return [Log(a, t, d, b, i, tx)
-                for b, i, tx, a, t, d in self.db.find_logs(address, topic0s, topics)]
+    def logs(
+        self, address: bytes, topic0s: Sequence[bytes], topics: Sequence[bytes | None] = ()
+    ) -> list[Log]:
+        return [
+            Log(a, t, d, b, i, tx)
+            for b, i, tx, a, t, d in self.db.find_logs(address, topic0s, topics)
+        ]
 
     # -- writes (inside writing()) --------------------------------------------------
 
@@ -178,14 +194,29 @@ class EmbeddedChain:
             return outcome
         block_number = header.block_number
         logs = tuple(
-            Log(bytes(log.address), tuple(t.to_bytes(32, "big") for t in log.topics),
-                bytes(log.data), block_number, index, tx.hash)
-            for index, log in enumerate(receipt.logs))
-        self.db.add_logs([(x.block_number, x.log_index, x.tx_hash, x.address, x.topics, x.data)
-                          for x in logs])
+            Log(
+                bytes(log.address),
+                tuple(t.to_bytes(32, "big") for t in log.topics),
+                bytes(log.data),
+                block_number,
+                index,
+                tx.hash,
+            )
+            for index, log in enumerate(receipt.logs)
+        )
+        self.db.add_logs(
+            [(x.block_number, x.log_index, x.tx_hash, x.address, x.topics, x.data) for x in logs]
+        )
         created = computation.msg.storage_address if tx.to == b"" else None
-        return Outcome(ok=True, output=outcome.output, gas_used=receipt.gas_used,
-                       tx_hash=tx.hash, block_number=block_number, logs=logs, contract=created)
+        return Outcome(
+            ok=True,
+            output=outcome.output,
+            gas_used=receipt.gas_used,
+            tx_hash=tx.hash,
+            block_number=block_number,
+            logs=logs,
+            contract=created,
+        )
 
 
 def _outcome(computation: Any) -> Outcome:

@@ -40,8 +40,14 @@ class InsufficientFundsError(UnavailableError):
 
 
 class JsonRpcLedger(ContractLedger):
-    def __init__(self, settings: Settings, w3: Web3, chain_id: int,
-                 account: LocalAccount | None, contract: str | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        w3: Web3,
+        chain_id: int,
+        account: LocalAccount | None,
+        contract: str | None,
+    ) -> None:
         self.url = settings.ledger_url
         self.w3 = w3
         self.chain_id = chain_id
@@ -51,25 +57,32 @@ class JsonRpcLedger(ContractLedger):
         self.contract = bytes.fromhex(contract[2:]) if contract else b""
 
     @classmethod
-    def connect(cls, settings: Settings, account: LocalAccount | None = None,
-                need_contract: bool = True) -> JsonRpcLedger:
+    def connect(
+        cls, settings: Settings, account: LocalAccount | None = None, need_contract: bool = True
+    ) -> JsonRpcLedger:
         from web3 import HTTPProvider, Web3
 
-        provider = HTTPProvider(settings.ledger_url, request_kwargs={"timeout": 10},
-                                exception_retry_configuration=None, cache_allowed_requests=True)
+        provider = HTTPProvider(
+            settings.ledger_url,
+            request_kwargs={"timeout": 10},
+            exception_retry_configuration=None,
+            cache_allowed_requests=True,
+        )
         w3 = Web3(provider)
         chain_id = _rpc(settings.ledger_url, lambda: int(w3.eth.chain_id))
         if settings.ledger_chain_id is not None and chain_id != settings.ledger_chain_id:
             raise ConfigError(
                 f"the node at {settings.ledger_url} serves chain {chain_id}, but the "
-                f"configuration expects chain {settings.ledger_chain_id} (ledger.chain_id)")
+                f"configuration expects chain {settings.ledger_chain_id} (ledger.chain_id)"
+            )
         ledger = cls(settings, w3, chain_id, account, None)
         contract = settings.ledger_contract or ledger._deployed()
         if contract is None:
             if need_contract:
                 raise ConfigError(
                     f"no ImageLedger contract is configured for chain {chain_id} at "
-                    f"{settings.ledger_url}: run 'sedis ledger deploy' or set ledger.contract")
+                    f"{settings.ledger_url}: run 'sedis ledger deploy' or set ledger.contract"
+                )
             return ledger
         ledger._use(to_checksum_address(contract))
         return ledger
@@ -81,7 +94,8 @@ class JsonRpcLedger(ContractLedger):
         if code != load_artifact().deployed_bytecode:
             raise ConfigError(
                 f"the contract at {contract} on chain {self.chain_id} is not this version of "
-                "ImageLedger (its code differs from contracts/ImageLedger.json)")
+                "ImageLedger (its code differs from contracts/ImageLedger.json)"
+            )
         self._contract_text = contract
         self.contract = bytes.fromhex(contract[2:])
 
@@ -97,8 +111,14 @@ class JsonRpcLedger(ContractLedger):
         balance = None
         if self._account is not None:
             balance = self.balance(self._account.address)
-        return LedgerInfo(url=self.url, chain_id=self.chain_id, contract=self._contract_text,
-                          block_number=number, account=self.address, balance_wei=balance)
+        return LedgerInfo(
+            url=self.url,
+            chain_id=self.chain_id,
+            contract=self._contract_text,
+            block_number=number,
+            account=self.address,
+            balance_wei=balance,
+        )
 
     # -- deployment -------------------------------------------------------------------
 
@@ -153,17 +173,32 @@ class JsonRpcLedger(ContractLedger):
     def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
         c = codec()
         query: Any = {
-            "address": self._contract_text, "fromBlock": 0, "toBlock": "latest",
-            "topics": [[c.topic(n) for n in event_names],
-                       *[None if t is None else t for t in topics]],
+            "address": self._contract_text,
+            "fromBlock": 0,
+            "toBlock": "latest",
+            "topics": [
+                [c.topic(n) for n in event_names],
+                *[None if t is None else t for t in topics],
+            ],
         }
         while query["topics"] and query["topics"][-1] is None:
             query["topics"].pop()
         rows = self._rpc(lambda: self.w3.eth.get_logs(query))
-        return [Log(bytes(r["address"] if isinstance(r["address"], bytes)
-                          else bytes.fromhex(r["address"][2:])),
-                    tuple(bytes(t) for t in r["topics"]), bytes(r["data"]), int(r["blockNumber"]),
-                    int(r["logIndex"]), bytes(r["transactionHash"])) for r in rows]
+        return [
+            Log(
+                bytes(
+                    r["address"]
+                    if isinstance(r["address"], bytes)
+                    else bytes.fromhex(r["address"][2:])
+                ),
+                tuple(bytes(t) for t in r["topics"]),
+                bytes(r["data"]),
+                int(r["blockNumber"]),
+                int(r["logIndex"]),
+                bytes(r["transactionHash"]),
+            )
+            for r in rows
+        ]
 
     # -- sending -------------------------------------------------------------------------
 
@@ -180,30 +215,42 @@ class JsonRpcLedger(ContractLedger):
         self._ensure_funds(account.address, gas * max(fees.values()))
         for attempt in range(3):
             nonce = self._rpc(lambda: self.w3.eth.get_transaction_count(account.address, "pending"))
-            tx: dict[str, Any] = {**base, **fees, "gas": gas, "nonce": nonce,
-                                  "chainId": self.chain_id}
+            tx: dict[str, Any] = {
+                **base,
+                **fees,
+                "gas": gas,
+                "nonce": nonce,
+                "chainId": self.chain_id,
+            }
             tx.pop("from")
             raw = account.sign_transaction(tx).raw_transaction
             try:
                 tx_hash = self.w3.eth.send_raw_transaction(raw)
                 break
-            except ValueError as exc:  # another process took this nonce first
-                if "nonce" not in str(exc).lower() or attempt == 2:
-                    raise UnavailableError(f"the node at {self.url} rejected the "
-                                           f"transaction: {exc}") from exc
             except Exception as exc:
+                # Another process that signs as this account may have taken the nonce.
+                if "nonce" in str(exc).lower() and attempt < 2:
+                    continue
                 raise _unavailable(self.url, exc) from exc
-        receipt: Any = self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.005))
+        receipt: Any = self._rpc(
+            lambda: self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.005
+            )
+        )
         if receipt["status"] != 1:
             # Something changed between the dry run and the block: ask again for the reason.
-            self._reverting(lambda: bytes(self.w3.eth.call(
-                base, receipt["blockNumber"])))  # type: ignore[arg-type]
-            raise UnavailableError(f"transaction 0x{bytes(tx_hash).hex()} failed in block "
-                                   f"{receipt['blockNumber']} (out of gas?)")
+            self._reverting(lambda: bytes(self.w3.eth.call(base, receipt["blockNumber"])))  # type: ignore[arg-type]
+            raise UnavailableError(
+                f"transaction 0x{bytes(tx_hash).hex()} failed in block "
+                f"{receipt['blockNumber']} (out of gas?)"
+            )
         created = receipt.get("contractAddress")
-        return (TxReceipt("0x" + bytes(tx_hash).hex(), int(receipt["blockNumber"]),
-                          int(receipt["gasUsed"])), created)
+        return (
+            TxReceipt(
+                "0x" + bytes(tx_hash).hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"])
+            ),
+            created,
+        )
 
     def _fees(self) -> dict[str, int]:
         block = self._rpc(lambda: self.w3.eth.get_block("latest"))
@@ -227,13 +274,17 @@ class JsonRpcLedger(ContractLedger):
         if self.chain_id not in DEV_CHAIN_IDS:
             raise InsufficientFundsError(
                 f"{address} has {balance} wei on chain {self.chain_id}, and this transaction may "
-                f"cost up to {needed} wei: send it funds first")
+                f"cost up to {needed} wei: send it funds first"
+            )
         # A dev node unlocks its dev accounts: the first one pays.
         dev = self._rpc(lambda: self.w3.eth.accounts[0])
         funding: Any = {"from": dev, "to": address, "value": _DEV_FUNDING + needed}
         tx_hash = self._rpc(lambda: self.w3.eth.send_transaction(funding))
-        self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.005))
+        self._rpc(
+            lambda: self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.005
+            )
+        )
 
     # -- error translation ------------------------------------------------------------------
 
@@ -283,4 +334,3 @@ def _revert_data(exc: Exception) -> bytes:
         except ValueError:
             return b""
     return b""
-

@@ -34,7 +34,8 @@ def refusal(function: str, data: bytes) -> SedisError:
     if decoded is None:
         detail = f" (revert data 0x{data.hex()})" if data else ""
         return UnavailableError(
-            f"the ledger contract refused {function}() without a reason{detail}")
+            f"the ledger contract refused {function}() without a reason{detail}"
+        )
     return _explain(function, decoded)
 
 
@@ -46,18 +47,21 @@ def _explain(function: str, err: DecodedError) -> SedisError:
             part = _OWNED_PART.get(function, "record")
             return PermissionDeniedError(
                 f"only the owner of {digest} ({_addr(a['owner'])}) may change its {part}; "
-                f"{_addr(a['caller'])} is not its owner")
+                f"{_addr(a['caller'])} is not its owner"
+            )
         case "NotNameOwner":
             return PermissionDeniedError(
                 f"only {_addr(a['owner'])}, the first publisher of {a['name']!r}, may move its "
-                f"tags; {_addr(a['caller'])} may not")
+                f"tags; {_addr(a['caller'])} may not"
+            )
         case "AlreadyPublished":
             return ConflictError(f"{digest} is already published by {_addr(a['owner'])}")
         case "UnknownImage":
             return NotFoundError(f"{digest} is not published on the ledger")
         case "ImageIsRevoked":
             return ConflictError(
-                f"{digest} is revoked; its status, grants and tags can no longer change")
+                f"{digest} is revoked; its status, grants and tags can no longer change"
+            )
         case "StatusUnchanged":
             return ConflictError(f"{digest} is already {_STATUS_NAMES[a['status']]}")
         case "InvalidStatus":
@@ -70,10 +74,12 @@ def _explain(function: str, err: DecodedError) -> SedisError:
             return InvalidInputError(f"{_addr(a['recipient'])} cannot receive a grant")
         case "InvalidExpiry":
             return InvalidInputError(
-                f"the expiry {a['expiresAt']} is not after the chain's time {a['now']}")
+                f"the expiry {a['expiresAt']} is not after the chain's time {a['now']}"
+            )
         case "InvalidWindow":
             return InvalidInputError(
-                f"a usage window must end after it starts ({a['windowStart']}..{a['windowEnd']})")
+                f"a usage window must end after it starts ({a['windowStart']}..{a['windowEnd']})"
+            )
         case "InvalidDigest":
             return InvalidInputError("a digest or hash is missing (all zeros)")
         case "EmptyCid":
@@ -81,7 +87,8 @@ def _explain(function: str, err: DecodedError) -> SedisError:
         case "InvalidScan":
             return InvalidInputError(
                 "the scan summary is inconsistent: a scanned image needs its report digest and "
-                "CID; an unscanned one has no counts and no report")
+                "CID; an unscanned one has no counts and no report"
+            )
         case "InvalidKind":
             return InvalidInputError("an attestation needs a kind")
         case "InvalidTag":

@@ -102,7 +102,10 @@ class SqliteDB(BaseDB):
         )
 
     def find_logs(
-        self, address: bytes, topic0s: Sequence[bytes], topics: Sequence[bytes | None],
+        self,
+        address: bytes,
+        topic0s: Sequence[bytes],
+        topics: Sequence[bytes | None],
     ) -> list[LogRow]:
         """Logs of one contract with one of ``topic0s``; ``topics`` filter topics 1 to 3."""
         where = ["address = ?", f"t0 IN ({','.join('?' * len(topic0s))})"]
@@ -111,8 +114,11 @@ class SqliteDB(BaseDB):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        sql = ("SELECT block, idx, tx, address, t0, t1, t2, t3, data FROM logs WHERE "  # noqa: S608
-               + " AND ".join(where) + " ORDER BY block, idx")
+        sql = (
+            "SELECT block, idx, tx, address, t0, t1, t2, t3, data FROM logs WHERE "  # noqa: S608
+            + " AND ".join(where)
+            + " ORDER BY block, idx"
+        )
         return [
             (b, i, tx, a, tuple(t for t in (t0, t1, t2, t3) if t is not None), d)
             for b, i, tx, a, t0, t1, t2, t3, d in self.conn.execute(sql, params)

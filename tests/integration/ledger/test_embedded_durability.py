@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import signal
@@ -27,8 +28,9 @@ def worker(*args: str) -> subprocess.Popen[str]:
                             text=True)
 
 
-def check_whole(home: Path, committed: list[str], in_flight: int) -> int:
-    """Every committed image reads back whole; at most ``in_flight`` more exist, also whole."""
+def check_whole(home: Path, committed: list[str], in_flight: int) -> list[str]:
+    """Every committed image reads back whole; at most ``in_flight`` more exist, also whole.
+    Returns every image on the chain."""
     ledger = open_ledger(Settings(home=home))
     try:
         records = {r.digest: r for r in ledger.images()}
@@ -39,9 +41,23 @@ def check_whole(home: Path, committed: list[str], in_flight: int) -> int:
         assert len(extra) <= in_flight
         for digest in extra:
             assert ledger.image(digest) == records[digest]
-        return len(records)
+        return list(records)
     finally:
         ledger.close()
+
+
+def kill_while_writing(home: Path, pid: int) -> None:
+    """SIGKILL the writer while it holds the write lock, that is, inside a transaction."""
+    with open(home / "ledger" / "lock", "a+b") as lock:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.kill(pid, signal.SIGKILL)
+                return
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    raise AssertionError("the writer never took the write lock")
 
 
 def test_sigkill_mid_transaction_loses_nothing_committed(tmp_path: Path) -> None:
@@ -58,15 +74,15 @@ def test_sigkill_mid_transaction_loses_nothing_committed(tmp_path: Path) -> None
             line = proc.stdout.readline()
             assert line, proc.stderr.read() if proc.stderr else ""
             mine.append(line.strip())
-        # A transaction takes ~20 ms, nearly all of it inside the write session.
-        time.sleep(rng.uniform(0.0, 0.02))
-        os.kill(proc.pid, signal.SIGKILL)
+        time.sleep(rng.uniform(0.0, 0.01))
+        kill_while_writing(home, proc.pid)
         proc.wait()
         # Lines printed before the kill were committed; one more may have been.
         mine.extend(line.strip() for line in proc.stdout.read().splitlines())
         committed.extend(mine)
-        total = check_whole(home, committed, in_flight=1)
-        assert total >= len(committed)
+        # The transaction in flight at the kill is wholly in (then it reads back whole,
+        # and counts as committed from now on) or wholly out.
+        committed = check_whole(home, committed, in_flight=1)
     ledger = open_ledger(Settings(home=home), Account.create())
     ledger.publish("sha256:" + "cd" * 32, "sha256:" + "ef" * 32, "bafyroot",
                    ScanSummary.unscanned())
@@ -81,7 +97,7 @@ def test_two_concurrent_writers_both_succeed(tmp_path: Path) -> None:
         assert proc.returncode == 0, err
     digests = [line for out, _ in outputs for line in out.split()]
     assert len(digests) == 50 and len(set(digests)) == 50
-    assert check_whole(home, digests, in_flight=0) == 50
+    assert len(check_whole(home, digests, in_flight=0)) == 50
     ledger = open_ledger(Settings(home=home))
     owners = {r.owner for r in ledger.images()}
     assert len(owners) == 2
@@ -99,4 +115,4 @@ def test_a_reader_reads_while_another_process_writes(tmp_path: Path) -> None:
     counts = [int(x) for x in r_out.split()]
     assert counts == sorted(counts), "a reader saw the chain go backwards"
     assert len(set(counts)) >= 3, f"the reader saw too few intermediate states: {set(counts)}"
-    assert check_whole(home, w_out.split(), in_flight=0) == 60
+    assert len(check_whole(home, w_out.split(), in_flight=0)) == 60
