@@ -124,21 +124,39 @@ def test_unknown_name(world: World) -> None:
 
 
 def test_share_with_expiry_then_refused_after_it(world: World) -> None:
+    from sedis.config import load
+    from sedis.ledger import open_ledger
+
     src = world.image("expiring", layers=1)
     assert (
         world.sedis("publish", f"oci:{src}:v1", "--name", "e2e/expiring:v1", "--as", "alice").code
         == 0
     )
     shared = world.sedis(
-        "share", "e2e/expiring:v1", "--to", "carol", "--expires", "2s", "--as", "alice"
+        "share",
+        "e2e/expiring:v1",
+        "--to",
+        "carol",
+        "--expires",
+        "3s",
+        "--as",
+        "alice",
+        "-o",
+        "json",
     )
     assert shared.code == 0, shared.err
-    first = world.work / "carol-early"
-    assert world.sedis("pull", "e2e/expiring:v1", f"oci:{first}", "--as", "carol").code == 0
-    time.sleep(3)
+    expires_at = json.loads(shared.out)["expires_at"]
+    with open_ledger(load()) as ledger:
+        digest = ledger.resolve("e2e/expiring", "v1")
+        assert digest is not None
+        grant = ledger.grant_of(digest, world.addresses["carol"])
+    assert grant is not None and grant.expires_at == expires_at
+    assert grant.revoked_at is None and grant.granted_at < expires_at
+    # No race with the clock: wait until the grant has lapsed, however slow the machine.
+    time.sleep(max(0.0, expires_at - time.time()) + 1.5)
     late = world.work / "carol-late"
     result = world.sedis("pull", "e2e/expiring:v1", f"oci:{late}", "--as", "carol")
-    assert result.code == 8 and "expired" in one_line(result.err)
+    assert result.code == 8 and "expired at" in one_line(result.err)
     assert not late.exists()
 
 

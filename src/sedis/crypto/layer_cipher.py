@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from sedis.core.errors import CorruptError, InvalidInputError
+from sedis.crypto.hashing import BackgroundHashes
 
 CIPHER = "AES_256_CTR_HMAC_SHA256"
 KEY_SIZE = 32
@@ -135,12 +136,13 @@ class LayerEncryptor:
         self._aes = Cipher(algorithms.AES(private.symkey), modes.CTR(private.nonce)).encryptor()
         self._mac = hmac.new(private.symkey, digestmod=hashlib.sha256)
         self._digest = hashlib.sha256()  # of the ciphertext: the stored blob's digest
+        # AES here, both hashes of the ciphertext on the other core.
+        self._hashing = BackgroundHashes(self._mac, self._digest)
         self.size = 0
 
     def update(self, plaintext: bytes) -> bytes:
         ciphertext = self._aes.update(plaintext)
-        self._mac.update(ciphertext)
-        self._digest.update(ciphertext)
+        self._hashing.update(ciphertext)
         self.size += len(ciphertext)
         return ciphertext
 
@@ -148,6 +150,7 @@ class LayerEncryptor:
         """The public options (carrying the HMAC) and the ciphertext's digest."""
         tail = self._aes.finalize()
         assert not tail  # CTR is a stream mode: nothing is held back
+        self._hashing.finish()
         return PublicOptions(self._mac.digest()), "sha256:" + self._digest.hexdigest()
 
 
@@ -162,8 +165,12 @@ def encrypt_stream(
 def check_hmac(ciphertext: Iterable[bytes], private: PrivateOptions, public: PublicOptions) -> None:
     """Pass one: authenticate the whole ciphertext. Raises CorruptError on mismatch."""
     mac = hmac.new(private.symkey, digestmod=hashlib.sha256)
-    for chunk in ciphertext:
-        mac.update(chunk)
+    hashing = BackgroundHashes(mac)
+    try:
+        for chunk in ciphertext:
+            hashing.update(chunk)
+    finally:
+        hashing.finish()
     if not hmac.compare_digest(mac.digest(), public.hmac):
         raise CorruptError(
             "layer HMAC does not match: the ciphertext was altered or the key is wrong"
