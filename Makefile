@@ -32,6 +32,7 @@ lint: $(SYNCED)
 bench: $(SYNCED) peers
 	$(PY) -m bench.store
 	$(PY) -m bench.ledger
+	$(PY) -m bench.pipeline
 
 peers:
 	bash tools/install-peers.sh
