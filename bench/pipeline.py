@@ -112,16 +112,36 @@ def image_bytes(layout: Path) -> int:
 def measure(name: str, layout: Path, work: Path, env: dict[str, str]) -> dict[str, object]:
     mib = image_bytes(layout) / (1 << 20)
     enc, dec = work / f"{name}-skopeo-enc", work / f"{name}-skopeo-dec"
-    skopeo_enc = timed(lambda: run("skopeo", "copy", "--encryption-key",
-                                   f"jwe:{work / 'pub.pem'}", f"oci:{layout}:1", f"oci:{enc}:1"))
-    skopeo_dec = timed(lambda: run("skopeo", "copy", "--decryption-key", str(work / "priv.pem"),
-                                   f"oci:{enc}:1", f"oci:{dec}:1"))
+    skopeo_enc = timed(
+        lambda: run(
+            "skopeo",
+            "copy",
+            "--encryption-key",
+            f"jwe:{work / 'pub.pem'}",
+            f"oci:{layout}:1",
+            f"oci:{enc}:1",
+        )
+    )
+    skopeo_dec = timed(
+        lambda: run(
+            "skopeo",
+            "copy",
+            "--decryption-key",
+            str(work / "priv.pem"),
+            f"oci:{enc}:1",
+            f"oci:{dec}:1",
+        )
+    )
     publish = child(env, "publish", "alice", f"oci:{layout}:1", f"bench/{name}:1")
     pulled = work / f"{name}-pulled.tar"
     pull = child(env, "pull", "bob", f"bench/{name}:1", f"docker-archive:{pulled}:bench/{name}:1")
     verify_start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sedis", "verify", f"docker-archive:{pulled}"],
-                   check=True, capture_output=True, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "sedis", "verify", f"docker-archive:{pulled}"],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     verify = time.perf_counter() - verify_start
     for path in (enc, dec):
         shutil.rmtree(path)
@@ -139,9 +159,13 @@ def measure(name: str, layout: Path, work: Path, env: dict[str, str]) -> dict[st
             "publish_vs_skopeo_encrypt": round(rates["sedis_publish"] / rates["skopeo_encrypt"], 2),
             "pull_vs_skopeo_decrypt": round(rates["sedis_pull"] / rates["skopeo_decrypt"], 2),
         },
-        "peak_rss_mib": {"publish": round(publish["rss_mib"], 1), "pull": round(pull["rss_mib"], 1)},
-        "peak_rss_with_key_unlock_mib": round(max(publish["unlock_rss_mib"],
-                                                  pull["unlock_rss_mib"]), 1),
+        "peak_rss_mib": {
+            "publish": round(publish["rss_mib"], 1),
+            "pull": round(pull["rss_mib"], 1),
+        },
+        "peak_rss_with_key_unlock_mib": round(
+            max(publish["unlock_rss_mib"], pull["unlock_rss_mib"]), 1
+        ),
         "verify_docker_archive_cold_s": round(verify, 2),
     }
 
@@ -158,8 +182,15 @@ def main() -> None:
         env.update(SEDIS_HOME=str(work / "home"), SEDIS_PASSWORD=PASSWORD)
         os.environ.update(SEDIS_HOME=env["SEDIS_HOME"], SEDIS_PASSWORD=PASSWORD)
         run("openssl", "genrsa", "-out", str(work / "priv.pem"), "3072")
-        run("openssl", "rsa", "-in", str(work / "priv.pem"), "-pubout", "-out",
-            str(work / "pub.pem"))
+        run(
+            "openssl",
+            "rsa",
+            "-in",
+            str(work / "priv.pem"),
+            "-pubout",
+            "-out",
+            str(work / "pub.pem"),
+        )
         for who in ("alice", "bob"):
             run(sys.executable, "-m", "sedis", "identity", "create", who, env=env)
         run(sys.executable, "-m", "sedis", "identity", "register", "bob", env=env)

@@ -98,6 +98,7 @@ def main() -> None:
         sha256_file(data)  # warm the page cache for everyone alike
 
         sha = timed(lambda: sha256_file(data))
+
         def copy_file() -> None:
             shutil.copyfile(data, work / "copy.bin")
             (work / "copy.bin").unlink()
@@ -113,8 +114,12 @@ def main() -> None:
                 with open(data, "rb") as f:
                     response = httpx.post(
                         f"{url}/api/v0/add",
-                        params={"cid-version": "1", "raw-leaves": "true", "pin": "false",
-                                "cid-base": "base32"},
+                        params={
+                            "cid-version": "1",
+                            "raw-leaves": "true",
+                            "pin": "false",
+                            "cid-base": "base32",
+                        },
                         files={"file": ("data.bin", f)},
                         timeout=3600,
                     )

@@ -37,7 +37,9 @@ def test_the_recorded_status_decides(status: Status, code: int) -> None:
 
 
 def test_signers_limit_whose_word_counts() -> None:
-    assert decide(DIGEST, record(), allowed_signers=[OWNER.upper().replace("0X", "0x")]).exit_code == 0
+    assert (
+        decide(DIGEST, record(), allowed_signers=[OWNER.upper().replace("0X", "0x")]).exit_code == 0
+    )
     refused = decide(DIGEST, record(), allowed_signers=[STRANGER])
     assert refused.status is Status.UNKNOWN and "not a given signer" in refused.reason
     cosigned = decide(DIGEST, record(), [attested_by(COSIGNER)], allowed_signers=[COSIGNER])

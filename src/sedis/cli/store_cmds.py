@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from sedis.cli import context
-from sedis.cli.output import Format, OutputOption, emit, info, progress
+from sedis.cli.output import Format, OutputOption, emit, progress
 
 if TYPE_CHECKING:
     from sedis.store.cid import Cid

@@ -152,7 +152,7 @@ def build(spec: ImageSpec, dest: Path, tag: str = "latest") -> str:
         with OciLayoutSink(dest, tag) as sink:
             for desc, path in layers:
                 with open(path, "rb") as stream:
-                    sink.put_blob(desc, stream)  # type: ignore[arg-type]
+                    sink.put_blob(desc, stream)
             sink.put_blob_bytes(config_desc, config)
             sink.put_manifest(manifest, model.OCI_MANIFEST, tag=tag)
             sink.commit()
