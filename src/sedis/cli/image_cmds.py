@@ -83,14 +83,13 @@ def publish(
     from sedis.service.naming import parse_name
 
     image_name = parse_name(name)
-    acting = session(as_name, password_env)
-    try:
-        with open_source(source, platform, insecure, decryption_key) as src:
-            total = sum(d.size for d in src.manifest.descriptors())
-            with progress("publishing", total, output == Format.text) as advance:
-                result = publishing.publish(acting, src, image_name, to, progress=advance)
-    finally:
-        acting.close()
+    with (
+        session(as_name, password_env) as acting,
+        open_source(source, platform, insecure, decryption_key) as src,
+    ):
+        total = sum(d.size for d in src.manifest.descriptors())
+        with progress("publishing", total, output == Format.text) as advance:
+            result = publishing.publish(acting, src, image_name, to, progress=advance)
     data = {
         "digest": result.digest,
         "config_digest": result.config_digest,
@@ -127,11 +126,8 @@ def share(
     from sedis.service import access
 
     expires_at = int(time.time()) + parse_duration(expires) if expires else None
-    acting = session(as_name, password_env)
-    try:
+    with session(as_name, password_env) as acting:
         result = access.share(acting, image, to, expires_at)
-    finally:
-        acting.close()
     data = {
         "digest": result.digest,
         "recipient": result.recipient,
@@ -154,11 +150,8 @@ def unshare(
     """Revoke a recipient's grant; --rotate also re-encrypts for those who remain."""
     from sedis.service import access
 
-    acting = session(as_name, password_env)
-    try:
+    with session(as_name, password_env) as acting:
         result = access.unshare(acting, image, from_, rotate)
-    finally:
-        acting.close()
     data = {
         "digest": result.digest,
         "recipient": result.recipient,
@@ -187,15 +180,12 @@ def pull(
     from sedis.oci.transports import copy_image, open_sink
     from sedis.service import pull as pulling
 
-    acting = session(as_name, password_env)
-    try:
+    with session(as_name, password_env) as acting:
         source = pulling.open_image(acting, image)
         sink = open_sink(dest, registry_options(insecure))
         total = sum(d.size for d in source.manifest.descriptors())
         with progress("pulling", total, output == Format.text) as advance:
             copy_image(source, sink, progress=lambda d: advance(d.size))
-    finally:
-        acting.close()
     data = {
         "digest": source.manifest.digest,
         "config_digest": source.manifest.config.digest,
@@ -280,11 +270,8 @@ def status(
     from sedis.service import query
 
     parsed = Status.parse(new_status)
-    acting = session(as_name, password_env)
-    try:
+    with session(as_name, password_env) as acting:
         data = query.set_status(acting, image, parsed, reason)
-    finally:
-        acting.close()
     emit(output, data, f"{data['digest']} is now {data['status']}: {reason}")
 
 
@@ -396,15 +383,12 @@ def export(
         if not text.startswith("jwe:"):
             raise InvalidInputError(f"--recipient {text!r}: use jwe:PATH to a public key PEM")
         keys.append(load_key(Path(text[4:]), private=False))
-    acting = session(as_name, password_env)
-    try:
+    with session(as_name, password_env) as acting:
         record, share = pulling.check_access(acting, image)
         source = pulling.SealedImageSource(acting.store, share, acting.encryption_key, record)
         manifest = export_ocicrypt(
             source, share, acting.encryption_key, keys, open_sink(dest, registry_options(insecure))
         )
-    finally:
-        acting.close()
     data = {
         "digest": record.digest,
         "exported_manifest": manifest.digest,

@@ -108,3 +108,9 @@ class Session:
             engine = self.__dict__.pop(name, None)
             if engine is not None:
                 engine.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
