@@ -93,20 +93,6 @@ def vulndb_status(output: Format = OutputOption) -> None:
     emit(output, data, lines)
 
 
-def _open_target(source: str) -> tuple[object, frozenset[str]]:
-    """A RootFS for ``source`` and the ids a VEX statement may name the image by."""
-    from sedis.core.errors import InvalidInputError
-    from sedis.scan.rootfs import DirRootFS
-
-    if source.startswith("dir:"):
-        return DirRootFS(Path(source[4:])), frozenset()
-    if Path(source).is_dir() and ":" not in source:
-        raise InvalidInputError(f"{source}: name a root filesystem directory as dir:{source}")
-    from sedis.scan.image import open_image
-
-    return open_image(source)
-
-
 def scan(
     source: str = typer.Argument(
         ..., help="dir:ROOTFS, oci:DIR[:TAG], oci-archive:PATH, docker-archive:PATH, docker://..."
@@ -129,22 +115,31 @@ def scan(
     ),
 ) -> None:
     """Scan an image or root filesystem for known vulnerabilities, offline."""
+    from sedis.core.errors import InvalidInputError
     from sedis.scan import policy
+    from sedis.scan.rootfs import DirRootFS
     from sedis.scan.service import load_vex, scan_rootfs
 
     threshold = policy.parse_threshold(fail_on)
     if output == Format.json and fmt == ReportFormat.table:
         fmt = ReportFormat.json
     statements = [s for path in vex_file for s in load_vex(path)]
-    rootfs, image_ids = _open_target(source)
-    report = scan_rootfs(
-        rootfs,
-        _db_path(),
-        target=source,  # type: ignore[arg-type]
-        ignore_unfixed=ignore_unfixed,
-        vex_statements=statements,
-        image_ids=image_ids,
-    )
+    if source.startswith("dir:"):
+        report = scan_rootfs(
+            DirRootFS(Path(source[4:])),
+            _db_path(),
+            target=source,
+            ignore_unfixed=ignore_unfixed,
+            vex_statements=statements,
+        )
+    elif ":" not in source and Path(source).is_dir():
+        raise InvalidInputError(f"{source}: name a root filesystem directory as dir:{source}")
+    else:
+        from sedis.scan.image import scan_image
+
+        report = scan_image(
+            source, _db_path(), ignore_unfixed=ignore_unfixed, vex_statements=statements
+        )
     _render(report, fmt, report_file)
     verdict = policy.evaluate(report, threshold)
     if not verdict.passed:

@@ -203,7 +203,12 @@ def match(packages: Iterable[Package], lookup: Lookup, cvss_lookup: CvssLookup) 
             cvss_cache[cve] = cvss_lookup(cve)
         return cvss_cache[cve]
 
+    # Binary packages of one source (libc6, libc-bin, ...) share their verdicts.
+    verdicts: dict[tuple[str | None, str, str, str], list[_Hit]] = {}
     findings: list[Finding] = []
     for pkg in packages:
-        findings.extend(findings_for(pkg, match_package(pkg, cached), cvss_cached))
+        key = (pkg.ecosystem, pkg.kind, "\0".join(_names(pkg)), _version(pkg))
+        if key not in verdicts:
+            verdicts[key] = match_package(pkg, cached)
+        findings.extend(findings_for(pkg, verdicts[key], cvss_cached))
     return findings

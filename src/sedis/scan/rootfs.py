@@ -63,7 +63,7 @@ class LayersRootFS:
         self.layers = layers
 
     def files(self, want: Want) -> Files:
-        from sedis.oci.layers import merged_files  # type: ignore[import-not-found,unused-ignore]
+        from sedis.oci.layers import merged_files
 
         merged: Files = merged_files(self.layers, want)
         return merged

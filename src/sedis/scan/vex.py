@@ -93,11 +93,23 @@ def _purl_matches(product: str, package_purl: str) -> bool:
     return want.version is None or want.version == have.version
 
 
+def _oci_digest(product: str) -> str | None:
+    """The digest a pkg:oci purl names the image by (its version), if it is one."""
+    if not product.startswith("pkg:oci/"):
+        return None
+    from packageurl import PackageURL
+
+    try:
+        return PackageURL.from_string(product).version
+    except ValueError:
+        return None
+
+
 def applies(st: Statement, finding: Finding, image_ids: frozenset[str]) -> bool:
     if not st.vulnerabilities & set(finding.ids):
         return False
     for product in st.products:
-        if product in image_ids:
+        if product in image_ids or _oci_digest(product) in image_ids:
             return True
         if product.startswith("pkg:") and _purl_matches(product, finding.package.purl):
             return True

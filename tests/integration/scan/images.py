@@ -126,3 +126,22 @@ def rpm_root(work: Path, packages: list[tuple[str, str, str, int]]) -> Path:
         capture_output=True,
     )
     return root
+
+
+def debian_layout(work: Path, rootfs: Path, tag: str = "12") -> Path:
+    """The Debian root packed into a one-layer OCI layout by umoci."""
+    layout, bundle = work / "debian-oci", work / "bundle"
+    for args in (
+        ["umoci", "init", "--layout", str(layout)],
+        ["umoci", "new", "--image", f"{layout}:{tag}"],
+        ["umoci", "unpack", "--image", f"{layout}:{tag}", str(bundle)],
+    ):
+        subprocess.run(args, check=True, capture_output=True)
+    subprocess.run(["cp", "-a", f"{rootfs}/.", str(bundle / "rootfs")], check=True)
+    (bundle / "rootfs" / ".complete").unlink(missing_ok=True)
+    subprocess.run(
+        ["umoci", "repack", "--image", f"{layout}:{tag}", str(bundle)],
+        check=True,
+        capture_output=True,
+    )
+    return layout

@@ -94,3 +94,36 @@ def test_rpm_inventory_from_a_real_rpmdb(tmp_path: Path) -> None:
     assert {p.ecosystem for p in inv.packages} == {"Rocky Linux:9"}
     hello = next(p for p in inv.packages if p.name == "sedis-hello")
     assert hello.version == "2:1.2.3-4.el9" and hello.license == "Apache-2.0"
+
+
+def test_image_reference_scans_like_its_root(debian_root: Path, tmp_path: Path) -> None:
+    from sedis.scan.image import scan_image
+    from tests.integration.scan.images import debian_layout
+    from tests.oci_images import require
+
+    require("umoci")
+    layout = debian_layout(tmp_path, debian_root)
+    db = VulnDB.open(tmp_path / "vulndb.sqlite", create=True)
+    import_paths(db, [DATA / "osv", DATA / "nvd-cves.json"], "2025-05-20T00:00:00Z")
+    db.close()
+    from_image = scan_image(f"oci:{layout}:12", tmp_path / "vulndb.sqlite")
+    from_dir = scan_rootfs(DirRootFS(debian_root), tmp_path / "vulndb.sqlite")
+    key = lambda p: (p.name, p.version, p.source_name, p.source_version, p.arch)  # noqa: E731
+    assert [key(p) for p in from_image.inventory.packages] == [
+        key(p) for p in from_dir.inventory.packages
+    ]
+    assert {p.layer for p in from_image.inventory.packages} == {0}
+    assert [f.id for f in from_image.findings] == [f.id for f in from_dir.findings]
+
+
+def test_busybox_image_has_an_empty_inventory(tmp_path: Path) -> None:
+    from sedis.scan.image import scan_image
+    from tests.oci_images import build_busybox
+
+    layout = build_busybox(tmp_path)
+    db = VulnDB.open(tmp_path / "vulndb.sqlite", create=True)
+    import_paths(db, [DATA / "osv"], "2025-05-20T00:00:00Z")
+    db.close()
+    report = scan_image(f"oci:{layout}:latest", tmp_path / "vulndb.sqlite")
+    assert report.inventory.packages == () and report.findings == []
+    assert report.inventory.os is not None and report.inventory.os.ecosystem is None
