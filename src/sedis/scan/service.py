@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sedis.core.records import ScanSummary
 from sedis.scan import inventory, match, vex
 from sedis.scan.model import ScanReport, Suppressed
 from sedis.scan.rootfs import LayersRootFS, RootFS
@@ -70,6 +71,20 @@ def scan_rootfs(
 def scan_layers(layers: Sequence[Any], db_path: Path, **kwargs: Any) -> ScanReport:
     """The same over image layers, merged in order with whiteouts by ``sedis.oci``."""
     return scan_rootfs(LayersRootFS(layers), db_path, **kwargs)
+
+
+def summary(report: ScanReport, report_cid: str | None = None) -> ScanSummary:
+    """The counts and report digest the ledger records for a scan."""
+    c = report.counts()
+    return ScanSummary(
+        critical=c["critical"],
+        high=c["high"],
+        medium=c["medium"],
+        low=c["low"],
+        unknown=c["unknown"],
+        report_digest=report.cyclonedx_digest(),
+        report_cid=report_cid,
+    )
 
 
 def report_json(report: ScanReport) -> dict[str, Any]:

@@ -230,3 +230,13 @@ def test_report_formats(tmp_path: Path, db_path: Path) -> None:
     assert out["counts"] == {"critical": 1, "high": 1, "medium": 0, "low": 2, "unknown": 2}
     assert out["findings"][0]["status"] == "affected, no fix"
     assert out["vulndb_digest"] == report.vulndb_digest
+
+
+def test_ledger_summary(tmp_path: Path, db_path: Path) -> None:
+    from sedis.scan.service import summary
+
+    report = scan(debian_root(tmp_path, AFFECTED), db_path)
+    s = summary(report, report_cid="bafyexample")
+    assert (s.critical, s.high, s.medium, s.low, s.unknown) == (1, 1, 0, 2, 2)
+    assert s.report_digest == report.cyclonedx_digest() and s.report_cid == "bafyexample"
+    assert not s.not_scanned
