@@ -83,7 +83,6 @@ def render(report: ScanReport) -> dict[str, Any]:
                         "name": "sedis",
                         "version": __version__,
                         "semanticVersion": __version__,
-                        "informationUri": "https://github.com/sedis/sedis",
                         "rules": list(rules.values()),
                     }
                 },
