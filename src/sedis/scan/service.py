@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sedis.core.records import ScanSummary
-from sedis.scan import inventory, match, vex
+from sedis.scan import deepstack, inventory, match, vex
 from sedis.scan.model import ScanReport, Suppressed
 from sedis.scan.rootfs import LayersRootFS, RootFS
 from sedis.scan.vulndb.bounded import parse_json, read_file
@@ -22,7 +22,8 @@ from sedis.scan.vulndb.db import VulnDB
 
 
 def load_vex(path: Path) -> list[vex.Statement]:
-    return vex.parse(parse_json(read_file(path, 64 * 1024 * 1024), str(path)), str(path))
+    data = read_file(path, 64 * 1024 * 1024)
+    return vex.parse(deepstack.call(lambda: parse_json(data, str(path))), str(path))
 
 
 def scan_rootfs(
@@ -42,7 +43,7 @@ def scan_rootfs(
     """
     db = VulnDB.open(db_path)
     try:
-        inv = inventory.collect(rootfs)
+        inv = deepstack.call(lambda: inventory.collect(rootfs))
         found = match.match(inv.packages, db.advisories_for, db.cvss_for)
         digest = db.snapshot_digest()
     finally:

@@ -298,3 +298,36 @@ def test_json_size_bound(db: VulnDB, tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_status_without_a_database(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="sedis vulndb import"):
         VulnDB.open(tmp_path / "none.sqlite")
+
+
+def test_deep_json_is_refused_even_with_a_raised_recursion_limit(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    deep = _write(tmp_path, "deep.json", "[" * 200_000 + "]" * 200_000)
+    npm = tmp_path / "root/app/node_modules/x/package.json"
+    npm.parent.mkdir(parents=True)
+    npm.write_text('{"name": "x", "version": "1", "a": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    # Some libraries raise the limit far past what the main thread's stack holds.
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        sys.setrecursionlimit(100_000)
+        from sedis.core.errors import InvalidInputError
+        from sedis.scan.inventory import collect
+        from sedis.scan.rootfs import DirRootFS
+        from sedis.scan import deepstack
+        from sedis.scan.vulndb.db import VulnDB
+        from sedis.scan.vulndb.importer import import_paths
+        db = VulnDB.open(Path({str(tmp_path / "db.sqlite")!r}), create=True)
+        try:
+            import_paths(db, [Path({str(deep)!r})], "2025-05-20T00:00:00Z")
+        except InvalidInputError as exc:
+            print(exc)
+        inv = deepstack.call(lambda: collect(DirRootFS(Path({str(tmp_path / "root")!r}))))
+        print(len(inv.packages))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == [f"{deep}: JSON nested too deeply", "0"]

@@ -75,7 +75,8 @@ class VulnDB:
             )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+            # Imports run on a parser thread (see deepstack); one caller at a time.
+            conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
             conn.execute(

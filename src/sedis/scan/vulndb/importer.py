@@ -28,6 +28,12 @@ class ImportResult:
 
 def import_paths(db: VulnDB, paths: list[Path], now: str) -> ImportResult:
     """``now`` (RFC 3339) stamps the sources and dates the tracker's undated records."""
+    from sedis.scan.deepstack import call
+
+    return call(lambda: _import_paths(db, paths, now))
+
+
+def _import_paths(db: VulnDB, paths: list[Path], now: str) -> ImportResult:
     result = ImportResult()
     seen: dict[str, tuple[str, list[str]]] = {}
     with db.transaction() as w:
