@@ -33,8 +33,10 @@ TARGETS = {"publish": 250_000, "grant": 120_000, "status": 80_000}
 # Typical arguments: CIDv1 base32 strings as the store makes them, a scanned image.
 CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 REPORT_CID = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
-JWK = (b'{"crv":"P-256","kty":"EC","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",'
-       b'"y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}')
+JWK = (
+    b'{"crv":"P-256","kty":"EC","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",'
+    b'"y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}'
+)
 
 
 def digest() -> str:
@@ -42,8 +44,15 @@ def digest() -> str:
 
 
 def scan() -> ScanSummary:
-    return ScanSummary(critical=0, high=3, medium=12, low=40, unknown=2,
-                       report_digest=digest(), report_cid=REPORT_CID)
+    return ScanSummary(
+        critical=0,
+        high=3,
+        medium=12,
+        low=40,
+        unknown=2,
+        report_digest=digest(),
+        report_cid=REPORT_CID,
+    )
 
 
 def gas_per_operation(ledger: Ledger) -> dict[str, int]:
@@ -51,8 +60,9 @@ def gas_per_operation(ledger: Ledger) -> dict[str, int]:
     image = digest()
     gas = {"publish": ledger.publish(image, digest(), CID, scan()).gas_used}
     gas["grant"] = ledger.grant(image, other, CID, digest(), int(time.time()) + 86_400).gas_used
-    gas["status"] = ledger.set_status(image, Status.UNTRUSTED,
-                                      "CVE-2024-3094 in xz-utils 5.6.0").gas_used
+    gas["status"] = ledger.set_status(
+        image, Status.UNTRUSTED, "CVE-2024-3094 in xz-utils 5.6.0"
+    ).gas_used
     gas["attestation"] = ledger.attest(image, "vuln-scan", digest(), REPORT_CID).gas_used
     gas["revoke_grant"] = ledger.revoke_grant(image, other).gas_used
     gas["tag"] = ledger.set_tag("registry.example/team/app", "1.4.2", image).gas_used
@@ -85,12 +95,20 @@ print(imported - start, done - imported, done - start)
 def open_to_first_read(home: Path, probe: str, runs: int = 5) -> dict[str, float]:
     samples = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", _OPEN, str(home), probe], check=True,
-                             capture_output=True, text=True, cwd=peers.ROOT).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", _OPEN, str(home), probe],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=peers.ROOT,
+        ).stdout
         samples.append([float(x) for x in out.split()])
     best = min(samples, key=lambda s: s[2])
-    return {"imports_s": round(best[0], 3), "open_and_read_s": round(best[1], 3),
-            "process_total_s": round(best[2], 3)}
+    return {
+        "imports_s": round(best[0], 3),
+        "open_and_read_s": round(best[1], 3),
+        "process_total_s": round(best[2], 3),
+    }
 
 
 def main() -> None:
@@ -98,23 +116,35 @@ def main() -> None:
     parser.add_argument("--txs", type=int, default=300)
     parser.add_argument("--images", type=int, default=1000)
     args = parser.parse_args()
-    results: dict[str, object] = {"machine": platform.platform(), "python": sys.version.split()[0],
-                                  "txs": args.txs, "images": args.images}
+    results: dict[str, object] = {
+        "machine": platform.platform(),
+        "python": sys.version.split()[0],
+        "txs": args.txs,
+        "images": args.images,
+    }
     with tempfile.TemporaryDirectory() as tmp, anvil_node() as url:
         home = Path(tmp) / "home"
         embedded = open_ledger(Settings(home=home), Account.create())
         anvil_settings = Settings(home=Path(tmp) / "anvil-home", ledger_url=url)
         from sedis.ledger.jsonrpc import JsonRpcLedger
 
-        contract, _ = JsonRpcLedger.connect(anvil_settings, Account.create(),
-                                            need_contract=False).deploy()
-        anvil = open_ledger(Settings(home=anvil_settings.home, ledger_url=url,
-                                     ledger_contract=contract), Account.create())
-        results["gas"] = {"embedded": gas_per_operation(embedded),
-                          "anvil": gas_per_operation(anvil), "targets": TARGETS}
-        results["tx_per_s"] = {"embedded": round(sustained(embedded, args.txs), 1),
-                               "anvil": round(sustained(anvil, args.txs), 1),
-                               "target_embedded": 40}
+        contract, _ = JsonRpcLedger.connect(
+            anvil_settings, Account.create(), need_contract=False
+        ).deploy()
+        anvil = open_ledger(
+            Settings(home=anvil_settings.home, ledger_url=url, ledger_contract=contract),
+            Account.create(),
+        )
+        results["gas"] = {
+            "embedded": gas_per_operation(embedded),
+            "anvil": gas_per_operation(anvil),
+            "targets": TARGETS,
+        }
+        results["tx_per_s"] = {
+            "embedded": round(sustained(embedded, args.txs), 1),
+            "anvil": round(sustained(anvil, args.txs), 1),
+            "target_embedded": 40,
+        }
         probe = digest()
         embedded.publish(probe, digest(), CID, scan())
         for _ in range(args.images - len(embedded.images())):
@@ -124,8 +154,10 @@ def main() -> None:
         reader = open_ledger(Settings(home=home))
         start = time.perf_counter()
         listed = len(reader.images())
-        results["embedded_list_s"] = {"images": listed,
-                                      "seconds": round(time.perf_counter() - start, 3)}
+        results["embedded_list_s"] = {
+            "images": listed,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
         results["embedded_db_bytes"] = (home / "ledger" / "chain.sqlite").stat().st_size
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -53,8 +53,14 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     if contract is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", contract):
         raise ConfigError(f"ledger.contract must be a 0x address, not {contract!r}")
     chain_id = _chain_id(env.get("SEDIS_LEDGER_CHAIN_ID"), table)
-    return Settings(home=home, store_url=store_url, ledger_url=ledger_url, identity=identity,
-                    ledger_contract=contract, ledger_chain_id=chain_id)
+    return Settings(
+        home=home,
+        store_url=store_url,
+        ledger_url=ledger_url,
+        identity=identity,
+        ledger_contract=contract,
+        ledger_chain_id=chain_id,
+    )
 
 
 def _chain_id(from_env: str | None, table: dict[str, object]) -> int | None:

@@ -78,8 +78,12 @@ def test_tag_ref_keeps_name_and_tag_apart() -> None:
 
 def test_events_decode_with_indexed_and_plain_fields() -> None:
     c = codec()
-    topics = (c.topic("GrantRevoked"), digest_to_bytes(DIGEST),
-              bytes(12) + bytes.fromhex(OWNER[2:]), bytes(12) + bytes.fromhex(CALLER[2:]))
+    topics = (
+        c.topic("GrantRevoked"),
+        digest_to_bytes(DIGEST),
+        bytes(12) + bytes.fromhex(OWNER[2:]),
+        bytes(12) + bytes.fromhex(CALLER[2:]),
+    )
     event = c.event(Log(b"\0" * 20, topics, encode(["uint64"], [1234]), 7, 0, b"\1" * 32))
     assert event is not None and event.name == "GrantRevoked"
     assert event.args["digest"] == digest_to_bytes(DIGEST)
@@ -89,20 +93,28 @@ def test_events_decode_with_indexed_and_plain_fields() -> None:
 
 
 def test_refusals_name_the_rule_that_was_broken() -> None:
-    owner_only = revert("NotImageOwner(bytes32,address,address)",
-                        ["bytes32", "address", "address"],
-                        [digest_to_bytes(DIGEST), CALLER, OWNER])
-    for function, part in (("grant", "grants"), ("revokeGrant", "grants"),
-                           ("setStatus", "status"), ("setTag", "tags")):
+    owner_only = revert(
+        "NotImageOwner(bytes32,address,address)",
+        ["bytes32", "address", "address"],
+        [digest_to_bytes(DIGEST), CALLER, OWNER],
+    )
+    for function, part in (
+        ("grant", "grants"),
+        ("revokeGrant", "grants"),
+        ("setStatus", "status"),
+        ("setTag", "tags"),
+    ):
         err = refusal(function, owner_only)
         assert isinstance(err, PermissionDeniedError)
         assert str(err).startswith(f"only the owner of {DIGEST} (")
         assert f"may change its {part};" in str(err)
-    revoked = refusal("grant", revert("ImageIsRevoked(bytes32)", ["bytes32"],
-                                      [digest_to_bytes(DIGEST)]))
+    revoked = refusal(
+        "grant", revert("ImageIsRevoked(bytes32)", ["bytes32"], [digest_to_bytes(DIGEST)])
+    )
     assert isinstance(revoked, ConflictError) and "is revoked" in str(revoked)
-    unknown = refusal("attest", revert("UnknownImage(bytes32)", ["bytes32"],
-                                       [digest_to_bytes(DIGEST)]))
+    unknown = refusal(
+        "attest", revert("UnknownImage(bytes32)", ["bytes32"], [digest_to_bytes(DIGEST)])
+    )
     assert isinstance(unknown, NotFoundError)
     plain = refusal("publish", revert("Error(string)", ["string"], ["nope"]))
     assert isinstance(plain, UnavailableError) and "nope" in str(plain)
@@ -114,12 +126,16 @@ def test_refusals_name_the_rule_that_was_broken() -> None:
 
 def test_ledger_settings(tmp_path: Path) -> None:
     (tmp_path / "sedis.toml").write_text(
-        '[ledger]\nurl = "http://127.0.0.1:8545"\ncontract = "0x' + "aa" * 20 + '"\nchain_id = 5\n')
+        '[ledger]\nurl = "http://127.0.0.1:8545"\ncontract = "0x' + "aa" * 20 + '"\nchain_id = 5\n'
+    )
     settings = load({"SEDIS_HOME": str(tmp_path)})
     assert settings.ledger_contract == "0x" + "aa" * 20 and settings.ledger_chain_id == 5
     assert settings.ledger_dir == tmp_path / "ledger"
-    env = {"SEDIS_HOME": str(tmp_path), "SEDIS_LEDGER_CONTRACT": "0x" + "bb" * 20,
-           "SEDIS_LEDGER_CHAIN_ID": "31337"}
+    env = {
+        "SEDIS_HOME": str(tmp_path),
+        "SEDIS_LEDGER_CONTRACT": "0x" + "bb" * 20,
+        "SEDIS_LEDGER_CHAIN_ID": "31337",
+    }
     overridden = load(env)
     assert overridden.ledger_contract == "0x" + "bb" * 20
     assert overridden.ledger_chain_id == 31337

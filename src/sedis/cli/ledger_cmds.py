@@ -12,14 +12,24 @@ from sedis.cli.output import Format, OutputOption, emit, info, note
 if TYPE_CHECKING:
     from sedis.config import Settings
 
-app = typer.Typer(help="The ledger (Ethereum): its node, chain and contract; deploy the contract.",
-                  rich_markup_mode=None, no_args_is_help=True)
+app = typer.Typer(
+    help="The ledger (Ethereum): its node, chain and contract; deploy the contract.",
+    rich_markup_mode=None,
+    no_args_is_help=True,
+)
 
-AsOption = typer.Option(None, "--as", metavar="NAME",
-                        help="The identity that acts (default: SEDIS_IDENTITY, or the only one).")
+AsOption = typer.Option(
+    None,
+    "--as",
+    metavar="NAME",
+    help="The identity that acts (default: SEDIS_IDENTITY, or the only one).",
+)
 PasswordEnvOption = typer.Option(
-    None, "--password-env", metavar="VAR",
-    help="Read the password from this environment variable (SEDIS_PASSWORD wins if set).")
+    None,
+    "--password-env",
+    metavar="VAR",
+    help="Read the password from this environment variable (SEDIS_PASSWORD wins if set).",
+)
 
 
 def _identity(settings: Settings, as_name: str | None, required: bool) -> tuple[str, str] | None:
@@ -46,9 +56,12 @@ def ledger_info(as_name: str | None = AsOption, output: Format = OutputOption) -
         facts = ledger.info()
         balance = ledger.balance(who[1]) if who else None
     data: dict[str, Any] = {
-        "url": facts.url, "chain_id": facts.chain_id, "contract": facts.contract,
+        "url": facts.url,
+        "chain_id": facts.chain_id,
+        "contract": facts.contract,
         "block_number": facts.block_number,
-        "identity": who[0] if who else None, "address": who[1] if who else None,
+        "identity": who[0] if who else None,
+        "address": who[1] if who else None,
         "balance_wei": balance,
     }
 
@@ -65,8 +78,11 @@ def ledger_info(as_name: str | None = AsOption, output: Format = OutputOption) -
 
 
 @app.command("deploy")
-def deploy(as_name: str | None = AsOption, password_env: str | None = PasswordEnvOption,
-           output: Format = OutputOption) -> None:
+def deploy(
+    as_name: str | None = AsOption,
+    password_env: str | None = PasswordEnvOption,
+    output: Format = OutputOption,
+) -> None:
     """Deploy the ImageLedger contract with the acting identity, and remember its address for
     this chain. The embedded chain deploys its own on first use."""
     settings = context.settings()
@@ -76,8 +92,13 @@ def deploy(as_name: str | None = AsOption, password_env: str | None = PasswordEn
         with open_ledger(settings) as ledger:
             facts = ledger.info()
         data = {"contract": facts.contract, "chain_id": facts.chain_id, "deployed": False}
-        emit(output, data, lambda: info(
-            f"the embedded chain's contract is at {facts.contract} (deployed on first use)"))
+        emit(
+            output,
+            data,
+            lambda: info(
+                f"the embedded chain's contract is at {facts.contract} (deployed on first use)"
+            ),
+        )
         return
     from sedis.crypto.identities import IdentityStore
     from sedis.crypto.password import read_password
@@ -88,16 +109,25 @@ def deploy(as_name: str | None = AsOption, password_env: str | None = PasswordEn
     account = IdentityStore(settings.home).unlock_account(who[0], read_password(password_env))
     ledger = JsonRpcLedger.connect(settings, account, need_contract=False)
     contract, receipt = ledger.deploy()
-    data = {"contract": contract, "chain_id": ledger.chain_id, "deployed": True,
-            "transaction": receipt.tx_hash, "block_number": receipt.block_number,
-            "gas_used": receipt.gas_used}
+    data = {
+        "contract": contract,
+        "chain_id": ledger.chain_id,
+        "deployed": True,
+        "transaction": receipt.tx_hash,
+        "block_number": receipt.block_number,
+        "gas_used": receipt.gas_used,
+    }
 
     def text() -> None:
-        info(f"deployed ImageLedger at {contract} on chain {ledger.chain_id} "
-             f"(block {receipt.block_number}, {receipt.gas_used} gas)")
+        info(
+            f"deployed ImageLedger at {contract} on chain {ledger.chain_id} "
+            f"(block {receipt.block_number}, {receipt.gas_used} gas)"
+        )
         if settings.ledger_contract and settings.ledger_contract.lower() != contract.lower():
-            note(f"note: ledger.contract still names {settings.ledger_contract}, which wins; "
-                 "change it to use the new contract")
+            note(
+                f"note: ledger.contract still names {settings.ledger_contract}, which wins; "
+                "change it to use the new contract"
+            )
 
     emit(output, data, text)
 

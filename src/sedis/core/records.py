@@ -187,7 +187,8 @@ def digest_to_bytes(digest: str) -> bytes:
     match = _DIGEST.fullmatch(digest)
     if match is None:
         raise InvalidInputError(
-            f"not a sha256 digest: {digest!r} (expected sha256:<64 hex digits>)")
+            f"not a sha256 digest: {digest!r} (expected sha256:<64 hex digits>)"
+        )
     return bytes.fromhex(match.group(1))
 
 

@@ -31,14 +31,20 @@ def anvil_node() -> Iterator[str]:
     port = peers.free_port()
     proc = subprocess.Popen(
         [str(exe), "--host", "127.0.0.1", "--port", str(port), "--silent"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
-                                      "params": []}, timeout=1).raise_for_status()
+                httpx.post(
+                    url,
+                    json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+                    timeout=1,
+                ).raise_for_status()
                 break
             except httpx.HTTPError:
                 if proc.poll() is not None or time.monotonic() > deadline:

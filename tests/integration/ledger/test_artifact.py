@@ -19,8 +19,12 @@ def test_committed_artifact_matches_a_fresh_compilation() -> None:
     peers.require_peer(peers.PEERS / "node_modules" / "solc")
     node = shutil.which("node")
     assert node is not None, "node is needed to compile the contract"
-    proc = subprocess.run([node, str(CONTRACTS / "compile.cjs"), "--check"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [node, str(CONTRACTS / "compile.cjs"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
 
 

@@ -53,14 +53,20 @@ def test_info_and_deploy_with_an_identity_on_anvil(sedis: Run, anvil_url: str) -
 
 def test_unreachable_node(sedis: Run) -> None:
     url = f"http://127.0.0.1:{peers.free_port()}"
-    one_line_error(sedis("ledger", "info", env={"SEDIS_LEDGER_URL": url}), 5,
-                   f"cannot reach the ledger node at {url}")
+    one_line_error(
+        sedis("ledger", "info", env={"SEDIS_LEDGER_URL": url}),
+        5,
+        f"cannot reach the ledger node at {url}",
+    )
 
 
 def test_wrong_chain_id(sedis: Run, anvil_url: str) -> None:
     env = {"SEDIS_LEDGER_URL": anvil_url, "SEDIS_LEDGER_CHAIN_ID": "1"}
-    one_line_error(sedis("ledger", "info", env=env), 6,
-                   "serves chain 31337, but the configuration expects chain 1")
+    one_line_error(
+        sedis("ledger", "info", env=env),
+        6,
+        "serves chain 31337, but the configuration expects chain 1",
+    )
 
 
 def test_no_contract_at_the_configured_address(sedis: Run, anvil_url: str) -> None:

@@ -30,8 +30,15 @@ def rand_digest() -> str:
 
 
 def scan() -> ScanSummary:
-    return ScanSummary(critical=1, high=2, medium=3, low=4, unknown=5,
-                       report_digest=rand_digest(), report_cid="bafkreport" + os.urandom(4).hex())
+    return ScanSummary(
+        critical=1,
+        high=2,
+        medium=3,
+        low=4,
+        unknown=5,
+        report_digest=rand_digest(),
+        report_cid="bafkreport" + os.urandom(4).hex(),
+    )
 
 
 def published(ledger: Ledger, summary: ScanSummary | None = None) -> tuple[str, str]:
@@ -49,8 +56,11 @@ def test_publish_records_the_image(chain: Chain) -> None:
     assert receipt.gas_used <= 250_000
     record = ledger.image(digest)
     assert record is not None
-    assert (record.owner, record.config_digest, record.root_cid) == (owner.address, config,
-                                                                      "bafyrootcid")
+    assert (record.owner, record.config_digest, record.root_cid) == (
+        owner.address,
+        config,
+        "bafyrootcid",
+    )
     assert record.scan == summary
     assert record.status is Status.TRUSTED
     assert abs(record.published_at - time.time()) < 60
@@ -77,8 +87,9 @@ def test_unscanned_image_and_inconsistent_scans(chain: Chain) -> None:
     with pytest.raises(InvalidInputError, match="scan summary is inconsistent"):
         ledger.publish(rand_digest(), rand_digest(), "bafy", ScanSummary(critical=1))
     with pytest.raises(InvalidInputError, match="scan summary is inconsistent"):
-        ledger.publish(rand_digest(), rand_digest(), "bafy",
-                       ScanSummary(not_scanned=True, critical=2))
+        ledger.publish(
+            rand_digest(), rand_digest(), "bafy", ScanSummary(not_scanned=True, critical=2)
+        )
     with pytest.raises(InvalidInputError, match="CID is missing"):
         ledger.publish(rand_digest(), rand_digest(), "", ScanSummary.unscanned())
 
@@ -111,8 +122,9 @@ def test_every_owner_only_function_refuses_anyone_else(chain: Chain) -> None:
         with pytest.raises(PermissionDeniedError) as caught:
             attempt()
         message = str(caught.value)
-        assert message.startswith(f"only the owner of {digest} ({owner.address}) may change "
-                                  f"its {part.strip()}")
+        assert message.startswith(
+            f"only the owner of {digest} ({owner.address}) may change its {part.strip()}"
+        )
         assert intruder.address in message
     assert mine.status(digest) is Status.TRUSTED
     assert mine.is_granted(digest, friend.address)
@@ -146,8 +158,12 @@ def test_status_history_is_append_only(chain: Chain) -> None:
     digest, _ = published(ledger)
     friend = Account.create()
     ledger.grant(digest, friend.address, "bafym", rand_digest())
-    steps = [(Status.UNTRUSTED, "CVE-2024-3094 in xz"), (Status.TRUSTED, "patched upstream"),
-             (Status.UNSUPPORTED, "end of life"), (Status.REVOKED, "key compromised")]
+    steps = [
+        (Status.UNTRUSTED, "CVE-2024-3094 in xz"),
+        (Status.TRUSTED, "patched upstream"),
+        (Status.UNSUPPORTED, "end of life"),
+        (Status.REVOKED, "key compromised"),
+    ]
     for status, reason in steps:
         receipt = ledger.set_status(digest, status, reason)
         assert receipt.gas_used <= 80_000
@@ -161,7 +177,8 @@ def test_status_history_is_append_only(chain: Chain) -> None:
     history = chain.open().status_history(digest)
     assert [(e.index, e.status, e.reason) for e in history] == [
         (0, Status.TRUSTED, "published"),
-        *[(i + 1, s, r) for i, (s, r) in enumerate(steps)]]
+        *[(i + 1, s, r) for i, (s, r) in enumerate(steps)],
+    ]
     assert [e.previous for e in history] == [Status.UNKNOWN] + [e.status for e in history[:-1]]
     assert all(e.by == owner.address for e in history)
     assert [e.at for e in history] == sorted(e.at for e in history)
@@ -219,8 +236,11 @@ def test_revoked_grants_and_grants_again(chain: Chain) -> None:
     assert ledger.is_granted(digest, reader.address)
     again = ledger.grant_of(digest, reader.address)
     assert again is not None
-    assert (again.manifest_cid, again.manifest_hash, again.revoked_at) == ("bafysecond",
-                                                                          manifest_hash, None)
+    assert (again.manifest_cid, again.manifest_hash, again.revoked_at) == (
+        "bafysecond",
+        manifest_hash,
+        None,
+    )
     assert [g.recipient for g in ledger.grants(digest)] == [reader.address]
 
 
@@ -256,7 +276,9 @@ def test_attestations_come_from_any_account(chain: Chain) -> None:
     chain.open(owner).attest(digest, "cosign", rand_digest())
     found = chain.open().attestations(digest)
     assert [(a.attester, a.kind, a.index) for a in found] == [
-        (scanner.address, "vuln-scan", 1), (owner.address, "cosign", 2)]
+        (scanner.address, "vuln-scan", 1),
+        (owner.address, "cosign", 2),
+    ]
     assert (found[0].payload_hash, found[0].cid) == (payload, "bafyattest")
     with pytest.raises(NotFoundError):
         theirs.attest(rand_digest(), "cosign", rand_digest())
@@ -273,8 +295,11 @@ def test_key_directory(chain: Chain) -> None:
     ledger.register_keys(encryption_key=jwk, paillier_n=modulus)
     entry = chain.open().keys_of(account.address)
     assert entry is not None
-    assert (entry.address, entry.encryption_key, entry.paillier_n) == (account.address, jwk,
-                                                                         modulus)
+    assert (entry.address, entry.encryption_key, entry.paillier_n) == (
+        account.address,
+        jwk,
+        modulus,
+    )
     ledger.register_keys(b'{"kty":"RSA"}', modulus[:128])
     rotated = ledger.keys_of(account.address)
     assert rotated is not None and rotated.encryption_key == b'{"kty":"RSA"}'
@@ -288,8 +313,9 @@ def test_usage_reports_are_stored(chain: Chain) -> None:
     blob = rand_digest()
     chain.open(user).report_usage(digest, 1000, 2000, "bafyusage", blob)
     reports = chain.open().usage_reports(digest)
-    assert [(r.reporter, r.window_start, r.window_end, r.cid, r.blob_hash, r.index)
-            for r in reports] == [(user.address, 1000, 2000, "bafyusage", blob, 1)]
+    assert [
+        (r.reporter, r.window_start, r.window_end, r.cid, r.blob_hash, r.index) for r in reports
+    ] == [(user.address, 1000, 2000, "bafyusage", blob, 1)]
     with pytest.raises(InvalidInputError, match="must end after it starts"):
         chain.open(user).report_usage(digest, 2000, 2000, "bafyusage", blob)
 
@@ -320,45 +346,92 @@ def test_every_event_carries_the_fields_an_auditor_needs(chain: Chain) -> None:
     ledger.register_keys(b"{}", modulus)
 
     events = chain.open().audit_log(digest)
-    assert [e.name for e in events] == ["ImagePublished", "TagMoved", "GrantAdded",
-                                        "GrantRevoked", "Attested", "UsageReported",
-                                        "StatusChanged"]
+    assert [e.name for e in events] == [
+        "ImagePublished",
+        "TagMoved",
+        "GrantAdded",
+        "GrantRevoked",
+        "Attested",
+        "UsageReported",
+        "StatusChanged",
+    ]
     blocks = [e.block_number for e in events]
     assert blocks == sorted(blocks) and all(e.tx_hash.startswith("0x") for e in events)
     now = time.time()
     for e in events:
-        at = next(v for k, v in e.fields.items() if k in ("publishedAt", "at", "grantedAt",
-                                                           "revokedAt"))
+        at = next(
+            v for k, v in e.fields.items() if k in ("publishedAt", "at", "grantedAt", "revokedAt")
+        )
         assert isinstance(at, int) and abs(at - now) < 120
     f = [dict(e.fields) for e in events]
     for fields in f:
         for key in ("publishedAt", "at", "grantedAt", "revokedAt"):
             fields.pop(key, None)
-    assert f[0] == {"digest": hexd, "owner": owner.address, "configDigest": "0x" + config[7:],
-                    "rootCid": "bafyroot",
-                    "scan": {"critical": 1, "high": 2, "medium": 3, "low": 4, "unknown": 5,
-                             "notScanned": False,
-                             "reportDigest": "0x" + (summary.report_digest or "")[7:],
-                             "reportCid": summary.report_cid}}
-    assert f[1] == {"digest": hexd, "refHash": f[1]["refHash"], "by": owner.address,
-                    "name": name, "tag": "v1", "previous": "0x" + "00" * 32}
-    assert f[2] == {"digest": hexd, "recipient": friend.address, "by": owner.address,
-                    "manifestCid": "bafymanifest", "manifestHash": "0x" + manifest[7:],
-                    "expiresAt": 4_000_000_000}
+    assert f[0] == {
+        "digest": hexd,
+        "owner": owner.address,
+        "configDigest": "0x" + config[7:],
+        "rootCid": "bafyroot",
+        "scan": {
+            "critical": 1,
+            "high": 2,
+            "medium": 3,
+            "low": 4,
+            "unknown": 5,
+            "notScanned": False,
+            "reportDigest": "0x" + (summary.report_digest or "")[7:],
+            "reportCid": summary.report_cid,
+        },
+    }
+    assert f[1] == {
+        "digest": hexd,
+        "refHash": f[1]["refHash"],
+        "by": owner.address,
+        "name": name,
+        "tag": "v1",
+        "previous": "0x" + "00" * 32,
+    }
+    assert f[2] == {
+        "digest": hexd,
+        "recipient": friend.address,
+        "by": owner.address,
+        "manifestCid": "bafymanifest",
+        "manifestHash": "0x" + manifest[7:],
+        "expiresAt": 4_000_000_000,
+    }
     assert f[3] == {"digest": hexd, "recipient": friend.address, "by": owner.address}
-    assert f[4] == {"digest": hexd, "attester": scanner.address,
-                    "kind": "0x" + b"vuln-scan".ljust(32, b"\0").hex(),
-                    "payloadHash": "0x" + payload[7:], "cid": "bafyatt", "index": 1}
-    assert f[5] == {"digest": hexd, "reporter": friend.address, "windowStart": 10,
-                    "windowEnd": 20, "cid": "bafyusage", "blobHash": "0x" + blob[7:], "index": 1}
-    assert f[6] == {"digest": hexd, "by": owner.address, "status": 4, "previous": 1,
-                    "reason": "compromised", "index": 1}
+    assert f[4] == {
+        "digest": hexd,
+        "attester": scanner.address,
+        "kind": "0x" + b"vuln-scan".ljust(32, b"\0").hex(),
+        "payloadHash": "0x" + payload[7:],
+        "cid": "bafyatt",
+        "index": 1,
+    }
+    assert f[5] == {
+        "digest": hexd,
+        "reporter": friend.address,
+        "windowStart": 10,
+        "windowEnd": 20,
+        "cid": "bafyusage",
+        "blobHash": "0x" + blob[7:],
+        "index": 1,
+    }
+    assert f[6] == {
+        "digest": hexd,
+        "by": owner.address,
+        "status": 4,
+        "previous": 1,
+        "reason": "compromised",
+        "index": 1,
+    }
 
     everything = chain.open().audit_log()
     claimed = [e for e in everything if e.name == "NameClaimed" and e.fields["name"] == name]
     assert len(claimed) == 1 and claimed[0].fields["owner"] == owner.address
-    keys = [e for e in everything if e.name == "KeysRegistered"
-            and e.fields["account"] == owner.address]
+    keys = [
+        e for e in everything if e.name == "KeysRegistered" and e.fields["account"] == owner.address
+    ]
     assert len(keys) == 1
     assert keys[0].fields["encryptionKey"] == "0x" + b"{}".hex()
     assert keys[0].fields["paillierN"] == "0x" + modulus.hex()

@@ -23,9 +23,13 @@ pytestmark = pytest.mark.integration
 
 
 def worker(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tests.integration.ledger.worker", *args],
-                            cwd=peers.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.ledger.worker", *args],
+        cwd=peers.ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def check_whole(home: Path, committed: list[str], in_flight: int) -> list[str]:
@@ -84,8 +88,9 @@ def test_sigkill_mid_transaction_loses_nothing_committed(tmp_path: Path) -> None
         # and counts as committed from now on) or wholly out.
         committed = check_whole(home, committed, in_flight=1)
     ledger = open_ledger(Settings(home=home), Account.create())
-    ledger.publish("sha256:" + "cd" * 32, "sha256:" + "ef" * 32, "bafyroot",
-                   ScanSummary.unscanned())
+    ledger.publish(
+        "sha256:" + "cd" * 32, "sha256:" + "ef" * 32, "bafyroot", ScanSummary.unscanned()
+    )
     assert ledger.image("sha256:" + "cd" * 32) is not None
 
 

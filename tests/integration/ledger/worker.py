@@ -1,9 +1,9 @@
 """A separate process that uses the embedded ledger, for the crash and concurrency tests.
 
-    python -m tests.integration.ledger.worker publish HOME COUNT
-        publishes COUNT images as a fresh account; prints each digest once committed.
-    python -m tests.integration.ledger.worker read HOME SECONDS
-        reads the image count over and over; prints each count it sees.
+python -m tests.integration.ledger.worker publish HOME COUNT
+    publishes COUNT images as a fresh account; prints each digest once committed.
+python -m tests.integration.ledger.worker read HOME SECONDS
+    reads the image count over and over; prints each count it sees.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ def publish(home: Path, count: int) -> None:
     ledger = open_ledger(Settings(home=home), Account.create())
     for _ in range(count):
         digest = "sha256:" + os.urandom(32).hex()
-        ledger.publish(digest, "sha256:" + os.urandom(32).hex(), "bafyroot",
-                       ScanSummary(high=1, report_digest="sha256:" + "ab" * 32,
-                                   report_cid="bafyreport"))
+        ledger.publish(
+            digest,
+            "sha256:" + os.urandom(32).hex(),
+            "bafyroot",
+            ScanSummary(high=1, report_digest="sha256:" + "ab" * 32, report_cid="bafyreport"),
+        )
         print(digest, flush=True)
 
 
