@@ -79,7 +79,9 @@ class EmbeddedChain:
         self._lock = FileLock(str(directory / "lock"), timeout=_LOCK_TIMEOUT)
         self.db = SqliteDB(directory / "chain.sqlite")
         self._atomic = AtomicDB(self.db)
-        if self.db.get_meta("genesis") is None:
+        with self.reading():
+            fresh = self.db.get_meta("genesis") is None
+        if fresh:
             with self.writing():
                 if self.db.get_meta("genesis") is None:
                     self._create()

@@ -42,12 +42,9 @@ class SqliteDB(BaseDB):
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=60)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
-            check = self.conn.execute("PRAGMA quick_check").fetchone()
             self.conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise CorruptError(f"the embedded ledger database {path} is unreadable: {exc}") from exc
-        if check is None or check[0] != "ok":
-            raise CorruptError(f"the embedded ledger database {path} is damaged: {check}")
+            raise _translate(path, exc) from exc
 
     def close(self) -> None:
         self.conn.close()
@@ -57,14 +54,14 @@ class SqliteDB(BaseDB):
         """A snapshot for reads, or the one writer's all-or-nothing transaction."""
         try:
             self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        except sqlite3.OperationalError as exc:
-            raise UnavailableError(f"the embedded ledger {self.path} is busy: {exc}") from exc
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise _translate(self.path, exc) from exc
 
     # -- py-evm's DatabaseAPI ------------------------------------------------
 
@@ -123,3 +120,11 @@ class SqliteDB(BaseDB):
             (b, i, tx, a, tuple(t for t in (t0, t1, t2, t3) if t is not None), d)
             for b, i, tx, a, t0, t1, t2, t3, d in self.conn.execute(sql, params)
         ]
+
+
+def _translate(path: Path, exc: sqlite3.DatabaseError) -> Exception:
+    # SQLite finds damage as it reads pages, so there is no need to scan the
+    # whole file on every open.
+    if isinstance(exc, sqlite3.OperationalError):
+        return UnavailableError(f"the embedded ledger {path} is unavailable: {exc}")
+    return CorruptError(f"the embedded ledger database {path} is damaged: {exc}")

@@ -82,3 +82,13 @@ def test_a_missing_identity_and_a_wrong_password(sedis: Run, anvil_url: str) -> 
     wrong = {**env, "SEDIS_PASSWORD": "wrong"}
     result = sedis("ledger", "deploy", "--as", "bob", env=wrong)
     assert result.code == 7 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_damaged_embedded_ledger_is_one_clear_error(sedis: Run, home: Any) -> None:
+    assert sedis("ledger", "info").code == 0
+    db = home / "ledger" / "chain.sqlite"
+    size = db.stat().st_size
+    with open(db, "r+b") as f:  # every page but the header page
+        f.seek(4096)
+        f.write(b"\xa5" * (size - 4096))
+    one_line_error(sedis("ledger", "info"), 4, "is damaged")
