@@ -92,3 +92,14 @@ def test_a_damaged_embedded_ledger_is_one_clear_error(sedis: Run, home: Any) -> 
         f.seek(4096)
         f.write(b"\xa5" * (size - 4096))
     one_line_error(sedis("ledger", "info"), 4, "is damaged")
+
+
+def test_no_funds_on_a_chain_that_is_not_a_dev_chain(sedis: Run) -> None:
+    from tests.integration.ledger.conftest import anvil_node
+
+    with anvil_node(chain_id=4242) as url:
+        env = {"SEDIS_LEDGER_URL": url, "SEDIS_PASSWORD": "pw"}
+        assert sedis("identity", "create", "carol", env=env).code == 0
+        info = json.loads(sedis("ledger", "info", "-o", "json", env=env).stdout)
+        assert info["chain_id"] == 4242 and info["balance_wei"] == 0
+        one_line_error(sedis("ledger", "deploy", env=env), 5, "has 0 wei on chain 4242")
