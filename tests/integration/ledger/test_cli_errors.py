@@ -103,3 +103,22 @@ def test_no_funds_on_a_chain_that_is_not_a_dev_chain(sedis: Run) -> None:
         info = json.loads(sedis("ledger", "info", "-o", "json", env=env).stdout)
         assert info["chain_id"] == 4242 and info["balance_wei"] == 0
         one_line_error(sedis("ledger", "deploy", env=env), 5, "has 0 wei on chain 4242")
+
+
+def test_an_owner_only_action_by_someone_else(sedis: Run, home: Any) -> None:
+    from sedis.config import Settings
+    from sedis.core.records import ScanSummary
+    from sedis.crypto.identities import IdentityStore
+    from sedis.ledger import open_ledger
+
+    env = {"SEDIS_PASSWORD": "pw"}
+    for name in ("alice", "bob"):
+        assert sedis("identity", "create", name, env=env).code == 0
+    alice = IdentityStore(home).unlock_account("alice", "pw")
+    digest = "sha256:" + "5e" * 32
+    with open_ledger(Settings(home=home), alice) as ledger:
+        ledger.publish(digest, "sha256:" + "c0" * 32, "bafyroot", ScanSummary.unscanned())
+    result = sedis("status", digest, "revoked", "--reason", "hostile", "--as", "bob", env=env)
+    one_line_error(result, 8, f"only the owner of {digest} ({alice.address}) may change its status")
+    with open_ledger(Settings(home=home)) as ledger:
+        assert [e.status.value for e in ledger.status_history(digest)] == ["TRUSTED"]
