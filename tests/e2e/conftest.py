@@ -41,9 +41,22 @@ class World:
         captured = self.capsys.readouterr()
         return Run(code, captured.out, captured.err)
 
-    def image(self, name: str, layers: int = 3, size: int = 600_000) -> Path:
+    def image(
+        self, name: str, layers: int = 3, size: int = 600_000, vulnerable: bool = False
+    ) -> Path:
+        extra = (
+            [
+                # requests 2.31.0 is affected by CVE-2024-35195 (medium) in the test advisories.
+                FileSpec(
+                    "usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA",
+                    b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n",
+                ),
+            ]
+            if vulnerable
+            else []
+        )
         specs = [
-            LayerSpec([FileSpec("etc/os-release", f"ID={name}\n".encode())]),
+            LayerSpec([FileSpec("etc/os-release", f"ID={name}\n".encode()), *extra]),
             LayerSpec([FileSpec(f"data/{name}.bin", pseudo_random(size, name))], gzip=False),
             LayerSpec(
                 [
@@ -76,6 +89,26 @@ def world_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         addresses[name] = identity.address
         with open_ledger(load(), store.unlock_account(name, PASSWORD)) as ledger:
             ledger.register_keys(identity.encryption_key_bytes(), identity.paillier_n_bytes())
+    # The real advisories the scanner tests use: the Debian image has a critical finding.
+    import subprocess
+    import sys
+
+    feeds = Path(__file__).resolve().parents[1] / "data" / "vulns"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sedis",
+            "vulndb",
+            "import",
+            str(feeds / "osv"),
+            str(feeds / "debian-tracker.json"),
+            str(feeds / "nvd-cves.json"),
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ},
+    )
     yield World(home, root, addresses)
     for key, value in saved.items():
         if value is None:

@@ -350,8 +350,95 @@ def test_inspect_shows_history_grants_and_tags(world: World, published: dict[str
     recipients = {g["recipient"] for g in data["grants"]}
     assert {world.addresses["alice"], world.addresses["bob"]} <= recipients
     assert data["tags"][0]["name"] == "e2e/base" and data["tags"][0]["tag"] == "v1"
-    assert data["record"]["scan"]["not_scanned"] is True
+    assert data["record"]["scan"]["not_scanned"] is False
     shared = json.loads(world.sedis("list", "--shared-with-me", "--as", "bob", "-o", "json").out)
     assert data["record"]["digest"] in [r["digest"] for r in shared]
     mine = json.loads(world.sedis("list", "--mine", "--as", "bob", "-o", "json").out)
     assert mine == []
+
+
+def test_the_scan_is_recorded_and_its_report_sealed_for_recipients(world: World) -> None:
+    from sedis.config import load
+    from sedis.service import pull as pulling
+    from sedis.service import sealing
+    from sedis.service.session import Session
+    from tests.e2e.conftest import PASSWORD
+
+    src = world.image("scanned", layers=1, vulnerable=True)
+    published = world.sedis(
+        "publish",
+        f"oci:{src}:v1",
+        "--name",
+        "e2e/scanned:v1",
+        "--to",
+        "bob",
+        "--as",
+        "alice",
+        "-o",
+        "json",
+    )
+    assert published.code == 0, published.err
+    scan = json.loads(published.out)["scan"]
+    assert (scan["critical"], scan["high"], scan["medium"]) == (0, 0, 1)
+    record = json.loads(world.sedis("inspect", "e2e/scanned:v1", "-o", "json").out)["record"]
+    assert record["scan"]["medium"] == 1 and record["scan"]["report_cid"] == scan["report_cid"]
+    # bob, a recipient, opens the sealed CycloneDX report; its digest is the recorded one.
+    with Session(load(), "bob", lambda: PASSWORD) as bob:
+        _, share = pulling.check_access(bob, "e2e/scanned:v1")
+        assert share.report is not None
+        report = sealing.read_sealed(bob.store, share.report, bob.encryption_key, 64 << 20)
+    assert "sha256:" + __import__("hashlib").sha256(report).hexdigest() == scan["report_digest"]
+    bom = json.loads(report)
+    assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"] == "1.6"
+    assert any(v["id"] == "CVE-2024-35195" for v in bom["vulnerabilities"])
+    # No plaintext of the report is in the store.
+    for block in (world.home / "store" / "blocks").rglob("*"):
+        if block.is_file():
+            assert b"CVE-2024-35195" not in block.read_bytes()
+
+
+def test_a_policy_refusal_stores_and_records_nothing(world: World) -> None:
+    src = world.image("refused", layers=1, vulnerable=True)
+    before = set((world.home / "store" / "blocks").rglob("*"))
+    result = world.sedis(
+        "publish",
+        f"oci:{src}:v1",
+        "--name",
+        "e2e/refused:v1",
+        "--fail-on",
+        "medium",
+        "--as",
+        "alice",
+    )
+    assert result.code == 10
+    assert "CVE-2024-35195" in result.out and "requests 2.31.0" in result.out
+    assert one_line(result.err).startswith("sedis: publish refused by the vulnerability policy")
+    assert set((world.home / "store" / "blocks").rglob("*")) == before
+    digest = layout_digests(src)[0]
+    assert world.sedis("verify", digest).code == 2  # UNKNOWN: never recorded
+    unknown = world.sedis(
+        "publish",
+        f"oci:{src}:v1",
+        "--name",
+        "e2e/refused:v1",
+        "--fail-on",
+        "severe",
+        "--as",
+        "alice",
+    )
+    assert unknown.code == 2
+
+
+def test_skip_scan_is_recorded_as_not_scanned(world: World) -> None:
+    src = world.image("unscanned", layers=1, vulnerable=True)
+    assert (
+        world.sedis(
+            "publish", f"oci:{src}:v1", "--name", "e2e/unscanned:v1", "--skip-scan", "--as", "alice"
+        ).code
+        == 0
+    )
+    data = json.loads(world.sedis("inspect", "e2e/unscanned:v1", "-o", "json").out)
+    assert data["record"]["scan"]["not_scanned"] is True
+    verdict = json.loads(world.sedis("verify", "e2e/unscanned:v1", "-o", "json").out)
+    assert "without a vulnerability scan" in verdict["reason"]
+    assert "scan       not scanned" in world.sedis("inspect", "e2e/unscanned:v1").out

@@ -51,8 +51,11 @@ def debian(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return layout
 
 
-def round_trip(world: World, src: str, name: str, src_layout: Path, tag: str) -> tuple[Path, Path]:
-    assert world.sedis("publish", src, "--name", name, "--to", "bob", "--as", "alice").code == 0
+def round_trip(
+    world: World, src: str, name: str, src_layout: Path, tag: str, *flags: str
+) -> tuple[Path, Path]:
+    published = world.sedis("publish", src, "--name", name, "--to", "bob", "--as", "alice", *flags)
+    assert published.code == 0, published.err
     layout, archive = world.work / f"{tag}-pulled", world.work / f"{tag}-pulled.tar"
     pulled = world.sedis("pull", name, f"oci:{layout}:{tag}", "--as", "bob")
     assert pulled.code == 0, pulled.err
@@ -113,7 +116,17 @@ def test_busybox_round_trip(world: World, busybox: Path, tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_debian_round_trip(world: World, debian: Path, tmp_path: Path) -> None:
-    _, archive = round_trip(world, f"oci:{debian}:12", "peers/debian:12", debian, "deb")
+    # zlib1g in bookworm carries CVE-2023-45853 (critical, no fix): the default policy refuses.
+    refused = world.sedis(
+        "publish", f"oci:{debian}:12", "--name", "peers/debian:12", "--as", "alice"
+    )
+    assert refused.code == 10 and "CVE-2023-45853" in refused.out
+    assert world.sedis("verify", layout_digests(debian)[0]).code == 2
+    _, archive = round_trip(
+        world, f"oci:{debian}:12", "peers/debian:12", debian, "deb", "--fail-on", "none"
+    )
+    scan = json.loads(world.sedis("inspect", "peers/debian:12", "-o", "json").out)["record"]["scan"]
+    assert scan["critical"] >= 1 and scan["not_scanned"] is False
     assert podman_load(archive, "docker.io/sedis/deb:1", tmp_path) == layout_digests(debian)[1][7:]
 
 

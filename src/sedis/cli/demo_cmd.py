@@ -43,7 +43,22 @@ def _image(work: Path) -> Path:
                 ],
                 comment="base files",
             ),
-            LayerSpec([FileSpec("app/model.bin", bytes(data))], gzip=False, comment="app data"),
+            LayerSpec(
+                [
+                    FileSpec("app/model.bin", bytes(data)),
+                    # Two real, known-vulnerable dependencies, for the scan to find.
+                    FileSpec(
+                        "usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA",
+                        b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n",
+                    ),
+                    FileSpec(
+                        "app/node_modules/lodash/package.json",
+                        b'{"name": "lodash", "version": "4.17.20"}\n',
+                    ),
+                ],
+                gzip=False,
+                comment="app and its dependencies",
+            ),
         ],
         cmd=["/app/hello.sh"],
         labels={"org.opencontainers.image.title": "sedis demo"},
@@ -103,25 +118,43 @@ def _steps(work: Path) -> None:
     image = _image(work)
     info(f"   built oci:{image}:1.0")
 
-    info("\n3. alice publishes it, encrypted, and shares it with bob")
+    info("\n3. Scan before share: an offline vulnerability database, and the image's findings")
+    feeds = Path(__file__).parent / "demo_data"
+    _run("vulndb", "import", *sorted(str(p) for p in feeds.glob("*.json")))
+    _run("scan", f"oci:{image}:1.0")
+
+    info("\n4. alice's policy refuses high findings: nothing is stored or recorded")
+    _run(
+        "publish",
+        f"oci:{image}:1.0",
+        "--name",
+        _NAME,
+        "--fail-on",
+        "high",
+        "--as",
+        "alice",
+        expect=10,
+    )
+
+    info("\n5. With the default policy (refuse critical) alice publishes it, encrypted, for bob")
     _run("publish", f"oci:{image}:1.0", "--name", _NAME, "--to", "bob", "--as", "alice")
 
-    info("\n4. bob pulls it into an OCI layout and a docker-archive, and verifies both")
+    info("\n6. bob pulls it into an OCI layout and a docker-archive, and verifies both")
     layout, archive = work / "pulled-layout", work / "pulled.tar"
     _run("pull", _NAME, f"oci:{layout}:1.0", "--as", "bob")
     _run("pull", _NAME, f"docker-archive:{archive}:demo/hello:1.0", "--as", "bob")
     _run("verify", f"oci:{layout}:1.0", f"docker-archive:{archive}")
 
-    info("\n5. The store holds no plaintext")
+    info("\n7. The store holds no plaintext")
     _confidentiality_check(work / "home" / "store", image)
 
-    info("\n6. alice revokes it; bob's next pull is refused, and verify says so")
+    info("\n8. alice revokes it; bob's next pull is refused, and verify says so")
     _run("status", _NAME, "revoked", "--reason", "demo: key material leaked", "--as", "alice")
     _run("pull", _NAME, f"oci:{work / 'refused'}", "--as", "bob", expect=8)
     _run("verify", _NAME, expect=4)
     info(f"   nothing was written: {(work / 'refused').exists() is False}")
 
-    info("\n7. The audit trail on the ledger")
+    info("\n9. The audit trail on the ledger")
     _run("inspect", _NAME)
 
 

@@ -15,6 +15,8 @@ from sedis.cli.identity_cmds import AsOption, PasswordEnvOption
 from sedis.cli.output import Format, OutputOption, emit, progress
 
 if TYPE_CHECKING:
+    from sedis.core.errors import PolicyViolationError
+    from sedis.core.records import ScanSummary
     from sedis.oci.source import ImageSource
     from sedis.oci.transports import RegistryOptions
     from sedis.service.session import Session
@@ -74,22 +76,49 @@ def publish(
         metavar="FILE",
         help="Private key (PEM) to read a source that ocicrypt tools encrypted.",
     ),
+    fail_on: str = typer.Option(
+        "critical",
+        "--fail-on",
+        metavar="SEVERITY",
+        help="Refuse at this severity or worse (critical, high, medium, low, unknown, none).",
+    ),
+    ignore_unfixed: bool = typer.Option(
+        False, "--ignore-unfixed", help="Findings with no fix do not count."
+    ),
+    vex: Path | None = typer.Option(
+        None, "--vex", metavar="FILE", help="OpenVEX statements of what does not apply."
+    ),
+    skip_scan: bool = typer.Option(
+        False, "--skip-scan", help="Publish unscanned; the ledger records it as not scanned."
+    ),
     as_name: str | None = AsOption,
     password_env: str | None = PasswordEnvOption,
     output: Format = OutputOption,
 ) -> None:
     """Scan, encrypt, store and record an image, and share it with recipients."""
+    from sedis.core.errors import PolicyViolationError
+    from sedis.scan.policy import parse_threshold
     from sedis.service import publish as publishing
+    from sedis.service import scanning
     from sedis.service.naming import parse_name
 
     image_name = parse_name(name)
+    settings = context.settings()
+    policy = scanning.ScanPolicy(parse_threshold(fail_on), ignore_unfixed, vex)
+    hook = scanning.skip if skip_scan else scanning.gate(settings.home, policy)
     with (
         session(as_name, password_env) as acting,
         open_source(source, platform, insecure, decryption_key) as src,
     ):
         total = sum(d.size for d in src.manifest.descriptors())
-        with progress("publishing", total, output == Format.text) as advance:
-            result = publishing.publish(acting, src, image_name, to, progress=advance)
+        try:
+            with progress("publishing", total, output == Format.text) as advance:
+                result = publishing.publish(
+                    acting, src, image_name, to, scan=hook, progress=advance
+                )
+        except PolicyViolationError as refusal:
+            _print_violations(refusal, output)
+            raise
     data = {
         "digest": result.digest,
         "config_digest": result.config_digest,
@@ -99,6 +128,7 @@ def publish(
         "transactions": result.transactions,
         "already_recorded": result.already_recorded,
         "scanned": bool(result.scan and not result.scan.not_scanned),
+        "scan": _scan_counts(result.scan),
     }
     lines = [
         f"published {result.name}",
@@ -108,9 +138,59 @@ def publish(
         *[f"  shared with  {r}" for r in result.recipients],
         *[f"  transaction  {t}" for t in result.transactions],
     ]
+    if result.scan is not None:
+        lines.insert(4, f"  scan         {_scan_text(result.scan)}")
     if result.already_recorded:
         lines.insert(1, "  (already on the ledger: completed what was missing)")
     emit(output, data, lines)
+
+
+def _scan_counts(scan: ScanSummary | None) -> dict[str, object] | None:
+    if scan is None:
+        return None
+    return {
+        "not_scanned": scan.not_scanned,
+        "critical": scan.critical,
+        "high": scan.high,
+        "medium": scan.medium,
+        "low": scan.low,
+        "unknown": scan.unknown,
+        "report_digest": scan.report_digest,
+        "report_cid": scan.report_cid,
+    }
+
+
+def _scan_text(scan: ScanSummary) -> str:
+    if scan.not_scanned:
+        return "not scanned (--skip-scan)"
+    return (
+        f"critical {scan.critical}, high {scan.high}, medium {scan.medium}, "
+        f"low {scan.low}, unknown {scan.unknown}"
+    )
+
+
+def _print_violations(refusal: PolicyViolationError, output: Format) -> None:
+    """The worst findings, on stdout, before the one-line refusal on stderr."""
+    rows = []
+    for finding in refusal.findings[:10]:
+        f: Any = finding
+        rows.append(
+            {
+                "id": f.id,
+                "severity": f.severity.label,
+                "package": f.package.name,
+                "version": f.package.version,
+                "fixed": f.fixed,
+            }
+        )
+    if output == Format.json:
+        sys.stdout.write(json.dumps({"refused": True, "worst_findings": rows}) + "\n")
+        return
+    for r in rows:
+        print(
+            f"  {r['severity']:<9} {r['id']:<20} {r['package']} {r['version']}"
+            f"  (fixed in {r['fixed'] or 'no release yet'})"
+        )
 
 
 def share(

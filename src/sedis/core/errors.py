@@ -59,3 +59,13 @@ class ConflictError(SedisError):
     """The change contradicts what is already recorded (published, revoked, unchanged)."""
 
     exit_code = 9
+
+
+class PolicyViolationError(SedisError):
+    """The vulnerability policy refused the image (``--fail-on``)."""
+
+    exit_code = 10
+
+    def __init__(self, message: str, findings: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.findings = findings

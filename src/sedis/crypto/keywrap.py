@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sedis.core.errors import AuthError, InvalidInputError
+from sedis.core.jsonsafe import check_depth
 
 if TYPE_CHECKING:
     from jwcrypto.jwk import JWK
@@ -62,6 +63,7 @@ def unwrap(annotation: str, private_key: JWK) -> bytes:
             serialized = base64.b64decode(part, validate=True)
         except ValueError as exc:
             raise InvalidInputError("the keys annotation is not valid base64") from exc
+        check_depth(serialized, limit=8, what="the keys annotation")
         token = jwe.JWE()
         token.allowed_algs = _ALLOWED
         try:

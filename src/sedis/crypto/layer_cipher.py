@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from sedis.core.errors import CorruptError, InvalidInputError
+from sedis.core.jsonsafe import check_depth
 from sedis.crypto.hashing import BackgroundHashes
 
 CIPHER = "AES_256_CTR_HMAC_SHA256"
@@ -113,6 +114,7 @@ class PublicOptions:
 def _load_json(data: bytes, what: str) -> dict[str, object]:
     if len(data) > _MAX_OPTS_JSON:
         raise InvalidInputError(f"{what} are larger than {_MAX_OPTS_JSON} bytes")
+    check_depth(data, what=what)
     try:
         raw = json.loads(data)
     except ValueError as exc:

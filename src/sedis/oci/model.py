@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sedis.core.errors import InvalidInputError
+from sedis.core.jsonsafe import check_depth
 
 # -- limits -------------------------------------------------------------------
 
@@ -263,6 +264,7 @@ def load_json(data: bytes, what: str, limit: int) -> dict[str, Any]:
     """Parse a bounded JSON object, refusing anything else in one line."""
     if len(data) > limit:
         raise InvalidInputError(f"{what} is {len(data)} bytes, over the {limit}-byte limit")
+    check_depth(data, what=what)
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

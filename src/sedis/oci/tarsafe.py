@@ -77,7 +77,8 @@ def clean_name(raw: str, what: str) -> str:
     """Normalize an entry name, refusing absolute paths and ``..`` anywhere."""
     if "\0" in raw:
         raise InvalidInputError(f"{what}: entry name {raw[:80]!r} contains NUL")
-    if raw.startswith("/"):
+    if raw.startswith("/") and any(part not in ("", ".") for part in raw.split("/")):
+        # "/" alone (as umoci writes it) names the root itself, like "./": harmless.
         raise InvalidInputError(f"{what}: entry {raw[:200]!r} has an absolute path")
     parts = []
     for part in raw.split("/"):

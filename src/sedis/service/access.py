@@ -158,8 +158,13 @@ def _reseal(session: Session, image: sealing.SealedImage) -> sealing.SealedImage
         with plain:
             return sealing.seal_blob(store, plain, blob.descriptor.media_type, private)
 
+    report = again(image.report) if image.report is not None else None
     return sealing.SealedImage(
-        again(image.source), again(image.config), tuple(again(b) for b in image.layers), epoch
+        again(image.source),
+        again(image.config),
+        tuple(again(b) for b in image.layers),
+        epoch,
+        report,
     )
 
 

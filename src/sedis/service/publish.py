@@ -17,7 +17,7 @@ from sedis.core.errors import ConflictError, InvalidInputError
 from sedis.core.records import ScanSummary, Status
 from sedis.oci import model
 from sedis.oci.source import ImageSource
-from sedis.service import access, layout, sealing
+from sedis.service import access, layout, scanning, sealing
 from sedis.service.naming import ImageName
 from sedis.service.session import Session
 from sedis.store.importer import Entry
@@ -28,12 +28,6 @@ if TYPE_CHECKING:
     from sedis.store.cid import Cid
 
 Progress = Callable[[int], None]
-ScanHook = Callable[[ImageSource], ScanSummary]
-
-
-def no_scan(source: ImageSource) -> ScanSummary:
-    """The pre-share scan hook until a scanner is configured: records "not scanned"."""
-    return ScanSummary.unscanned()
 
 
 @dataclass
@@ -54,7 +48,7 @@ def publish(
     name: ImageName | None,
     recipients: list[str],
     *,
-    scan: ScanHook = no_scan,
+    scan: scanning.ScanHook = scanning.skip,
     progress: Progress | None = None,
 ) -> PublishResult:
     manifest = source.manifest
@@ -73,9 +67,13 @@ def publish(
     if record is not None and record.owner.lower() != me.lower():
         raise ConflictError(f"{digest} is already published by {record.owner}")
     if record is None:
-        summary = scan(source)
+        # Scan first: a refusal leaves nothing stored and nothing recorded.
+        scanned = scan(source)
+        root, manifest_entry, share, report_cid = _seal(
+            session, source, name, list(keys.values()), scanned, progress
+        )
+        summary = _summary(scanned, report_cid)
         result.scan = summary
-        root, manifest_entry, share = _seal(session, source, name, list(keys.values()), progress)
         ledger_tx = ledger.publish(digest, manifest.config.digest, str(root), summary)
         result.transactions.append(ledger_tx.tx_hash)
         result.root_cid = str(root)
@@ -105,9 +103,13 @@ def _seal(
     source: ImageSource,
     name: ImageName | None,
     recipients: list[JWK],
+    scanned: scanning.PreShareScan | None,
     progress: Progress | None,
-) -> tuple[Cid, Cid, bytes]:
-    """Encrypt every blob into the store and add the layout: root, manifest CID, manifest."""
+) -> tuple[Cid, Cid, bytes, Cid | None]:
+    """Encrypt every blob into the store and add the layout.
+
+    Returns the root, the share manifest's CID and bytes, and the sealed scan report's CID.
+    """
     store = session.store
     secret = sealing.owner_secret(session.encryption_key)
     manifest = source.manifest
@@ -123,9 +125,27 @@ def _seal(
     with source.open_blob(manifest.config) as stream:
         config = seal(manifest.config.digest, stream, model.OCI_CONFIG_ENCRYPTED)
     source_blob = seal(manifest.digest, io.BytesIO(manifest.raw), sealing.SOURCE_MEDIA_TYPE)
-    image = sealing.SealedImage(source_blob, config, tuple(layers), 0)
+    report = None
+    if scanned is not None:
+        report = seal(scanned.report_digest, io.BytesIO(scanned.report), sealing.REPORT_MEDIA_TYPE)
+    image = sealing.SealedImage(source_blob, config, tuple(layers), 0, report)
 
     share = sealing.share_manifest(image, [session.public_key, *recipients])
     blobs = {b.descriptor.digest: Entry(b.cid, b.descriptor.size, b.tsize) for b in image.blobs()}
     root, manifest_entry = layout.add_layout(store, share, blobs, name.tag if name else None)
-    return root.cid, manifest_entry.cid, share
+    return root.cid, manifest_entry.cid, share, report.cid if report is not None else None
+
+
+def _summary(scanned: scanning.PreShareScan | None, report_cid: Cid | None) -> ScanSummary:
+    if scanned is None:
+        return ScanSummary.unscanned()
+    c = scanned.counts
+    return ScanSummary(
+        critical=c["critical"],
+        high=c["high"],
+        medium=c["medium"],
+        low=c["low"],
+        unknown=c["unknown"],
+        report_digest=scanned.report_digest,
+        report_cid=str(report_cid),
+    )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -45,8 +45,10 @@ if TYPE_CHECKING:
 
 READ_SIZE = 1024 * 1024
 SOURCE_PREFIX = "io.sedis.source-manifest"
+REPORT_PREFIX = "io.sedis.scan-report"
 EPOCH_ANNOTATION = "io.sedis.key-epoch"
 SOURCE_MEDIA_TYPE = "application/vnd.sedis.source-manifest.v1+json+encrypted"
+REPORT_MEDIA_TYPE = "application/vnd.cyclonedx+json+encrypted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +140,11 @@ class SealedImage:
     config: SealedBlob
     layers: tuple[SealedBlob, ...]
     epoch: int
+    report: SealedBlob | None = None  # the CycloneDX scan report made at publish
 
     def blobs(self) -> tuple[SealedBlob, ...]:
-        return (*self.layers, self.config, self.source)
+        extra = (self.report,) if self.report is not None else ()
+        return (*self.layers, self.config, self.source, *extra)
 
 
 def share_manifest(image: SealedImage, recipients: list[JWK]) -> bytes:
@@ -151,16 +155,10 @@ def share_manifest(image: SealedImage, recipients: list[JWK]) -> bytes:
         doc["annotations"] = _annotations(blob, recipients)
         return doc
 
-    source = image.source
-    source_keys = _annotations(source, recipients)
-    annotations = {
-        f"{SOURCE_PREFIX}.digest": source.descriptor.digest,
-        f"{SOURCE_PREFIX}.size": str(source.descriptor.size),
-        f"{SOURCE_PREFIX}.url": source.descriptor.urls[0],
-        f"{SOURCE_PREFIX}.keys.jwe": source_keys[keywrap.KEYS_ANNOTATION],
-        f"{SOURCE_PREFIX}.pubopts": source_keys[keywrap.PUBOPTS_ANNOTATION],
-        EPOCH_ANNOTATION: str(image.epoch),
-    }
+    annotations = {EPOCH_ANNOTATION: str(image.epoch)}
+    annotations.update(_flat(SOURCE_PREFIX, image.source, recipients))
+    if image.report is not None:
+        annotations.update(_flat(REPORT_PREFIX, image.report, recipients))
     doc = {
         "schemaVersion": 2,
         "mediaType": model.OCI_MANIFEST,
@@ -171,6 +169,31 @@ def share_manifest(image: SealedImage, recipients: list[JWK]) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+def _flat(prefix: str, blob: SealedBlob, recipients: list[JWK]) -> dict[str, str]:
+    """A sealed blob as flat manifest annotations (annotation values are strings)."""
+    keys = _annotations(blob, recipients)
+    return {
+        f"{prefix}.digest": blob.descriptor.digest,
+        f"{prefix}.size": str(blob.descriptor.size),
+        f"{prefix}.url": blob.descriptor.urls[0],
+        f"{prefix}.keys.jwe": keys[keywrap.KEYS_ANNOTATION],
+        f"{prefix}.pubopts": keys[keywrap.PUBOPTS_ANNOTATION],
+    }
+
+
+def _unflat(prefix: str, media_type: str, notes: Mapping[str, str]) -> model.Descriptor:
+    return model.Descriptor(
+        media_type=media_type,
+        digest=model.check_digest(notes[f"{prefix}.digest"]),
+        size=int(notes[f"{prefix}.size"]),
+        urls=(notes[f"{prefix}.url"],),
+        annotations={
+            keywrap.KEYS_ANNOTATION: notes[f"{prefix}.keys.jwe"],
+            keywrap.PUBOPTS_ANNOTATION: notes[f"{prefix}.pubopts"],
+        },
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ShareManifest:
     """A parsed share manifest: every sealed blob with its annotations."""
@@ -178,6 +201,7 @@ class ShareManifest:
     manifest: model.Manifest
     source: model.Descriptor
     epoch: int
+    report: model.Descriptor | None = None
 
     @property
     def raw(self) -> bytes:
@@ -188,27 +212,24 @@ def parse_share_manifest(raw: bytes) -> ShareManifest:
     manifest = model.parse_manifest(raw, model.OCI_MANIFEST, "share manifest")
     notes = manifest.annotations
     try:
-        source = model.Descriptor(
-            media_type=SOURCE_MEDIA_TYPE,
-            digest=model.check_digest(notes[f"{SOURCE_PREFIX}.digest"]),
-            size=int(notes[f"{SOURCE_PREFIX}.size"]),
-            urls=(notes[f"{SOURCE_PREFIX}.url"],),
-            annotations={
-                keywrap.KEYS_ANNOTATION: notes[f"{SOURCE_PREFIX}.keys.jwe"],
-                keywrap.PUBOPTS_ANNOTATION: notes[f"{SOURCE_PREFIX}.pubopts"],
-            },
+        source = _unflat(SOURCE_PREFIX, SOURCE_MEDIA_TYPE, notes)
+        report = (
+            _unflat(REPORT_PREFIX, REPORT_MEDIA_TYPE, notes)
+            if f"{REPORT_PREFIX}.digest" in notes
+            else None
         )
         epoch = int(notes.get(EPOCH_ANNOTATION, "0"))
     except (KeyError, ValueError) as exc:
-        raise InvalidInputError(f"share manifest lacks its sealed source manifest: {exc}") from exc
-    for desc in (*manifest.descriptors(), source):
-        if not desc.encrypted and desc is not source:
+        raise InvalidInputError(f"share manifest lacks a sealed blob's annotations: {exc}") from exc
+    extra = (source,) if report is None else (source, report)
+    for desc in (*manifest.descriptors(), *extra):
+        if not desc.encrypted:
             raise InvalidInputError(f"share manifest holds a plaintext blob {desc.digest}")
         blob_cid(desc)
         for key in (keywrap.KEYS_ANNOTATION, keywrap.PUBOPTS_ANNOTATION):
             if key not in desc.annotations:
                 raise InvalidInputError(f"sealed blob {desc.digest} has no {key} annotation")
-    return ShareManifest(manifest, source, epoch)
+    return ShareManifest(manifest, source, epoch, report)
 
 
 def open_share(share: ShareManifest, key: JWK) -> SealedImage:
@@ -225,6 +246,7 @@ def open_share(share: ShareManifest, key: JWK) -> SealedImage:
         sealed(manifest.config),
         tuple(sealed(layer) for layer in manifest.layers),
         share.epoch,
+        sealed(share.report) if share.report is not None else None,
     )
 
 
