@@ -52,6 +52,7 @@ def scan() -> ScanSummary:
         unknown=2,
         report_digest=digest(),
         report_cid=REPORT_CID,
+        vulndb_digest=digest(),
     )
 
 

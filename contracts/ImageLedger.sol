@@ -29,6 +29,8 @@ contract ImageLedger {
         uint32 unknown;
         bool notScanned;
         bytes32 reportDigest;
+        // The vulnerability database snapshot the scan used: what was known when it was shared.
+        bytes32 vulndbDigest;
         string reportCid;
     }
 
@@ -405,8 +407,11 @@ contract ImageLedger {
 
     function _checkScan(Scan calldata scan) private pure {
         bool empty = scan.critical == 0 && scan.high == 0 && scan.medium == 0 && scan.low == 0
-            && scan.unknown == 0 && scan.reportDigest == 0 && bytes(scan.reportCid).length == 0;
-        if (scan.notScanned ? !empty : (scan.reportDigest == 0 || bytes(scan.reportCid).length == 0)) {
+            && scan.unknown == 0 && scan.reportDigest == 0 && scan.vulndbDigest == 0
+            && bytes(scan.reportCid).length == 0;
+        bool incomplete = scan.reportDigest == 0 || scan.vulndbDigest == 0
+            || bytes(scan.reportCid).length == 0;
+        if (scan.notScanned ? !empty : incomplete) {
             revert InvalidScan();
         }
     }

@@ -382,6 +382,8 @@ def test_the_scan_is_recorded_and_its_report_sealed_for_recipients(world: World)
     assert (scan["critical"], scan["high"], scan["medium"]) == (0, 0, 1)
     record = json.loads(world.sedis("inspect", "e2e/scanned:v1", "-o", "json").out)["record"]
     assert record["scan"]["medium"] == 1 and record["scan"]["report_cid"] == scan["report_cid"]
+    status = world.sedis("vulndb", "status", "-o", "json")
+    assert record["scan"]["vulndb_digest"] == json.loads(status.out)["snapshot"]
     # bob, a recipient, opens the sealed CycloneDX report; its digest is the recorded one.
     with Session(load(), "bob", lambda: PASSWORD) as bob:
         _, share = pulling.check_access(bob, "e2e/scanned:v1")

@@ -157,6 +157,7 @@ def _scan_counts(scan: ScanSummary | None) -> dict[str, object] | None:
         "unknown": scan.unknown,
         "report_digest": scan.report_digest,
         "report_cid": scan.report_cid,
+        "vulndb_digest": scan.vulndb_digest,
     }
 
 

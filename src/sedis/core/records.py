@@ -47,6 +47,7 @@ class ScanSummary:
     not_scanned: bool = False
     report_digest: str | None = None
     report_cid: str | None = None
+    vulndb_digest: str | None = None  # the vulnerability database snapshot the scan used
 
     @classmethod
     def unscanned(cls) -> ScanSummary:

@@ -116,6 +116,7 @@ class ContractLedger(Ledger):
         self, digest: str, config_digest: str, root_cid: str, scan: ScanSummary
     ) -> TxReceipt:
         report = digest_to_bytes(scan.report_digest) if scan.report_digest else bytes(32)
+        vulndb = digest_to_bytes(scan.vulndb_digest) if scan.vulndb_digest else bytes(32)
         return self._write(
             "publish",
             digest_to_bytes(digest),
@@ -129,6 +130,7 @@ class ContractLedger(Ledger):
                 scan.unknown,
                 scan.not_scanned,
                 report,
+                vulndb,
                 scan.report_cid or "",
             ),
         )
@@ -394,6 +396,7 @@ def _record(digest: bytes, view: dict[str, Any], published: Event) -> ImageRecor
             not_scanned=view["notScanned"],
             report_digest=optional_digest(view["reportDigest"]),
             report_cid=scan["reportCid"] or None,
+            vulndb_digest=optional_digest(scan["vulndbDigest"]),
         ),
         status_changes=view["statusChanges"],
         attestation_count=view["attestations"],

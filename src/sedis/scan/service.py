@@ -85,6 +85,7 @@ def summary(report: ScanReport, report_cid: str | None = None) -> ScanSummary:
         unknown=c["unknown"],
         report_digest=report.cyclonedx_digest(),
         report_cid=report_cid,
+        vulndb_digest=report.vulndb_digest,
     )
 
 

@@ -148,4 +148,5 @@ def _summary(scanned: scanning.PreShareScan | None, report_cid: Cid | None) -> S
         unknown=c["unknown"],
         report_digest=scanned.report_digest,
         report_cid=str(report_cid),
+        vulndb_digest=scanned.vulndb_digest,
     )

@@ -38,6 +38,7 @@ def scan() -> ScanSummary:
         unknown=5,
         report_digest=rand_digest(),
         report_cid="bafkreport" + os.urandom(4).hex(),
+        vulndb_digest=rand_digest(),
     )
 
 
@@ -380,6 +381,7 @@ def test_every_event_carries_the_fields_an_auditor_needs(chain: Chain) -> None:
             "unknown": 5,
             "notScanned": False,
             "reportDigest": "0x" + (summary.report_digest or "")[7:],
+            "vulndbDigest": "0x" + (summary.vulndb_digest or "")[7:],
             "reportCid": summary.report_cid,
         },
     }

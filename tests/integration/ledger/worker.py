@@ -28,7 +28,12 @@ def publish(home: Path, count: int) -> None:
             digest,
             "sha256:" + os.urandom(32).hex(),
             "bafyroot",
-            ScanSummary(high=1, report_digest="sha256:" + "ab" * 32, report_cid="bafyreport"),
+            ScanSummary(
+                high=1,
+                report_digest="sha256:" + "ab" * 32,
+                report_cid="bafyreport",
+                vulndb_digest="sha256:" + "cd" * 32,
+            ),
         )
         print(digest, flush=True)
 
