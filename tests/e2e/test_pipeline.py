@@ -444,3 +444,83 @@ def test_skip_scan_is_recorded_as_not_scanned(world: World) -> None:
     verdict = json.loads(world.sedis("verify", "e2e/unscanned:v1", "-o", "json").out)
     assert "without a vulnerability scan" in verdict["reason"]
     assert "scan       not scanned" in world.sedis("inspect", "e2e/unscanned:v1").out
+
+
+NEW_ADVISORY = {
+    "schema_version": "1.6.0",
+    "id": "GHSA-0000-sedi-s000",
+    "modified": "2026-11-01T00:00:00Z",
+    "published": "2026-11-01T00:00:00Z",
+    "aliases": ["CVE-2026-99999"],
+    "summary": "A flaw published after the image was shared (test record)",
+    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}],
+    "affected": [
+        {
+            "package": {"ecosystem": "npm", "name": "sedis-test-widget"},
+            "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "2.0.0"}]}],
+        }
+    ],
+}
+
+
+def test_rescan_with_newer_data_is_attested_and_inspect_shows_every_scan(world: World) -> None:
+    from sedis.config import load
+    from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
+    from sedis.service import rescan, sealing
+    from sedis.service.session import Session
+    from tests.e2e.conftest import PASSWORD
+
+    src = world.work / "src-widget"
+    widget = b'{"name": "sedis-test-widget", "version": "1.4.0"}'
+    build(
+        ImageSpec(
+            [LayerSpec([FileSpec("app/node_modules/sedis-test-widget/package.json", widget)])]
+        ),
+        src,
+        "v1",
+    )
+    published = world.sedis(
+        "publish",
+        f"oci:{src}:v1",
+        "--name",
+        "e2e/widget:v1",
+        "--to",
+        "bob",
+        "--as",
+        "alice",
+        "-o",
+        "json",
+    )
+    assert published.code == 0, published.err
+    assert json.loads(published.out)["scan"]["high"] == 0
+
+    feed = world.work / "new-advisory.json"
+    feed.write_text(json.dumps(NEW_ADVISORY))
+    assert world.sedis("vulndb", "import", str(feed)).code == 0
+    snapshot = json.loads(world.sedis("vulndb", "status", "-o", "json").out)["snapshot"]
+
+    result = world.sedis("rescan", "e2e/widget:v1", "--as", "bob", "-o", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["counts"]["high"] == 1 and data["vulndb_digest"] == snapshot
+    assert set(data["sealed_for"]) == {world.addresses["alice"], world.addresses["bob"]}
+
+    inspected = json.loads(world.sedis("inspect", "e2e/widget:v1", "-o", "json").out)
+    kinds = [(s["kind"], s["counts"]["high"] if s["counts"] else None) for s in inspected["scans"]]
+    assert kinds == [("publish", 0), ("rescan", 1)]
+    rescanned = inspected["scans"][1]
+    assert rescanned["by"] == world.addresses["bob"] and rescanned["vulndb_digest"] == snapshot
+    assert rescanned["at"] >= inspected["scans"][0]["at"]
+    assert "rescan" in world.sedis("inspect", "e2e/widget:v1").out
+
+    # The owner opens the recipient's sealed report; the ledger holds its digest.
+    with Session(load(), "alice", lambda: PASSWORD) as alice:
+        envelope = rescan.read_envelope(alice.store, rescanned["envelope_cid"])
+        from sedis.oci import model
+
+        desc = model.parse_descriptor(envelope["report"], "report")
+        report = sealing.read_sealed(alice.store, desc, alice.encryption_key, 64 << 20)
+    assert "sha256:" + __import__("hashlib").sha256(report).hexdigest() == data["report_digest"]
+    assert b"CVE-2026-99999" in report
+    # carol, with no grant, cannot rescan.
+    assert world.sedis("rescan", "e2e/widget:v1", "--as", "carol").code == 8

@@ -364,8 +364,8 @@ def inspect(
     from sedis.ledger import open_ledger
     from sedis.service import query
 
-    with open_ledger(context.settings()) as ledger:
-        data = query.inspect(ledger, image)
+    with open_ledger(context.settings()) as ledger, context.store() as store:
+        data = query.inspect(ledger, image, store)
     emit(output, data, _inspect_lines(data))
 
 
@@ -407,6 +407,19 @@ def _inspect_lines(data: dict[str, Any]) -> list[str]:
             else ("expires " + _when(g["expires_at"]) if g["expires_at"] else "active")
         )
         lines.append(f"  {g['recipient']}  {state}")
+    lines.append("scans:")
+    for scan_entry in data["scans"]:
+        counts = scan_entry["counts"]
+        found = (
+            "not scanned"
+            if scan_entry["not_scanned"]
+            else (", ".join(f"{k} {v}" for k, v in counts.items()) if counts else "report sealed")
+        )
+        db = scan_entry["vulndb_digest"]
+        lines.append(
+            f"  {_when(scan_entry['at'])}  {scan_entry['kind']:<8} {found}"
+            + (f"  (db {db[:19]}…)" if db else "")
+        )
     lines.append("attestations:" + ("" if data["attestations"] else " none"))
     lines += [f"  {a['kind']} by {a['attester']} at {_when(a['at'])}" for a in data["attestations"]]
     return lines
@@ -486,6 +499,38 @@ def export(
     )
 
 
+def rescan(
+    image: str = typer.Argument(..., help="NAME:TAG or sha256:DIGEST"),
+    as_name: str | None = AsOption,
+    password_env: str | None = PasswordEnvOption,
+    output: Format = OutputOption,
+) -> None:
+    """Scan a published image again with today's database, and attest to it on the ledger."""
+    from sedis.service import rescan as rescanning
+
+    with session(as_name, password_env) as acting:
+        result = rescanning.rescan(acting, image)
+    data = {
+        "digest": result.digest,
+        "counts": result.counts,
+        "report_digest": result.report_digest,
+        "vulndb_digest": result.vulndb_digest,
+        "envelope_cid": result.envelope_cid,
+        "transaction": result.transaction,
+        "sealed_for": result.sealed_for,
+    }
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+    emit(
+        output,
+        data,
+        [
+            f"rescanned {result.digest}: {counts}",
+            f"  database   {result.vulndb_digest}",
+            f"  attested   {result.transaction}",
+        ],
+    )
+
+
 def _names(row: dict[str, Any]) -> str:
     return ", ".join(row["names"]) or "-"
 
@@ -500,3 +545,4 @@ def register(app: typer.Typer) -> None:
     app.command("inspect")(inspect)
     app.command("list")(list_)
     app.command("export")(export)
+    app.command("rescan")(rescan)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sedis.core.errors import NotFoundError
-from sedis.core.records import Status
+from sedis.core.errors import NotFoundError, SedisError
+from sedis.core.records import ImageRecord, Status
 from sedis.core.verdict import Verdict, decide
 from sedis.ledger.base import Ledger
 from sedis.oci.source import ImageSource
 from sedis.service import naming
+from sedis.service.rescan import SCAN_KIND, read_envelope
 from sedis.service.session import Session
+from sedis.store.base import ContentStore
 
 
 def verify_digest(ledger: Ledger, digest: str, signers: list[str]) -> Verdict:
@@ -62,7 +64,54 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def inspect(ledger: Ledger, ref: str) -> dict[str, Any]:
+def scans(ledger: Ledger, record: ImageRecord, store: ContentStore | None) -> list[dict[str, Any]]:
+    """Every scan of an image: the one made at publish, then each rescan attestation."""
+    first = record.scan
+    history: list[dict[str, Any]] = [
+        {
+            "kind": "publish",
+            "at": record.published_at,
+            "by": record.owner,
+            "not_scanned": first.not_scanned,
+            "counts": None
+            if first.not_scanned
+            else {
+                "critical": first.critical,
+                "high": first.high,
+                "medium": first.medium,
+                "low": first.low,
+                "unknown": first.unknown,
+            },
+            "report_digest": first.report_digest,
+            "report_cid": first.report_cid,
+            "vulndb_digest": first.vulndb_digest,
+        }
+    ]
+    for attestation in ledger.attestations(record.digest):
+        if attestation.kind != SCAN_KIND:
+            continue
+        entry: dict[str, Any] = {
+            "kind": "rescan",
+            "at": attestation.at,
+            "by": attestation.attester,
+            "not_scanned": False,
+            "counts": None,
+            "report_digest": attestation.payload_hash,
+            "envelope_cid": attestation.cid,
+            "vulndb_digest": None,
+        }
+        if store is not None and attestation.cid:
+            try:
+                envelope = read_envelope(store, attestation.cid)
+                entry["counts"] = envelope.get("counts")
+                entry["vulndb_digest"] = envelope.get("vulndbDigest")
+            except SedisError as exc:
+                entry["unreadable"] = str(exc)
+        history.append(entry)
+    return history
+
+
+def inspect(ledger: Ledger, ref: str, store: ContentStore | None = None) -> dict[str, Any]:
     digest = naming.resolve(ledger, ref)
     record = ledger.image(digest)
     if record is None:
@@ -75,6 +124,7 @@ def inspect(ledger: Ledger, ref: str) -> dict[str, Any]:
             "grants": [asdict(g) for g in ledger.grants(digest)],
             "attestations": [asdict(a) for a in ledger.attestations(digest)],
             "tags": [asdict(t) for t in tags],
+            "scans": scans(ledger, record, store),
             "tag_history": {
                 f"{t.name}:{t.tag}": [asdict(h) for h in ledger.tag_history(t.name, t.tag)]
                 for t in tags

@@ -125,6 +125,11 @@ def sealed_type(plain_type: str) -> str:
     return model.to_oci_type(plain_type) + model.ENCRYPTED_SUFFIX
 
 
+def wrap_for(blob: SealedBlob, recipients: list[JWK]) -> dict[str, str]:
+    """The ocicrypt annotations that open ``blob`` for ``recipients``."""
+    return _annotations(blob, recipients)
+
+
 def _annotations(blob: SealedBlob, recipients: list[JWK]) -> dict[str, str]:
     return {
         keywrap.KEYS_ANNOTATION: keywrap.wrap(blob.private.to_json(), recipients),
