@@ -220,7 +220,7 @@ def test_manifest_limits() -> None:
     with pytest.raises(InvalidInputError, match="over the"):
         model.parse_manifest(huge)
     deep = b"[" * 100_000 + b"]" * 100_000
-    with pytest.raises(InvalidInputError, match="not valid JSON"):
+    with pytest.raises(InvalidInputError, match="nested deeper than 64 levels"):
         model.parse_manifest(deep)
 
 
