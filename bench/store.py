@@ -110,7 +110,12 @@ def main() -> None:
 
         with peers.jsipfs_daemon(work / "jsipfs") as url:
 
-            def js_add() -> None:
+            def js_add() -> float:
+                # Unpinned, and collected before each (untimed): a second add of the same
+                # bytes would otherwise find every block present and skip the work.
+                httpx.post(f"{url}/api/v0/repo/gc", timeout=600).raise_for_status()
+                os.sync()
+                start = time.perf_counter()
                 with open(data, "rb") as f:
                     response = httpx.post(
                         f"{url}/api/v0/add",
@@ -124,10 +129,12 @@ def main() -> None:
                         timeout=3600,
                     )
                 response.raise_for_status()
+                elapsed = time.perf_counter() - start
                 js_cid = json.loads(response.text.strip().splitlines()[-1])["Hash"]
                 assert js_cid == add["result"], (js_cid, add["result"])
+                return elapsed
 
-            js = timed(js_add)
+            js = min(js_add(), js_add())
 
     rates = {
         "sha256": mib / sha,
