@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import to_checksum_address
 
-from sedis.core.errors import UnavailableError
+from sedis.core.errors import ConfigError, UnavailableError
 from sedis.core.records import LedgerInfo, TxReceipt
 from sedis.ledger.abi import Log, codec, load_artifact
 from sedis.ledger.contract import ContractLedger, Reverted, checked_address
@@ -40,6 +40,13 @@ class EmbeddedLedger(ContractLedger):
     def _ensure_contract(self) -> bytes:
         with self._chain.reading():
             known = self._chain.db.get_meta("contract")
+            code = self._chain.account(bytes.fromhex(known))[2] if known else None
+        if code is not None and code != load_artifact().deployed_bytecode:
+            # An older sedis deployed another version: its events would not decode.
+            raise ConfigError(
+                f"the embedded ledger in {self.directory} holds another version of ImageLedger "
+                "(its code differs from contracts/ImageLedger.json); use a new SEDIS_HOME"
+            )
         if known is None:
             with self._chain.writing():
                 known = self._chain.db.get_meta("contract")

@@ -121,3 +121,28 @@ def test_a_reader_reads_while_another_process_writes(tmp_path: Path) -> None:
     assert counts == sorted(counts), "a reader saw the chain go backwards"
     assert len(set(counts)) >= 3, f"the reader saw too few intermediate states: {set(counts)}"
     assert len(check_whole(home, w_out.split(), in_flight=0)) == 60
+
+
+def test_a_ledger_deployed_with_another_contract_version_is_refused(tmp_path: Path) -> None:
+    from sedis.core.errors import ConfigError
+    from sedis.ledger.embedded import EmbeddedLedger
+    from sedis.ledger.evmchain import EmbeddedChain
+
+    directory = tmp_path / "ledger"
+    EmbeddedLedger(directory).close()
+    # Deploy other real bytecode (a contract whose runtime code is one STOP) and point
+    # the ledger's record of its contract at it, as an older release would have left it.
+    ledger = EmbeddedLedger(directory)
+    # CODECOPY the last byte (0x00) to memory and RETURN it: runtime code 0x00.
+    init = bytes.fromhex("6001600c60003960016000f300")
+    with ledger._chain.writing():
+        outcome = ledger._apply(ledger._dev, None, init, 100_000)
+        assert outcome.contract is not None
+        ledger._chain.db.set_meta("contract", outcome.contract.hex())
+    ledger.close()
+    chain = EmbeddedChain(directory)
+    with chain.reading():
+        assert chain.account(outcome.contract)[2] == b"\x00"
+    chain.close()
+    with pytest.raises(ConfigError, match="another version of ImageLedger"):
+        EmbeddedLedger(directory)
