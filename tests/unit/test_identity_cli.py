@@ -262,3 +262,17 @@ def test_register_publishes_the_public_keys(
     assert json.loads(entry.encryption_key) == bob.encryption_jwk
     assert entry.encryption_key == bob.encryption_key_bytes()
     assert int.from_bytes(entry.paillier_n, "big") == bob.paillier_n
+
+
+def test_list_reports_a_damaged_identity_and_still_lists_the_others(sedis, home: Path) -> None:  # type: ignore[no-untyped-def]
+    env = {"SEDIS_PASSWORD": "list-pw"}
+    assert sedis("identity", "create", "good", env=env).code == 0
+    assert sedis("identity", "create", "broken", env=env).code == 0
+    from sedis.crypto.identities import PUBLIC_FILE
+
+    (home / "identities" / "broken" / PUBLIC_FILE).write_text("{not json")
+    result = sedis("identity", "list", "-o", "json")
+    assert result.code == 0
+    assert [r["name"] for r in json.loads(result.stdout)] == ["good"]
+    assert "identity 'broken' is damaged" in result.stderr
+    assert sedis("identity", "show", "broken").code == 4

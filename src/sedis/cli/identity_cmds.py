@@ -65,8 +65,10 @@ def list_(output: Format = OutputOption) -> None:
     """List the identities on this machine."""
     from sedis.crypto.identities import IdentityStore
 
-    identities = IdentityStore(context.settings().home).list()
+    identities, damaged = IdentityStore(context.settings().home).survey()
     rows = [i.to_dict() for i in identities]
+    for problem in damaged:  # one damaged identity must not hide the others
+        note(f"sedis: {problem}")
 
     def text() -> None:
         if not identities:

@@ -148,10 +148,24 @@ class IdentityStore:
         return (self.root / name).exists()
 
     def list(self) -> list[Identity]:
+        identities, damaged = self.survey()
+        if damaged:
+            raise damaged[0]
+        return identities
+
+    def survey(self) -> tuple[list[Identity], list[CorruptError]]:
+        """Every readable identity, and what is wrong with each damaged one."""
         if not self.root.is_dir():
-            return []
+            return [], []
         names = sorted(e.name for e in self.root.iterdir() if is_valid_name(e.name) and e.is_dir())
-        return [self.get(n) for n in names]
+        found: list[Identity] = []
+        damaged: list[CorruptError] = []
+        for name in names:
+            try:
+                found.append(self.get(name))
+            except CorruptError as exc:
+                damaged.append(exc)
+        return found, damaged
 
     def get(self, name: str) -> Identity:
         directory = self._dir(name)
