@@ -16,6 +16,7 @@ identity, and two concurrent creates of one name cannot both succeed.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import json
 import os
@@ -153,13 +154,14 @@ class IdentityStore:
             raise damaged[0]
         return identities
 
-    def survey(self) -> tuple[list[Identity], list[CorruptError]]:
+    # "list" names the method above inside this class, hence builtins.list.
+    def survey(self) -> tuple[builtins.list[Identity], builtins.list[CorruptError]]:
         """Every readable identity, and what is wrong with each damaged one."""
         if not self.root.is_dir():
             return [], []
         names = sorted(e.name for e in self.root.iterdir() if is_valid_name(e.name) and e.is_dir())
-        found: list[Identity] = []
-        damaged: list[CorruptError] = []
+        found: builtins.list[Identity] = []
+        damaged: builtins.list[CorruptError] = []
         for name in names:
             try:
                 found.append(self.get(name))
