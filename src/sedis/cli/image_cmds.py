@@ -266,7 +266,8 @@ def pull(
         sink = open_sink(dest, registry_options(insecure))
         total = sum(d.size for d in source.manifest.descriptors())
         with progress("pulling", total, output == Format.text) as advance:
-            copy_image(source, sink, progress=lambda d: advance(d.size))
+            source.progress = advance  # plaintext bytes, as they are decrypted
+            copy_image(source, sink)
     data = {
         "digest": source.manifest.digest,
         "config_digest": source.manifest.config.digest,

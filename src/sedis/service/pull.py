@@ -11,7 +11,7 @@ temporary place and renames into place only after all of that holds.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from sedis.core.errors import CorruptError, NotFoundError, PermissionDeniedError
@@ -32,8 +32,14 @@ class SealedImageSource(ImageSource):
     """A sealed image opened with one identity's key, read as a plaintext image."""
 
     def __init__(
-        self, store: ContentStore, share: sealing.ShareManifest, key: JWK, record: ImageRecord
+        self,
+        store: ContentStore,
+        share: sealing.ShareManifest,
+        key: JWK,
+        record: ImageRecord,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
+        self.progress = progress
         self.reference = record.digest
         self._store = store
         self._key = key
@@ -62,7 +68,13 @@ class SealedImageSource(ImageSource):
             raise CorruptError(f"sealed blob {sealed.digest} does not hold {desc.digest}")
         # The ImageSource wrapper checks the plaintext against desc.digest (== private.digest).
         plain = sealing.open_sealed(self._store, sealed, private, public, check_digest=False)
-        return iter_reader(plain)
+        return iter_reader(self._counted(plain))
+
+    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if self.progress is not None:
+                self.progress(len(chunk))
+            yield chunk
 
 
 def check_access(session: Session, ref: str) -> tuple[ImageRecord, sealing.ShareManifest]:
@@ -89,6 +101,8 @@ def check_access(session: Session, ref: str) -> tuple[ImageRecord, sealing.Share
     return record, access.fetch_manifest(session, grant.manifest_cid, grant.manifest_hash)
 
 
-def open_image(session: Session, ref: str) -> SealedImageSource:
+def open_image(
+    session: Session, ref: str, progress: Callable[[int], None] | None = None
+) -> SealedImageSource:
     record, share = check_access(session, ref)
-    return SealedImageSource(session.store, share, session.encryption_key, record)
+    return SealedImageSource(session.store, share, session.encryption_key, record, progress)
