@@ -172,3 +172,18 @@ def test_car_block_that_does_not_match_its_cid_imports_nothing(
     reader = car.CarReader(io.BytesIO(data))
     first_leaf = [cid for cid, _ in reader.blocks()][1]
     assert not store.has(first_leaf)
+
+
+def test_add_directory_over_stored_content_equals_adding_the_tree(
+    store: ContentStore, tmp_path: Path
+) -> None:
+    tree = tmp_path / "pair"
+    tree.mkdir()
+    (tree / "b.bin").write_bytes(pseudo_random(400 * 1024, "pair-b"))
+    (tree / "a.txt").write_bytes(b"first\n")
+    entries = [(p.name, store.add_path(p, pin=False)) for p in sorted(tree.iterdir())]
+    made = store.add_directory(list(reversed(entries)), pin=True)
+    assert made.cid == store.add_path(tree).cid
+    assert made.cid in store.pins()
+    assert [e.name for e in store.ls(str(made.cid))] == ["a.txt", "b.bin"]
+    assert read(store, f"{made.cid}/a.txt") == b"first\n"
