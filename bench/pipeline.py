@@ -93,16 +93,9 @@ def big_image(work: Path, size_mib: int, layers: int) -> Path:
 
 
 def debian_image(work: Path) -> Path:
-    from tests.integration.scan.images import debian_rootfs
+    from tests.integration.scan.images import debian_layout, debian_rootfs
 
-    layout, bundle = work / "debian-oci", work / "bundle"
-    run("umoci", "init", "--layout", str(layout))
-    run("umoci", "new", "--image", f"{layout}:1")
-    run("umoci", "unpack", "--image", f"{layout}:1", str(bundle))
-    run("cp", "-a", f"{debian_rootfs()}/.", str(bundle / "rootfs"))
-    run("umoci", "repack", "--image", f"{layout}:1", str(bundle))
-    shutil.rmtree(bundle)
-    return layout
+    return debian_layout(work, debian_rootfs(), "1")
 
 
 def image_bytes(layout: Path) -> int:

@@ -31,24 +31,10 @@ def busybox(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def debian(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real Debian bookworm image: the debootstrap root, packed into one layer by umoci."""
-    from tests.integration.scan.images import debian_rootfs
+    from tests.integration.scan.images import debian_layout, debian_rootfs
 
     require("umoci", "debootstrap")
-    rootfs = debian_rootfs()
-    work = tmp_path_factory.mktemp("debian")
-    layout, bundle = work / "debian-oci", work / "bundle"
-    for args in (
-        ["umoci", "init", "--layout", str(layout)],
-        ["umoci", "new", "--image", f"{layout}:12"],
-        ["umoci", "unpack", "--image", f"{layout}:12", str(bundle)],
-    ):
-        subprocess.run(args, check=True, capture_output=True)
-    subprocess.run(["cp", "-a", f"{rootfs}/.", str(bundle / "rootfs")], check=True)
-    (bundle / "rootfs" / ".complete").unlink(missing_ok=True)
-    subprocess.run(
-        ["umoci", "repack", "--image", f"{layout}:12", str(bundle)], check=True, capture_output=True
-    )
-    return layout
+    return debian_layout(tmp_path_factory.mktemp("debian"), debian_rootfs())
 
 
 def round_trip(
