@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sedis.core.errors import NotFoundError, SedisError
 from sedis.core.records import ImageRecord, Status
@@ -11,9 +11,10 @@ from sedis.core.verdict import Verdict, decide
 from sedis.ledger.base import Ledger
 from sedis.oci.source import ImageSource
 from sedis.service import naming
-from sedis.service.rescan import SCAN_KIND, read_envelope
 from sedis.service.session import Session
-from sedis.store.base import ContentStore
+
+if TYPE_CHECKING:
+    from sedis.store.base import ContentStore
 
 
 def verify_digest(ledger: Ledger, digest: str, signers: list[str]) -> Verdict:
@@ -66,6 +67,9 @@ def _plain(value: Any) -> Any:
 
 def scans(ledger: Ledger, record: ImageRecord, store: ContentStore | None) -> list[dict[str, Any]]:
     """Every scan of an image: the one made at publish, then each rescan attestation."""
+    # Imported here: it brings the decryption stack, which `verify` never needs.
+    from sedis.service.rescan import SCAN_KIND, read_envelope
+
     first = record.scan
     history: list[dict[str, Any]] = [
         {
