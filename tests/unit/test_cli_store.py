@@ -69,8 +69,17 @@ def test_corrupt_block_is_one_line_and_exit_4(sedis, tmp_path: Path, home: Path)
     data = tmp_path / "d"
     data.write_bytes(b"precious bytes")
     cid = json.loads(sedis("store", "add", str(data), "-o", "json").stdout)[0]["cid"]
-    block = next(p for p in (home / "store" / "blocks").rglob("*") if p.is_file())
-    block.write_bytes(b"Precious bytes")
+    from sedis.store.cid import Cid
+    from sedis.store.embedded import EmbeddedStore
+
+    where = EmbeddedStore(home / "store").locate(Cid.parse(cid))
+    assert where is not None
+    pack, offset, length = where
+    with open(pack, "r+b") as f:  # "precious" becomes "Precious", in place
+        f.seek(offset)
+        assert f.read(length) == b"precious bytes"
+        f.seek(offset)
+        f.write(b"P")
     result = sedis("store", "cat", cid)
     assert result.code == 4
     assert (

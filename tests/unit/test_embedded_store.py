@@ -9,6 +9,8 @@ import hashlib
 import io
 import os
 import signal
+import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -17,46 +19,50 @@ from pathlib import Path
 import pytest
 
 from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError
-from sedis.store import car, varint
+from sedis.store import car, dagpb, varint
 from sedis.store.cid import Cid
 from sedis.store.embedded import EmbeddedStore
 from tests.conftest import pseudo_random
 
 
-def block_files(store: EmbeddedStore) -> list[Path]:
-    return sorted(p for p in (store.root / "blocks").rglob("*") if p.is_file())
+def stored_blocks(store: EmbeddedStore) -> list[tuple[Path, int, int]]:
+    """(pack file, offset, length) of every stored block."""
+    return store.locations()
 
 
 def flip_byte(path: Path, offset: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0x01
-    path.write_bytes(bytes(data))
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x01]))
 
 
 def test_a_flipped_byte_in_any_block_is_caught_and_names_the_cid(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "s")
     data = pseudo_random(3 * 256 * 1024, "flip")
     root = store.add_bytes(data).cid
-    files = block_files(store)
-    assert len(files) == 4  # three leaves and the root
-    for path in files:
-        flip_byte(path, 7)
+    stored = stored_blocks(store)
+    assert len(stored) == 4  # three leaves and the root
+    for path, offset, _ in stored:
+        flip_byte(path, offset + 7)
         with pytest.raises(CorruptError, match=r"block baf\w+ is corrupt"):
             b"".join(store.cat(str(root)))
-        flip_byte(path, 7)  # restore
+        flip_byte(path, offset + 7)  # restore
     assert b"".join(store.cat(str(root))) == data
 
 
 def test_a_truncated_or_missing_block_is_an_error(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "s")
     root = store.add_bytes(pseudo_random(600 * 1024, "trunc")).cid
-    leaf = block_files(store)[0]
-    leaf.write_bytes(leaf.read_bytes()[:100])
+    pack, offset, _ = stored_blocks(store)[0]
+    os.truncate(pack, offset + 100)
     with pytest.raises(CorruptError):
         b"".join(store.cat(str(root)))
-    leaf.unlink()
+    pack.unlink()
+    # A process that opens the store now (an open handle would still read the old file).
     with pytest.raises(NotFoundError, match="is not in the store"):
-        b"".join(store.cat(str(root)))
+        b"".join(EmbeddedStore(tmp_path / "s").cat(str(root)))
 
 
 ADD_FOREVER = """
@@ -88,15 +94,27 @@ def test_sigkill_mid_add_leaves_no_block_that_fails_its_hash(tmp_path: Path) -> 
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     store = EmbeddedStore(root)
-    files = block_files(store)
-    assert len(files) > 8
-    for path in files:
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
-    # Nothing was pinned, so garbage collection reclaims it all, temporaries included.
+    # The killed add wrote a pack but never indexed it: none of it is visible.
+    partial = [p for p in (root / "packs").iterdir() if p.name.endswith(".tmp")]
+    assert len(partial) == 1 and partial[0].stat().st_size > 8 * 256 * 1024
+    assert stored_blocks(store) == []
+    # What it did write is well formed up to where it stopped: every whole record checks.
+    data = partial[0].read_bytes()
+    offset = checked = 0
+    while offset + 40 <= len(data):
+        magic, length, digest = struct.unpack(">4sI32s", data[offset : offset + 40])
+        assert magic == b"SDB1"
+        body = data[offset + 40 : offset + 40 + length]
+        if len(body) < length:
+            break
+        assert hashlib.sha256(body).digest() == digest
+        offset += 40 + length
+        checked += 1
+    assert checked >= 8
+    # Garbage collection reclaims it.
     report = store.gc()
-    assert report.blocks_removed == len(files)
-    assert block_files(store) == []
-    assert list((root / "tmp").iterdir()) == []
+    assert report.blocks_removed == 0 and report.bytes_freed == len(data)
+    assert list((root / "packs").iterdir()) == []
 
 
 def _car(store: EmbeddedStore, root: Cid) -> bytes:
@@ -116,7 +134,7 @@ def test_car_missing_a_block_is_refused_and_imports_nothing(tmp_path: Path) -> N
     partial.seek(0)
     with pytest.raises(NotFoundError, match="incomplete"):
         target.import_car(partial)
-    assert block_files(target) == []
+    assert stored_blocks(target) == []
     assert target.pins() == []
 
 
@@ -175,8 +193,10 @@ def test_gc_keeps_blocks_shared_with_a_pinned_dag(tmp_path: Path) -> None:
 def test_pin_refuses_an_incomplete_dag(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "s")
     root = store.add_bytes(pseudo_random(600 * 1024, "pin"), pin=False).cid
-    block_files(store)[0].unlink()
-    with pytest.raises((NotFoundError, CorruptError)):
+    leaf = dagpb.decode(store.get_block(root)).links[0].cid
+    with sqlite3.connect(tmp_path / "s" / "index.sqlite") as index:  # the leaf goes missing
+        index.execute("DELETE FROM blocks WHERE digest = ?", (leaf.digest,))
+    with pytest.raises(NotFoundError, match="incomplete"):
         store.pin(root)
     assert store.pins() == []
 

@@ -165,13 +165,15 @@ def _confidentiality_check(store: Path, image: Path) -> None:
     with OciLayoutSource(image, "1.0") as source:
         blobs = [source.read_blob(d, 64 << 20) for d in source.manifest.descriptors()]
     windows = {b[i : i + 64] for b in blobs for i in range(0, len(b) - 63, 64)}
-    stored = [p for p in (store / "blocks").rglob("*") if p.is_file()]
+    # A run of one repeated byte (tar padding, an empty database page) says nothing.
+    windows = {w for w in windows if len(set(w)) > 1}
+    stored = [p for p in store.rglob("*") if p.is_file()]
     leaks = 0
     for block in stored:
         data = block.read_bytes()
         leaks += sum(1 for i in range(0, max(len(data) - 63, 0)) if data[i : i + 64] in windows)
     info(
-        f"   scanned {len(stored)} stored blocks for {len(windows)} windows of layer and "
+        f"   scanned {len(stored)} stored files for {len(windows)} windows of layer and "
         f"config plaintext: {leaks} found"
     )
     if leaks:

@@ -1,5 +1,8 @@
 """The embedded ContentStore: a local IPFS blockstore with kubo-identical CIDs.
 
+Blocks live in pack files (see packstore): one per add, indexed when whole.
+A store from before packs (one file per block) is moved into a pack on open.
+
 Concurrency: adds, imports and pins hold a shared lock and garbage collection
 an exclusive one, so gc never sweeps the blocks of an add that has not pinned
 its root yet. (filelock has no shared mode, hence flock directly.) The pin set
@@ -24,9 +27,9 @@ from filelock import FileLock
 from sedis.core.errors import CorruptError, NotFoundError
 from sedis.store import car, reader
 from sedis.store.base import ContentStore, GcReport
-from sedis.store.blockstore import Blockstore
 from sedis.store.cid import DAG_PB, Cid
 from sedis.store.importer import Entry, Importer, ImportOptions, Progress
+from sedis.store.packstore import PackStore, tune_allocator
 
 # Blocks in flight ahead of a reader: 8 x 256 KiB keeps both threads busy in 2 MiB.
 _PREFETCH = 8
@@ -36,7 +39,11 @@ class EmbeddedStore(ContentStore):
     def __init__(self, root: Path) -> None:
         self.url = "embedded"
         self.root = root
-        self._blocks = Blockstore(root)
+        tune_allocator()
+        self._blocks = PackStore(root)
+        if (root / "blocks").is_dir():
+            with self._gc_guard(exclusive=True):
+                self._blocks.migrate_flat(root / "blocks")
         self._pins_file = root / "pins.json"
         self._pins_lock = FileLock(str(root / "pins.lock"))
         self._gc_lock_file = root / "gc.lock"
@@ -73,6 +80,18 @@ class EmbeddedStore(ContentStore):
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        self._blocks.close()
+
+    def locate(self, cid: Cid) -> tuple[Path, int, int] | None:
+        """Where a block is kept: (pack file, offset, length); for debugging and tests."""
+        return self._blocks.locate(cid)
+
+    def locations(self) -> list[tuple[Path, int, int]]:
+        """Where every stored block is kept, in pack order."""
+        from sedis.store.cid import RAW
+
+        found = (self._blocks.locate(Cid(1, RAW, digest)) for digest in self._blocks.digests())
+        return sorted(where for where in found if where is not None)
 
     # -- adding ------------------------------------------------------------------
 
@@ -84,8 +103,10 @@ class EmbeddedStore(ContentStore):
         pin: bool = True,
         progress: Progress | None = None,
     ) -> Entry:
+        # One shared lock over the add and the pin: gc never sees the blocks unpinned.
         with self._gc_guard(exclusive=False):
-            entry = Importer(self._blocks, options).add_stream(stream, progress)
+            with self._blocks.writer() as pack:
+                entry = Importer(pack, options).add_stream(stream, progress)
             if pin:
                 self._add_pin(entry.cid)
             return entry
@@ -98,15 +119,19 @@ class EmbeddedStore(ContentStore):
         pin: bool = True,
         progress: Progress | None = None,
     ) -> Entry:
+        # One shared lock over the add and the pin: gc never sees the blocks unpinned.
         with self._gc_guard(exclusive=False):
-            entry = Importer(self._blocks, options).add_path(path, progress)
+            with self._blocks.writer() as pack:
+                entry = Importer(pack, options).add_path(path, progress)
             if pin:
                 self._add_pin(entry.cid)
             return entry
 
     def add_directory(self, children: Sequence[tuple[str, Entry]], *, pin: bool = True) -> Entry:
+        # One shared lock over the add and the pin: gc never sees the blocks unpinned.
         with self._gc_guard(exclusive=False):
-            entry = Importer(self._blocks).directory_node(list(children))
+            with self._blocks.writer() as pack:
+                entry = Importer(pack).directory_node(list(children))
             if pin:
                 self._add_pin(entry.cid)
             return entry
@@ -168,8 +193,7 @@ class EmbeddedStore(ContentStore):
                     overlay.stage(cid, data)
                 for root in car_reader.roots:
                     self._check_complete(root, overlay.get_block, overlay.has, context=name)
-                for cid, path in overlay.staged():
-                    self._blocks.adopt(cid, path)
+                self._blocks.adopt(overlay.staged())
                 for root in car_reader.roots:
                     self._add_pin(root)
                 return car_reader.roots
@@ -201,22 +225,19 @@ class EmbeddedStore(ContentStore):
 
     def gc(self) -> GcReport:
         with self._gc_guard(exclusive=True):
-            live: set[str] = set()
+            live: set[bytes] = set()
             for root in self.pins():
                 stack = [root]
                 while stack:
                     cid = stack.pop()
-                    if cid.key in live:
+                    if cid.digest in live:
                         continue
-                    live.add(cid.key)
+                    live.add(cid.digest)
                     if cid.codec == DAG_PB and self._blocks.has_block(cid):
                         stack.extend(reader.links_of(cid, self._blocks.get_block(cid)))
-            removed = freed = 0
-            for key in list(self._blocks.keys()):
-                if key not in live:
-                    freed += self._blocks.delete(key)
-                    removed += 1
-            self._blocks.clean_tmp()
+            removed, freed = self._blocks.collect(live)
+            for entry in os.scandir(self._blocks.tmp_dir()):
+                shutil.rmtree(entry.path, ignore_errors=True)  # a killed CAR import's staging
             return GcReport(removed, freed)
 
     @contextmanager
@@ -232,7 +253,7 @@ class EmbeddedStore(ContentStore):
 class _StagedBlocks:
     """Blocks from a CAR being imported, on disk but not yet visible in the store."""
 
-    def __init__(self, directory: Path, store: Blockstore) -> None:
+    def __init__(self, directory: Path, store: PackStore) -> None:
         self._dir = directory
         self._store = store
         self._staged: dict[str, Cid] = {}
