@@ -20,7 +20,7 @@ import pytest
 
 from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError
 from sedis.store import car, dagpb, varint
-from sedis.store.cid import Cid
+from sedis.store.cid import RAW, Cid
 from sedis.store.embedded import EmbeddedStore
 from tests.conftest import pseudo_random
 
@@ -98,11 +98,14 @@ def test_sigkill_mid_add_leaves_no_block_that_fails_its_hash(tmp_path: Path) -> 
     partial = [p for p in (root / "packs").iterdir() if p.name.endswith(".tmp")]
     assert len(partial) == 1 and partial[0].stat().st_size > 8 * 256 * 1024
     assert stored_blocks(store) == []
-    # What it did write is well formed up to where it stopped: every whole record checks.
+    # What it wrote is well formed: every whole record up to the first hole checks.
+    # (Workers write concurrently, so a record reserved but not yet written is a hole.)
     data = partial[0].read_bytes()
     offset = checked = 0
     while offset + 40 <= len(data):
         magic, length, digest = struct.unpack(">4sI32s", data[offset : offset + 40])
+        if magic == bytes(4):
+            break
         assert magic == b"SDB1"
         body = data[offset + 40 : offset + 40 + length]
         if len(body) < length:
@@ -110,7 +113,7 @@ def test_sigkill_mid_add_leaves_no_block_that_fails_its_hash(tmp_path: Path) -> 
         assert hashlib.sha256(body).digest() == digest
         offset += 40 + length
         checked += 1
-    assert checked >= 8
+    assert checked >= 4
     # Garbage collection reclaims it.
     report = store.gc()
     assert report.blocks_removed == 0 and report.bytes_freed == len(data)
@@ -222,3 +225,65 @@ def test_special_files_are_refused(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(InvalidInputError, match="not a regular file"):
         EmbeddedStore(tmp_path / "s").add_path(fifo)
+
+
+def test_an_old_one_file_per_block_store_moves_into_a_pack(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    good, bad = b"kept block", b"damaged block"
+    for data, name in ((good, hashlib.sha256(good).hexdigest()), (bad, "00" * 32)):
+        (root / "blocks" / name[:2]).mkdir(parents=True, exist_ok=True)
+        (root / "blocks" / name[:2] / name).write_bytes(data)
+    store = EmbeddedStore(root)
+    assert not (root / "blocks").exists()
+    assert store.get_block(Cid.for_block(good, RAW)) == good
+    assert len(stored_blocks(store)) == 1  # the damaged one was not carried over
+
+
+def test_gc_compacts_a_mostly_dead_pack_and_keeps_what_is_live(tmp_path: Path) -> None:
+    tree = tmp_path / "t"
+    tree.mkdir()
+    keep = pseudo_random(100 * 1024, "keep")
+    (tree / "keep.bin").write_bytes(keep)
+    (tree / "drop.bin").write_bytes(pseudo_random(900 * 1024, "drop"))
+    store = EmbeddedStore(tmp_path / "s")
+    root = store.add_path(tree).cid  # one add: one pack holding every block
+    kept = store.ls(str(root))[1].cid
+    assert store.ls(str(root))[1].name == "keep.bin"
+    store.pin(kept)
+    store.unpin(root)
+    packs_before = sorted((tmp_path / "s" / "packs").iterdir())
+    assert len(packs_before) == 1
+    report = store.gc()
+    assert report.blocks_removed >= 5 and report.bytes_freed > 900 * 1024
+    packs_after = sorted((tmp_path / "s" / "packs").iterdir())
+    assert len(packs_after) == 1 and packs_after != packs_before  # rewritten, smaller
+    assert packs_after[0].stat().st_size < 200 * 1024
+    assert b"".join(EmbeddedStore(tmp_path / "s").cat(str(kept))) == keep
+    with pytest.raises(NotFoundError):
+        b"".join(store.cat(str(root)))
+
+
+CONCURRENT_ADD = """
+import sys
+from pathlib import Path
+from sedis.store.embedded import EmbeddedStore
+data = bytes([int(sys.argv[2])]) * (3 * 1024 * 1024 + 7)
+print(EmbeddedStore(Path(sys.argv[1])).add_bytes(data).cid)
+"""
+
+
+def test_two_processes_add_at_once(tmp_path: Path) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_ADD, str(tmp_path / "s"), str(n)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in (1, 2)
+    ]
+    cids = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    store = EmbeddedStore(tmp_path / "s")
+    for n, cid in zip((1, 2), cids, strict=True):
+        assert b"".join(store.cat(cid)) == bytes([n]) * (3 * 1024 * 1024 + 7)
+    assert sorted(str(c) for c in store.pins()) == sorted(cids)

@@ -41,13 +41,13 @@ class EmbeddedStore(ContentStore):
         self.root = root
         tune_allocator()
         self._blocks = PackStore(root)
-        if (root / "blocks").is_dir():
-            with self._gc_guard(exclusive=True):
-                self._blocks.migrate_flat(root / "blocks")
         self._pins_file = root / "pins.json"
         self._pins_lock = FileLock(str(root / "pins.lock"))
         self._gc_lock_file = root / "gc.lock"
         self._pool: ThreadPoolExecutor | None = None
+        if (root / "blocks").is_dir():
+            with self._gc_guard(exclusive=True):
+                self._blocks.migrate_flat(root / "blocks")
 
     # -- blocks ------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+from filelock import FileLock
+
 from sedis.core.errors import CorruptError, NotFoundError
 from sedis.store.cid import Cid
 
@@ -73,9 +75,12 @@ class PackStore:
         self._db = sqlite3.connect(
             root / "index.sqlite", check_same_thread=False, isolation_level=None, timeout=60
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        # Switching to WAL and creating the schema do not wait on the busy timeout:
+        # processes that open the store at once take turns here.
+        with FileLock(str(root / "index.lock")):
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()  # one connection, many threads
         self._fds: dict[str, int] = {}
 
