@@ -41,6 +41,10 @@ class World:
         captured = self.capsys.readouterr()
         return Run(code, captured.out, captured.err)
 
+    def publish(self, source: str, name: str, *flags: str, as_: str = "alice") -> Run:
+        """`sedis publish SOURCE --name NAME [flags] --as alice`."""
+        return self.sedis("publish", source, "--name", name, *flags, "--as", as_)
+
     def image(
         self, name: str, layers: int = 3, size: int = 600_000, vulnerable: bool = False
     ) -> Path:

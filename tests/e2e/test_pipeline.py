@@ -59,18 +59,7 @@ def test_publish_output_and_rerun_adds_no_record(
     world: World, published: dict[str, object]
 ) -> None:
     src = published["src"]
-    again = world.sedis(
-        "publish",
-        f"oci:{src}:v1",
-        "--name",
-        "e2e/base:v1",
-        "--to",
-        "bob",
-        "--as",
-        "alice",
-        "-o",
-        "json",
-    )
+    again = world.publish(f"oci:{src}:v1", "e2e/base:v1", "--to", "bob", "-o", "json")
     assert again.code == 0, again.err
     data = json.loads(again.out)
     assert data["already_recorded"] is True and data["transactions"] == []
@@ -389,18 +378,7 @@ def test_the_scan_is_recorded_and_its_report_sealed_for_recipients(world: World)
     from tests.e2e.conftest import PASSWORD
 
     src = world.image("scanned", layers=1, vulnerable=True)
-    published = world.sedis(
-        "publish",
-        f"oci:{src}:v1",
-        "--name",
-        "e2e/scanned:v1",
-        "--to",
-        "bob",
-        "--as",
-        "alice",
-        "-o",
-        "json",
-    )
+    published = world.publish(f"oci:{src}:v1", "e2e/scanned:v1", "--to", "bob", "-o", "json")
     assert published.code == 0, published.err
     scan = json.loads(published.out)["scan"]
     assert (scan["critical"], scan["high"], scan["medium"]) == (0, 0, 1)
@@ -426,32 +404,14 @@ def test_the_scan_is_recorded_and_its_report_sealed_for_recipients(world: World)
 def test_a_policy_refusal_stores_and_records_nothing(world: World) -> None:
     src = world.image("refused", layers=1, vulnerable=True)
     before = set(_blocks(world))
-    result = world.sedis(
-        "publish",
-        f"oci:{src}:v1",
-        "--name",
-        "e2e/refused:v1",
-        "--fail-on",
-        "medium",
-        "--as",
-        "alice",
-    )
+    result = world.publish(f"oci:{src}:v1", "e2e/refused:v1", "--fail-on", "medium")
     assert result.code == 10
     assert "CVE-2024-35195" in result.out and "requests 2.31.0" in result.out
     assert one_line(result.err).startswith("sedis: publish refused by the vulnerability policy")
     assert set(_blocks(world)) == before
     digest = layout_digests(src)[0]
     assert world.sedis("verify", digest).code == 2  # UNKNOWN: never recorded
-    unknown = world.sedis(
-        "publish",
-        f"oci:{src}:v1",
-        "--name",
-        "e2e/refused:v1",
-        "--fail-on",
-        "severe",
-        "--as",
-        "alice",
-    )
+    unknown = world.publish(f"oci:{src}:v1", "e2e/refused:v1", "--fail-on", "severe")
     assert unknown.code == 2
 
 
@@ -503,18 +463,7 @@ def test_rescan_with_newer_data_is_attested_and_inspect_shows_every_scan(world: 
         src,
         "v1",
     )
-    published = world.sedis(
-        "publish",
-        f"oci:{src}:v1",
-        "--name",
-        "e2e/widget:v1",
-        "--to",
-        "bob",
-        "--as",
-        "alice",
-        "-o",
-        "json",
-    )
+    published = world.publish(f"oci:{src}:v1", "e2e/widget:v1", "--to", "bob", "-o", "json")
     assert published.code == 0, published.err
     assert json.loads(published.out)["scan"]["high"] == 0
 

@@ -238,19 +238,7 @@ def test_a_publish_killed_anywhere_completes_on_rerun_with_one_record(world: Wor
 
 def test_a_pull_killed_midway_leaves_no_destination(world: World) -> None:
     src = world.image("pullkill", layers=2, size=120_000_000)
-    assert (
-        world.sedis(
-            "publish",
-            f"oci:{src}:v1",
-            "--name",
-            "peers/pullkill:v1",
-            "--to",
-            "bob",
-            "--as",
-            "alice",
-        ).code
-        == 0
-    )
+    assert world.publish(f"oci:{src}:v1", "peers/pullkill:v1", "--to", "bob").code == 0
     dest = world.work / "pullkill-out"
     proc = _cli(world, "pull", "peers/pullkill:v1", f"oci:{dest}:v1", "--as", "bob")
     deadline = time.monotonic() + 60
