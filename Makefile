@@ -50,7 +50,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
 $(SYNCED): uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --extra dev --python $(PYTHON) --quiet
+	$(UV) sync --frozen --extra dev --compile-bytecode --python $(PYTHON) --quiet
 	touch $@
 
 clean:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -302,11 +303,20 @@ def verify(
     from sedis.ledger import open_ledger
 
     verdicts: list[tuple[str, Verdict]] = []
-    with open_ledger(settings) as ledger:
+    with ExitStack() as stack:
+        sources = {
+            artifact: stack.enter_context(open_source(artifact, platform, insecure))
+            for artifact in artifacts
+            if _is_source(artifact)
+        }
+        # The blobs are hashed on other cores while the ledger opens here.
+        checks = stack.enter_context(query.BlobChecks(sources.values()))
+        ledger = stack.enter_context(open_ledger(settings))
         for artifact in artifacts:
-            if _is_source(artifact):
-                with open_source(artifact, platform, insecure) as src:
-                    verdict = query.verify_source(ledger, src, signer)
+            src = sources.get(artifact)
+            if src is not None:
+                checks.wait(src)
+                verdict = query.verify_source(ledger, src, signer, check_blobs=False)
             else:
                 verdict = query.verify_digest(ledger, naming.resolve(ledger, artifact), signer)
             verdicts.append((artifact, verdict))

@@ -43,6 +43,9 @@ class ImageSource(ABC):
     manifest: Manifest
     # The index (or manifest list) the manifest was picked from, if any.
     index: Index | None = None
+    # May several blobs be read at once, from different threads? (Files: yes;
+    # one network client: not assumed.)
+    concurrent_reads: bool = False
 
     @property
     def manifest_bytes(self) -> bytes:
