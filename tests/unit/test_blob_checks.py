@@ -48,8 +48,11 @@ def test_each_source_answers_for_itself(tmp_path: Path) -> None:
     good, _ = _layout(tmp_path / "good", layers=2)
     bad, layers = _layout(tmp_path / "bad", layers=2)
     (bad / "blobs" / "sha256" / layers[1][7:]).write_bytes(b"truncated")
-    with open_source(f"oci:{good}") as ok, open_source(f"oci:{bad}") as broken:
-        with BlobChecks([ok, broken]) as checks:
-            checks.wait(ok)
-            with pytest.raises(CorruptError, match="bytes where"):
-                checks.wait(broken)
+    with (
+        open_source(f"oci:{good}") as ok,
+        open_source(f"oci:{bad}") as broken,
+        BlobChecks([ok, broken]) as checks,
+    ):
+        checks.wait(ok)
+        with pytest.raises(CorruptError, match="bytes where"):
+            checks.wait(broken)
