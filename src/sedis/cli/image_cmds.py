@@ -111,6 +111,7 @@ def publish(
         session(as_name, password_env) as acting,
         open_source(source, platform, insecure, decryption_key) as src,
     ):
+        acting.unlock()
         total = sum(d.size for d in src.manifest.descriptors())
         try:
             with progress("publishing", total, output == Format.text) as advance:
@@ -263,6 +264,7 @@ def pull(
     from sedis.service import pull as pulling
 
     with session(as_name, password_env) as acting:
+        acting.unlock(sign=False)
         source = pulling.open_image(acting, image)
         sink = open_sink(dest, registry_options(insecure))
         total = sum(d.size for d in source.manifest.descriptors())

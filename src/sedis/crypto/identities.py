@@ -186,18 +186,23 @@ class IdentityStore:
         """The Ethereum account, decrypted from its keystore."""
         from eth_account import Account
 
+        from sedis.crypto import keystore
+
         identity = self.get(name)
         raw = _read(self._dir(name) / KEYSTORE_FILE, name)
         try:
-            keystore = json.loads(raw)
-            key = Account.decrypt(keystore, password)
+            document = json.loads(raw)
+            if not isinstance(document, dict):
+                raise CorruptError("not a JSON object")
+            key = keystore.decrypt(document, password)
+        except AuthError:
+            raise _wrong_password(name) from None
+        except (ValueError, CorruptError) as exc:
+            raise CorruptError(f"identity '{name}' is damaged: {KEYSTORE_FILE}: {exc}") from None
+        try:
+            account: LocalAccount = Account.from_key(key)
         except ValueError as exc:
-            if "MAC mismatch" in str(exc):
-                raise _wrong_password(name) from None
             raise CorruptError(f"identity '{name}' is damaged: {KEYSTORE_FILE}: {exc}") from None
-        except (KeyError, TypeError) as exc:
-            raise CorruptError(f"identity '{name}' is damaged: {KEYSTORE_FILE}: {exc}") from None
-        account: LocalAccount = Account.from_key(key)
         if account.address != identity.address:
             raise CorruptError(
                 f"identity '{name}' is damaged: its keystore holds "

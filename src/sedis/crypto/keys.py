@@ -19,10 +19,10 @@ def new_account_keystore(password: str) -> tuple[str, dict[str, Any]]:
     """A fresh secp256k1 account: its checksummed address and its keystore v3 document."""
     from eth_account import Account
 
+    from sedis.crypto import keystore
+
     account = Account.create()
-    # scrypt at the keystore's standard cost (n=2**18), as geth writes it.
-    keystore: dict[str, Any] = Account.encrypt(account.key, password, kdf="scrypt")
-    return str(account.address), keystore
+    return str(account.address), keystore.encrypt(account.key, password)
 
 
 def new_encryption_key(rsa: bool) -> Any:

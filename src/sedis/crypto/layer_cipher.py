@@ -185,8 +185,12 @@ def decrypt_checked(
     public: PublicOptions,
     *,
     check_digest: bool = True,
+    reopen: Callable[[], Iterable[bytes]] | None = None,
 ) -> Iterator[bytes]:
     """Check the HMAC over all of the ciphertext, then (pass two) yield the plaintext.
+
+    Pass two reads the ciphertext with ``reopen`` when given (a cheaper way to
+    read the same bytes again), else with ``open_ciphertext`` once more.
 
     The plaintext is hashed as it goes, and a digest that differs from the one
     in the private options ends the stream with CorruptError; a caller that
@@ -194,7 +198,7 @@ def decrypt_checked(
     rather than hash every byte twice.
     """
     check_hmac(open_ciphertext(), private, public)
-    return _decrypt(open_ciphertext(), private, check_digest)
+    return _decrypt((reopen or open_ciphertext)(), private, check_digest)
 
 
 def _decrypt(

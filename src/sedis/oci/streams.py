@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from typing import BinaryIO, cast
 
 from sedis.core.errors import CorruptError
+from sedis.crypto.hashing import BackgroundHashes
 from sedis.oci.model import digest_hex
 
 CHUNK = 1024 * 1024
+BACKGROUND_HASH_SIZE = 4 * CHUNK
 
 
 class VerifyingReader(io.RawIOBase):
@@ -32,6 +34,8 @@ class VerifyingReader(io.RawIOBase):
         self.size = size
         self._what = what
         self._hash = hashlib.sha256()
+        # A large blob is hashed on another core while the caller uses what it read.
+        self._background = BackgroundHashes(self._hash) if size >= BACKGROUND_HASH_SIZE else None
         self._count = 0
         self.verified = False
 
@@ -52,7 +56,10 @@ class VerifyingReader(io.RawIOBase):
         self._count += len(data)
         if self._count > self._size:
             raise CorruptError(f"{self._what}: more than the declared {self._size} bytes")
-        self._hash.update(data)
+        if self._background is not None:
+            self._background.update(data)
+        else:
+            self._hash.update(data)
         view[: len(data)] = data
         return len(data)
 
@@ -61,6 +68,8 @@ class VerifyingReader(io.RawIOBase):
             raise CorruptError(
                 f"{self._what}: {self._count} bytes where {self._size} were declared"
             )
+        if self._background is not None:
+            self._background.finish()
         got = self._hash.hexdigest()
         if got != self._want_hex:
             raise CorruptError(
@@ -70,6 +79,8 @@ class VerifyingReader(io.RawIOBase):
 
     def close(self) -> None:
         try:
+            if self._background is not None:
+                self._background.finish()
             self._raw.close()
         finally:
             super().close()

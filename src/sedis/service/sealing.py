@@ -282,17 +282,19 @@ def open_sealed(
 ) -> Iterator[bytes]:
     """Verified plaintext of one sealed blob.
 
-    Pass one reads the ciphertext and checks its size and HMAC; only then does
-    pass two decrypt. The ciphertext is not hashed again here: the blob's CID
-    comes from the same authenticated manifest as its digest, and the store
-    checks every block against the CID, so the bytes are already pinned. The
-    plaintext is checked against its digest at the end unless the caller does.
+    Pass one reads the ciphertext, every block checked against its CID, and
+    checks its size and HMAC; only then does pass two decrypt. The ciphertext
+    is not hashed again here: the blob's CID comes from the same authenticated
+    manifest as its digest, so the CID pins the bytes. Pass two reads them
+    again without re-hashing where the store allows it (cat_again): any change
+    in between changes the plaintext, whose digest is checked at the end
+    (by the caller, when it says so) before any output is renamed into place.
     """
     cid = str(blob_cid(desc))
 
-    def ciphertext() -> Iterator[bytes]:
+    def ciphertext(again: bool = False) -> Iterator[bytes]:
         size = 0
-        for piece in store.cat(cid):
+        for piece in store.cat_again(cid) if again else store.cat(cid):
             size += len(piece)
             if size > desc.size:
                 raise CorruptError(f"sealed blob {desc.digest} is larger than its descriptor says")
@@ -300,7 +302,9 @@ def open_sealed(
         if size != desc.size:
             raise CorruptError(f"sealed blob {desc.digest} is smaller than its descriptor says")
 
-    return decrypt_checked(ciphertext, private, public, check_digest=check_digest)
+    return decrypt_checked(
+        ciphertext, private, public, check_digest=check_digest, reopen=lambda: ciphertext(True)
+    )
 
 
 def read_sealed(store: ContentStore, desc: model.Descriptor, key: JWK, limit: int) -> bytes:

@@ -6,6 +6,7 @@ decrypts asks for the identity's password once, however many keys it needs.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -57,6 +58,22 @@ class Session:
     @cached_property
     def encryption_key(self) -> JWK:
         return self.identities.unlock_encryption_key(self.identity.name, self._password)
+
+    def unlock(self, *, sign: bool = True, decrypt: bool = True) -> None:
+        """Unlock the keys a command will need now, loading the ledger's code meanwhile.
+
+        Key derivation (scrypt) runs in C without the GIL, so importing the
+        EVM on another thread (a few hundred ms) costs no wall time here.
+        """
+        loader = threading.Thread(target=_load_ledger_code, args=(self.settings,), daemon=True)
+        loader.start()
+        try:
+            if sign:
+                self.account  # noqa: B018 - unlocking is the point
+            if decrypt:
+                self.encryption_key  # noqa: B018
+        finally:
+            loader.join()
 
     @cached_property
     def public_key(self) -> JWK:
@@ -114,3 +131,13 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _load_ledger_code(settings: Settings) -> None:
+    """Import the ledger implementation the settings name (its errors come later, on open)."""
+    import importlib
+    from contextlib import suppress
+
+    name = "sedis.ledger.embedded" if settings.ledger_url == "embedded" else "sedis.ledger.jsonrpc"
+    with suppress(Exception):  # opening the ledger reports any failure properly
+        importlib.import_module(name)
