@@ -35,11 +35,34 @@ def test_cid_text_forms() -> None:
     assert Cid.from_binary(v0.binary) == v0
 
 
+@pytest.mark.parametrize("codec", [RAW, DAG_PB])
+def test_cid_base32_text_agrees_with_multiformats(codec: int) -> None:
+    from multiformats import CID
+
+    for n in range(200):
+        cid = Cid.for_block(n.to_bytes(2, "big") * n, codec)
+        text = str(cid)
+        assert text == str(CID("base32", 1, cid.codec_name, cid.multihash))
+        assert Cid.parse(text) == cid
+        assert Cid.parse(str(CID("base58btc", 1, cid.codec_name, cid.multihash))) == cid
+
+
+def test_cid_v0_binary_in_base32_is_not_a_cid() -> None:
+    import base64
+
+    v0 = Cid.parse("Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD")
+    text = "b" + base64.b32encode(v0.binary).decode().lower().rstrip("=")
+    with pytest.raises(InvalidInputError, match="not a CID"):
+        Cid.parse(text)
+
+
 @pytest.mark.parametrize(
     "text",
     [
         "",
         "hello",
+        "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5",  # a character short
+        "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e1",  # not base32
         "Qm" + "1" * 44,
         "x" * 500,
         # A valid CID with a blake2b multihash: well-formed, but not one sedis accepts.
