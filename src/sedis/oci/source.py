@@ -63,9 +63,19 @@ class ImageSource(ABC):
     def _open_raw(self, desc: Descriptor) -> BinaryIO:
         """The blob's bytes as stored, unverified (the base class verifies)."""
 
-    def open_blob(self, desc: Descriptor) -> BinaryIO:
-        """The blob as a stream that raises CorruptError unless it matches ``desc``."""
-        return verifying(self._open_raw(desc), desc.digest, desc.size, self._blob_name(desc))
+    def open_blob(self, desc: Descriptor, *, hash_aside: bool = False) -> BinaryIO:
+        """The blob as a stream that raises CorruptError unless it matches ``desc``.
+
+        ``hash_aside``: hash a large blob on another thread, for a caller that
+        does work of its own on what it reads (encrypting, writing).
+        """
+        return verifying(
+            self._open_raw(desc),
+            desc.digest,
+            desc.size,
+            self._blob_name(desc),
+            hash_aside=hash_aside,
+        )
 
     def read_blob(self, desc: Descriptor, limit: int) -> bytes:
         """A small blob (a manifest or config) read whole and verified."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, cast
 
 from sedis.core.errors import CorruptError
@@ -25,7 +25,9 @@ BACKGROUND_HASH_SIZE = 4 * CHUNK
 class VerifyingReader(io.RawIOBase):
     """Reads ``raw`` and checks it is exactly ``size`` bytes hashing to ``digest``."""
 
-    def __init__(self, raw: BinaryIO, digest: str, size: int, what: str) -> None:
+    def __init__(
+        self, raw: BinaryIO, digest: str, size: int, what: str, *, hash_aside: bool = False
+    ) -> None:
         super().__init__()
         self._raw = raw
         self._want_hex = digest_hex(digest)
@@ -34,8 +36,12 @@ class VerifyingReader(io.RawIOBase):
         self.size = size
         self._what = what
         self._hash = hashlib.sha256()
-        # A large blob is hashed on another core while the caller uses what it read.
-        self._background = BackgroundHashes(self._hash) if size >= BACKGROUND_HASH_SIZE else None
+        # With hash_aside, a large blob is hashed on another core while the caller
+        # uses what it read (worth it when the caller has work of its own to do).
+        self._background = (
+            BackgroundHashes(self._hash) if hash_aside and size >= BACKGROUND_HASH_SIZE else None
+        )
+        self._readinto: Callable[[memoryview], int | None] | None = getattr(raw, "readinto", None)
         self._count = 0
         self.verified = False
 
@@ -49,19 +55,29 @@ class VerifyingReader(io.RawIOBase):
         # Ask for one byte more than is left, so an over-long stream is caught
         # as soon as it shows, not after it has filled the disk.
         want = min(len(view), self._size - self._count + 1)
+        if self._background is None and self._readinto is not None:
+            # Straight into the caller's buffer, hashed here: no copy.
+            got: int = self._readinto(view[:want]) or 0
+            if not got:
+                self._finish()
+                return 0
+            self._count_in(got)
+            self._hash.update(view[:got])
+            return got
+        # Bytes of their own: a worker hashes them while the caller reuses its buffer.
         data = self._raw.read(want)
         if not data:
             self._finish()
             return 0
-        self._count += len(data)
-        if self._count > self._size:
-            raise CorruptError(f"{self._what}: more than the declared {self._size} bytes")
-        if self._background is not None:
-            self._background.update(data)
-        else:
-            self._hash.update(data)
+        self._count_in(len(data))
+        (self._background or self._hash).update(data)
         view[: len(data)] = data
         return len(data)
+
+    def _count_in(self, got: int) -> None:
+        self._count += got
+        if self._count > self._size:
+            raise CorruptError(f"{self._what}: more than the declared {self._size} bytes")
 
     def _finish(self) -> None:
         if self._count != self._size:
@@ -86,9 +102,12 @@ class VerifyingReader(io.RawIOBase):
             super().close()
 
 
-def verifying(raw: BinaryIO, digest: str, size: int, what: str) -> BinaryIO:
+def verifying(
+    raw: BinaryIO, digest: str, size: int, what: str, *, hash_aside: bool = False
+) -> BinaryIO:
     """A buffered, verifying view of ``raw``, usable wherever a binary file is."""
-    return cast(BinaryIO, io.BufferedReader(VerifyingReader(raw, digest, size, what), CHUNK))
+    reader = VerifyingReader(raw, digest, size, what, hash_aside=hash_aside)
+    return cast(BinaryIO, io.BufferedReader(reader, CHUNK))
 
 
 def is_verifying(stream: BinaryIO, digest: str, size: int) -> bool:
@@ -142,15 +161,14 @@ class SectionReader(io.RawIOBase):
         if self._left <= 0:
             return 0
         view = memoryview(buffer).cast("B")
-        data = os.pread(self._fd, min(len(view), self._left), self._offset)
-        if not data:
+        got = os.preadv(self._fd, [view[: min(len(view), self._left)]], self._offset)
+        if not got:
             # The file shrank under us; the verifier reports the short count.
             self._left = 0
             return 0
-        view[: len(data)] = data
-        self._offset += len(data)
-        self._left -= len(data)
-        return len(data)
+        self._offset += got
+        self._left -= got
+        return got
 
     def close(self) -> None:
         if not self.closed:

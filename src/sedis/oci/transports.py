@@ -111,7 +111,7 @@ def copy_image(
                 progress(desc)
             if sink.has_blob(desc):
                 continue
-            sink.put_blob(desc, source.open_blob(desc))
+            sink.put_blob(desc, source.open_blob(desc, hash_aside=True))
         sink.put_manifest(manifest.raw, manifest.media_type)
         sink.commit()
     return manifest

@@ -120,7 +120,7 @@ def _seal(
 
     layers = []
     for desc in manifest.layers:
-        with source.open_blob(desc) as stream:
+        with source.open_blob(desc, hash_aside=True) as stream:
             layers.append(seal(desc.digest, stream, sealing.sealed_type(desc.media_type)))
     with source.open_blob(manifest.config) as stream:
         config = seal(manifest.config.digest, stream, model.OCI_CONFIG_ENCRYPTED)
