@@ -62,16 +62,18 @@ class Session:
     def unlock(self, *, sign: bool = True, decrypt: bool = True) -> None:
         """Unlock the keys a command will need now, loading the ledger's code meanwhile.
 
-        Key derivation (scrypt) runs in C without the GIL, so importing the
-        EVM on another thread (a few hundred ms) costs no wall time here.
+        Key derivation (scrypt) runs in C without the GIL, so the half second
+        of imports that signing and the EVM need (eth-account, py-evm) is done
+        on another thread meanwhile. The sealed key goes first: it needs none
+        of those imports, which gives the loader a head start on eth-account.
         """
-        loader = threading.Thread(target=_load_ledger_code, args=(self.settings,), daemon=True)
+        loader = threading.Thread(target=_load_ledger_code, args=(self.settings, sign), daemon=True)
         loader.start()
         try:
-            if sign:
-                self.account  # noqa: B018 - unlocking is the point
             if decrypt:
-                self.encryption_key  # noqa: B018
+                self.encryption_key  # noqa: B018 - unlocking is the point
+            if sign:
+                self.account  # noqa: B018
         finally:
             loader.join()
 
@@ -133,11 +135,17 @@ class Session:
         self.close()
 
 
-def _load_ledger_code(settings: Settings) -> None:
-    """Import the ledger implementation the settings name (its errors come later, on open)."""
+def _load_ledger_code(settings: Settings, sign: bool) -> None:
+    """Import what signing and the ledger the settings name will need.
+
+    Import errors are left for the real use to report properly.
+    """
     import importlib
     from contextlib import suppress
 
-    name = "sedis.ledger.embedded" if settings.ledger_url == "embedded" else "sedis.ledger.jsonrpc"
-    with suppress(Exception):  # opening the ledger reports any failure properly
-        importlib.import_module(name)
+    names = ["eth_account"] if sign else []
+    embedded = settings.ledger_url == "embedded"
+    names.append("sedis.ledger.embedded" if embedded else "sedis.ledger.jsonrpc")
+    for name in names:
+        with suppress(Exception):
+            importlib.import_module(name)
