@@ -16,9 +16,9 @@ class RecordingSink:
     def __init__(self) -> None:
         self.blocks: dict[bytes, bytes] = {}
 
-    def put_block(self, cid: Cid, data: bytes) -> None:
+    def put_block(self, cid: Cid, data: bytes | memoryview) -> None:
         assert cid.matches(data)
-        self.blocks[cid.binary] = data
+        self.blocks[cid.binary] = bytes(data)
 
 
 def children(sink: RecordingSink, cid: Cid) -> list[Cid]:

@@ -8,7 +8,7 @@ UnixFS directories with links sorted by name.
 Leaves are hashed and written on worker threads while the caller's thread
 reads ahead: sha256 and file writes release the GIL, so an add uses every
 core, and more writers than cores keep the disk busy while others hash. At
-most ``window`` chunks (4 MiB) are in flight, so memory stays constant
+most ``window`` batches of chunks (4 MiB) are in flight, so memory stays constant
 whatever the file size.
 """
 
@@ -28,6 +28,7 @@ from sedis.store import dagpb, unixfs
 from sedis.store.cid import DAG_PB, RAW, Cid
 
 CHUNK_SIZE = 256 * 1024
+LEAF_BATCH_BYTES = 1024 * 1024
 MAX_LINKS = 174
 # kubo switches a directory to a HAMT shard once its links would outgrow one
 # block; sedis does not write HAMT shards, so it refuses at that point
@@ -36,14 +37,16 @@ DIRECTORY_SHARD_THRESHOLD = 256 * 1024
 
 
 class BlockSink(Protocol):
-    def put_block(self, cid: Cid, data: bytes) -> None:
-        """Store one block. Must be safe to call from several threads."""
+    def put_block(self, cid: Cid, data: bytes | memoryview) -> None:
+        """Store one block. Must be safe to call from several threads.
+
+        ``data`` may be a view into a larger buffer: a sink that keeps it copies it."""
 
 
 class DiscardSink:
     """Computes CIDs without storing anything (kubo's --only-hash)."""
 
-    def put_block(self, cid: Cid, data: bytes) -> None:
+    def put_block(self, cid: Cid, data: bytes | memoryview) -> None:
         return None
 
 
@@ -89,7 +92,7 @@ class Importer:
         options: ImportOptions | None = None,
         *,
         workers: int = 4,
-        window: int = 16,
+        window: int = 4,
     ) -> None:
         self._sink = sink
         self._opts = options or ImportOptions()
@@ -135,29 +138,38 @@ class Importer:
     def _leaves(
         self, stream: BinaryIO, pool: ThreadPoolExecutor, progress: Progress | None
     ) -> Iterator[Entry]:
-        pending: deque[Future[Entry]] = deque()
+        # Leaves go to the workers a few at a time: one hand-off per mebibyte
+        # instead of one per chunk, so the threads spend their time hashing.
+        size = self._opts.chunk_size
+        batch = size * max(1, LEAF_BATCH_BYTES // size)
+        pending: deque[Future[list[Entry]]] = deque()
         first = True
         while True:
-            chunk = _read_full(stream, self._opts.chunk_size)
-            if not chunk and not first:
+            data = _read_full(stream, batch)
+            if not data and not first:
                 break
             first = False
-            pending.append(pool.submit(self._leaf, chunk))
-            if progress is not None and chunk:
-                progress(len(chunk))
+            view = memoryview(data)
+            chunks = [view[i : i + size] for i in range(0, len(data), size)] or [view]
+            pending.append(pool.submit(self._leaf_batch, chunks))
+            if progress is not None and data:
+                progress(len(data))
             if len(pending) >= self._window:
-                yield pending.popleft().result()
-            if len(chunk) < self._opts.chunk_size:
+                yield from pending.popleft().result()
+            if len(data) < batch:
                 break
         while pending:
-            yield pending.popleft().result()
+            yield from pending.popleft().result()
 
-    def _leaf(self, chunk: bytes) -> Entry:
+    def _leaf_batch(self, chunks: list[memoryview]) -> list[Entry]:
+        return [self._leaf(chunk) for chunk in chunks]
+
+    def _leaf(self, chunk: memoryview) -> Entry:
         if self._opts.use_raw_leaves:
             cid = Cid.for_block(chunk, RAW, 1)
             self._sink.put_block(cid, chunk)
             return Entry(cid, len(chunk), len(chunk))
-        data = unixfs.Data(unixfs.NodeType.FILE, chunk or None, len(chunk))
+        data = unixfs.Data(unixfs.NodeType.FILE, bytes(chunk) or None, len(chunk))
         block = dagpb.encode(dagpb.Node((), unixfs.encode(data)))
         cid = Cid.for_block(block, DAG_PB, self._opts.cid_version)
         self._sink.put_block(cid, block)

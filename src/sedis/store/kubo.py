@@ -269,5 +269,5 @@ class _Collect:
     def __init__(self) -> None:
         self.blocks: list[tuple[Cid, bytes]] = []
 
-    def put_block(self, cid: Cid, data: bytes) -> None:
-        self.blocks.append((cid, data))
+    def put_block(self, cid: Cid, data: bytes | memoryview) -> None:
+        self.blocks.append((cid, bytes(data)))

@@ -145,7 +145,7 @@ class PackStore:
     def writer(self) -> PackWriter:
         return PackWriter(self)
 
-    def put_block(self, cid: Cid, data: bytes) -> None:
+    def put_block(self, cid: Cid, data: bytes | memoryview) -> None:
         """One block on its own (small writes; an add uses a writer for all of its blocks)."""
         with self.writer() as writer:
             writer.put_block(cid, data)
