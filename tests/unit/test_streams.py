@@ -75,3 +75,39 @@ def test_too_long_and_too_short(hash_aside: bool) -> None:
     with pytest.raises(CorruptError, match=f"{len(BIG) - 1} bytes where {len(BIG)}"):
         while shorter.read(1 << 20):
             pass
+
+
+def test_durable_copy_sends_every_written_range_to_disk_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sedis.oci import sink
+
+    asked: list[tuple[int, int]] = []
+    real = sink.start_writeback
+
+    def recording(fd: int, offset: int, length: int) -> list[object]:
+        asked.append((offset, length))
+        return real(fd, offset, length)  # type: ignore[return-value]
+
+    monkeypatch.setattr(sink, "WRITEBACK_STEP", 1 << 20)
+    monkeypatch.setattr(sink, "start_writeback", recording)
+    data = os.urandom(5 * (1 << 20) + 777)
+    out = tmp_path / "out"
+    with open(out, "wb") as dst:
+        dst.write(b"header!")
+        copied = sink.copy_stream(io.BytesIO(data), dst, durable=True)
+    assert copied == len(data)
+    assert out.read_bytes() == b"header!" + data
+    assert asked == [(7 + n * (1 << 20), 1 << 20) for n in range(5)]
+
+
+def test_plain_copy_asks_nothing_of_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sedis.oci import sink
+
+    monkeypatch.setattr(sink, "WRITEBACK_STEP", 1 << 20)
+    monkeypatch.setattr(sink, "start_writeback", lambda *a: pytest.fail("asked for writeback"))
+    dst = io.BytesIO()  # not even a file
+    assert sink.copy_stream(io.BytesIO(BIG), dst) == len(BIG)
+    assert dst.getvalue() == BIG

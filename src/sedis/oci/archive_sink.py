@@ -52,7 +52,7 @@ class TarWriter:
         if name in self._names:
             raise InvalidInputError(f"archive entry {name} written twice")
         self._header(name, tarfile.REGTYPE, size, 0o444)
-        copied = copy_stream(stream, self._out)
+        copied = copy_stream(stream, self._out, durable=True)
         if copied != size:  # a checked stream raises first; this guards unchecked ones
             raise CorruptError(f"{name}: {copied} bytes where {size} were declared")
         self._out.write(bytes(-size % BLOCK))

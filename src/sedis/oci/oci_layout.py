@@ -103,7 +103,7 @@ class OciLayoutSink(ImageSink):
     def _write_blob(self, desc: Descriptor, stream: BinaryIO) -> None:
         tmp = self._new_temp()
         with open(tmp, "xb") as out:
-            copy_stream(stream, out)  # raises CorruptError on any mismatch
+            copy_stream(stream, out, durable=True)  # raises CorruptError on any mismatch
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self._blobs / desc.hex)
