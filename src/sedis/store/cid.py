@@ -104,8 +104,6 @@ class Cid:
     @classmethod
     def parse(cls, text: str) -> Cid:
         """Parse a CID in any multibase text form (CIDv0 base58btc included)."""
-        from multiformats import CID as _MfCid
-
         text = text.strip()
         if not text or len(text) > 200:
             raise InvalidInputError(f"not a CID: {text[:60]!r}")
@@ -119,6 +117,8 @@ class Cid:
                     return cls.from_binary(binary)
             except (binascii.Error, InvalidInputError, ValueError):
                 pass  # multiformats gives the proper error below
+        from multiformats import CID as _MfCid
+
         try:
             parsed = _MfCid.decode(text)
         except Exception as exc:
