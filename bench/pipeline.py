@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench.store import settle, sha256_file, timed
@@ -67,18 +66,37 @@ def run(*args: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
 
 
+# Runs a command and reports its wall time and peak RSS. The command is forked
+# from this small process: a child's ru_maxrss starts from its parent's peak
+# (and vfork shares it), so measuring from the benchmark itself, which has
+# touched gigabytes to settle memory, would report that instead.
+_LAUNCH = """
+import json, os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+elapsed = time.perf_counter() - start
+code = os.waitstatus_to_exitcode(status)
+print(json.dumps({"seconds": elapsed, "rss_mib": usage.ru_maxrss / 1024, "code": code}))
+"""
+
+
 def measured(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """A whole command from a settled state: its wall seconds and peak RSS (MiB)."""
     settle()
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(args)} failed: {stderr}")
-    return elapsed, usage.ru_maxrss / 1024
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCH, *args], env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise SystemExit(f"{' '.join(args)}: the launcher failed: {done.stderr}")
+    result = json.loads(done.stdout)
+    if result["code"]:
+        raise SystemExit(f"{' '.join(args)} failed: {done.stderr}")
+    return float(result["seconds"]), float(result["rss_mib"])
 
 
 def child(env: dict[str, str], *args: str) -> dict[str, float]:
