@@ -210,6 +210,7 @@ def share(
 
     expires_at = int(time.time()) + parse_duration(expires) if expires else None
     with session(as_name, password_env) as acting:
+        acting.unlock()
         result = access.share(acting, image, to, expires_at)
     data = {
         "digest": result.digest,
@@ -234,6 +235,7 @@ def unshare(
     from sedis.service import access
 
     with session(as_name, password_env) as acting:
+        acting.unlock(decrypt=rotate)
         result = access.unshare(acting, image, from_, rotate)
     data = {
         "digest": result.digest,
@@ -365,6 +367,7 @@ def status(
 
     parsed = Status.parse(new_status)
     with session(as_name, password_env) as acting:
+        acting.unlock(decrypt=False)
         data = query.set_status(acting, image, parsed, reason)
     emit(output, data, f"{data['digest']} is now {data['status']}: {reason}")
 
@@ -491,6 +494,7 @@ def export(
             raise InvalidInputError(f"--recipient {text!r}: use jwe:PATH to a public key PEM")
         keys.append(load_key(Path(text[4:]), private=False))
     with session(as_name, password_env) as acting:
+        acting.unlock(sign=False)
         record, share = pulling.check_access(acting, image)
         source = pulling.SealedImageSource(acting.store, share, acting.encryption_key, record)
         manifest = export_ocicrypt(
@@ -522,6 +526,7 @@ def rescan(
     from sedis.service import rescan as rescanning
 
     with session(as_name, password_env) as acting:
+        acting.unlock()
         result = rescanning.rescan(acting, image)
     data = {
         "digest": result.digest,

@@ -8,7 +8,7 @@ UnixFS directories with links sorted by name.
 Leaves are hashed and written on worker threads while the caller's thread
 reads ahead: sha256 and file writes release the GIL, so an add uses every
 core, and more writers than cores keep the disk busy while others hash. At
-most ``window`` batches of chunks (4 MiB) are in flight, so memory stays constant
+most ``window`` batches of chunks (8 MiB) are in flight, so memory stays constant
 whatever the file size.
 """
 
@@ -92,7 +92,7 @@ class Importer:
         options: ImportOptions | None = None,
         *,
         workers: int = 4,
-        window: int = 4,
+        window: int = 8,
     ) -> None:
         self._sink = sink
         self._opts = options or ImportOptions()
