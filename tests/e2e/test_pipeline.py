@@ -497,3 +497,38 @@ def test_rescan_with_newer_data_is_attested_and_inspect_shows_every_scan(world: 
     assert b"CVE-2026-99999" in report
     # carol, with no grant, cannot rescan.
     assert world.sedis("rescan", "e2e/widget:v1", "--as", "carol").code == 8
+
+
+def test_ciphertext_changed_between_the_hmac_and_the_decryption_is_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second read skips re-hashing blocks; the plaintext digest still catches a change."""
+    from sedis.config import load
+    from sedis.oci.transports import copy_image, open_sink
+    from sedis.service import pull as pulling
+    from sedis.service.session import Session
+    from sedis.store.embedded import EmbeddedStore
+    from tests.e2e.conftest import PASSWORD
+
+    src = world.image("between", layers=2, size=600_000)
+    assert world.publish(f"oci:{src}:v1", "e2e/between:v1", "--to", "bob").code == 0
+    honest = EmbeddedStore.cat_again
+
+    def tampered(self: EmbeddedStore, ref: str):  # type: ignore[no-untyped-def]
+        for n, piece in enumerate(honest(self, ref)):
+            if n == 1:  # only the 600 kB layer spans several blocks
+                seen.append(ref)
+                piece = bytes([piece[0] ^ 1]) + piece[1:]
+            yield piece
+
+    seen: list[str] = []
+
+    with Session(load(), "bob", lambda: PASSWORD) as session:
+        good = world.work / "between-good"
+        copy_image(pulling.open_image(session, "e2e/between:v1"), open_sink(f"oci:{good}"))
+        assert layout_digests(good) == layout_digests(src)
+        monkeypatch.setattr(EmbeddedStore, "cat_again", tampered)
+        dest = world.work / "between-bad"
+        with pytest.raises(CorruptError, match=r"blob sha256:[0-9a-f]{64}: digest is sha256:"):
+            copy_image(pulling.open_image(session, "e2e/between:v1"), open_sink(f"oci:{dest}"))
+        assert seen and not dest.exists()
