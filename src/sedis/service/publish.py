@@ -66,6 +66,10 @@ def publish(
     record = ledger.image(digest)
     if record is not None and record.owner.lower() != me.lower():
         raise ConflictError(f"{digest} is already published by {record.owner}")
+    if record is not None and record.status is not Status.TRUSTED:
+        raise ConflictError(f"{digest} is recorded but {record.status.value}")
+    # A record made just now has no grants and no tag yet: nothing to look up.
+    fresh = record is None
     if record is None:
         # Scan first: a refusal leaves nothing stored and nothing recorded.
         scanned = scan(source)
@@ -83,17 +87,16 @@ def publish(
         result.scan = record.scan
         share, manifest_cid = access.root_manifest(session, record.root_cid)
         result.root_cid = record.root_cid
-    if ledger.status(digest) is not Status.TRUSTED:
-        raise ConflictError(f"{digest} is recorded but {ledger.status(digest).value}")
 
     share_hash = model.sha256_digest(share)
     # The owner's own grant names the owner's current share manifest.
-    for address in [me, *addresses]:
-        if not ledger.is_granted(digest, address):
+    grantees = {address.lower(): address for address in [me, *addresses]}
+    for address in grantees.values():
+        if fresh or not ledger.is_granted(digest, address):
             tx = ledger.grant(digest, address, manifest_cid, share_hash)
             result.transactions.append(tx.tx_hash)
     result.recipients = addresses
-    if name is not None and ledger.resolve(name.name, name.tag) != digest:
+    if name is not None and (fresh or ledger.resolve(name.name, name.tag) != digest):
         result.transactions.append(ledger.set_tag(name.name, name.tag, digest).tx_hash)
     return result
 

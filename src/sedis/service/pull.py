@@ -84,7 +84,7 @@ def check_access(session: Session, ref: str) -> tuple[ImageRecord, sealing.Share
     record = ledger.image(digest)
     if record is None:
         raise NotFoundError(f"{digest} was never published")
-    status = ledger.status(digest)
+    status = record.status
     if status is not Status.TRUSTED:
         history = ledger.status_history(digest)
         reason = history[-1].reason if history else ""
