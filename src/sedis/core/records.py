@@ -86,6 +86,16 @@ class StatusEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantRequest:
+    """A grant to make: who, and the share manifest that carries their wrapped keys."""
+
+    recipient: str
+    manifest_cid: str
+    manifest_hash: str
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     """A recipient's access to an image, through a manifest carrying its wrapped keys."""
 

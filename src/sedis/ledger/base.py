@@ -16,6 +16,7 @@ from sedis.core.records import (
     Attestation,
     AuditEvent,
     Grant,
+    GrantRequest,
     ImageRecord,
     KeyEntry,
     LedgerInfo,
@@ -63,6 +64,18 @@ class Ledger(ABC):
     def publish(
         self, digest: str, config_digest: str, root_cid: str, scan: ScanSummary
     ) -> TxReceipt: ...
+
+    @abstractmethod
+    def publish_shared(
+        self,
+        digest: str,
+        config_digest: str,
+        root_cid: str,
+        scan: ScanSummary,
+        grants: Sequence[GrantRequest],
+        tag: tuple[str, str] | None = None,
+    ) -> TxReceipt:
+        """Record an image with its first grants and its tag in one transaction, all or none."""
 
     @abstractmethod
     def image(self, digest: str) -> ImageRecord | None:

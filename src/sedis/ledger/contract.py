@@ -19,6 +19,7 @@ from sedis.core.records import (
     Attestation,
     AuditEvent,
     Grant,
+    GrantRequest,
     ImageRecord,
     KeyEntry,
     ScanSummary,
@@ -54,6 +55,46 @@ _BASE_GAS = {
 }
 # Covers storing calldata bytes (registerKeys keeps its keys in storage).
 _GAS_PER_BYTE = 800
+_BASE_GAS["multicall"] = 30_000
+
+
+def _gas(function: str, data: bytes) -> int:
+    return _BASE_GAS[function] + _GAS_PER_BYTE * len(data)
+
+
+def _publish_args(
+    digest: str, config_digest: str, root_cid: str, scan: ScanSummary
+) -> tuple[Any, ...]:
+    report = digest_to_bytes(scan.report_digest) if scan.report_digest else bytes(32)
+    vulndb = digest_to_bytes(scan.vulndb_digest) if scan.vulndb_digest else bytes(32)
+    return (
+        digest_to_bytes(digest),
+        digest_to_bytes(config_digest),
+        root_cid,
+        (
+            scan.critical,
+            scan.high,
+            scan.medium,
+            scan.low,
+            scan.unknown,
+            scan.not_scanned,
+            report,
+            vulndb,
+            scan.report_cid or "",
+        ),
+    )
+
+
+def _grant_args(
+    digest: str, recipient: str, manifest_cid: str, manifest_hash: str, expires_at: int | None
+) -> tuple[Any, ...]:
+    return (
+        digest_to_bytes(digest),
+        checked_address(recipient),
+        manifest_cid,
+        digest_to_bytes(manifest_hash),
+        expires_at or 0,
+    )
 
 
 class Reverted(Exception):
@@ -91,15 +132,31 @@ class ContractLedger(Ledger):
             raise refusal(function, exc.data) from None
 
     def _write(self, function: str, *args: Any) -> TxReceipt:
+        self._need_identity(function)
+        data = codec().call_data(function, *args)
+        try:
+            return self._transact(data, _gas(function, data))
+        except Reverted as exc:
+            raise refusal(function, exc.data) from None
+
+    def _write_all(self, label: str, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> TxReceipt:
+        """Several calls in one transaction (the contract's multicall): all or none."""
+        self._need_identity(label)
+        c = codec()
+        datas = [c.call_data(function, *args) for function, args in calls]
+        gas = _BASE_GAS["multicall"] + sum(
+            _gas(function, data) for (function, _), data in zip(calls, datas, strict=True)
+        )
+        try:
+            return self._transact(c.call_data("multicall", datas), gas)
+        except Reverted as exc:
+            raise refusal(label, exc.data) from None
+
+    def _need_identity(self, function: str) -> None:
         if self.address is None:
             raise InvalidInputError(
                 f"{function} changes the ledger and needs an identity (--as NAME)"
             )
-        data = codec().call_data(function, *args)
-        try:
-            return self._transact(data, _BASE_GAS[function] + _GAS_PER_BYTE * len(data))
-        except Reverted as exc:
-            raise refusal(function, exc.data) from None
 
     def _events(self, names: Sequence[str], *topics: bytes | None) -> list[Event]:
         c = codec()
@@ -115,25 +172,28 @@ class ContractLedger(Ledger):
     def publish(
         self, digest: str, config_digest: str, root_cid: str, scan: ScanSummary
     ) -> TxReceipt:
-        report = digest_to_bytes(scan.report_digest) if scan.report_digest else bytes(32)
-        vulndb = digest_to_bytes(scan.vulndb_digest) if scan.vulndb_digest else bytes(32)
-        return self._write(
-            "publish",
-            digest_to_bytes(digest),
-            digest_to_bytes(config_digest),
-            root_cid,
-            (
-                scan.critical,
-                scan.high,
-                scan.medium,
-                scan.low,
-                scan.unknown,
-                scan.not_scanned,
-                report,
-                vulndb,
-                scan.report_cid or "",
-            ),
-        )
+        return self._write("publish", *_publish_args(digest, config_digest, root_cid, scan))
+
+    def publish_shared(
+        self,
+        digest: str,
+        config_digest: str,
+        root_cid: str,
+        scan: ScanSummary,
+        grants: Sequence[GrantRequest],
+        tag: tuple[str, str] | None = None,
+    ) -> TxReceipt:
+        calls = [("publish", _publish_args(digest, config_digest, root_cid, scan))]
+        for g in grants:
+            calls.append(
+                (
+                    "grant",
+                    _grant_args(digest, g.recipient, g.manifest_cid, g.manifest_hash, g.expires_at),
+                )
+            )
+        if tag is not None:
+            calls.append(("setTag", (tag[0], tag[1], digest_to_bytes(digest))))
+        return self._write_all("publish", calls)
 
     def image(self, digest: str) -> ImageRecord | None:
         raw = digest_to_bytes(digest)
@@ -220,12 +280,7 @@ class ContractLedger(Ledger):
         expires_at: int | None = None,
     ) -> TxReceipt:
         return self._write(
-            "grant",
-            digest_to_bytes(digest),
-            checked_address(recipient),
-            manifest_cid,
-            digest_to_bytes(manifest_hash),
-            expires_at or 0,
+            "grant", *_grant_args(digest, recipient, manifest_cid, manifest_hash, expires_at)
         )
 
     def revoke_grant(self, digest: str, recipient: str) -> TxReceipt:

@@ -1,9 +1,10 @@
 """publish: check, scan, encrypt, store and record an image.
 
 Every step can be re-run: keys are derived (see sealing), so sealing the same
-image again gives the same CIDs; the ledger record, the grants and the tag
-are each written only if the ledger does not already hold them. A publish
-killed at any point completes when run again, with exactly one record.
+image again gives the same CIDs, and the ledger record is written with its
+grants and tag in one transaction (the contract's multicall), all or none.
+A publish killed at any point completes when run again, with exactly one
+record; one that finds a record adds only the grants and tag it lacks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 from sedis.core.errors import ConflictError, InvalidInputError
-from sedis.core.records import ScanSummary, Status
+from sedis.core.records import GrantRequest, ScanSummary, Status
 from sedis.oci import model
 from sedis.oci.source import ImageSource
 from sedis.service import access, layout, scanning, sealing
@@ -66,37 +67,41 @@ def publish(
     record = ledger.image(digest)
     if record is not None and record.owner.lower() != me.lower():
         raise ConflictError(f"{digest} is already published by {record.owner}")
-    if record is not None and record.status is not Status.TRUSTED:
-        raise ConflictError(f"{digest} is recorded but {record.status.value}")
-    # A record made just now has no grants and no tag yet: nothing to look up.
-    fresh = record is None
+    # The owner's own grant names the owner's current share manifest.
+    grantees = list({address.lower(): address for address in [me, *addresses]}.values())
+    result.recipients = addresses
     if record is None:
         # Scan first: a refusal leaves nothing stored and nothing recorded.
         scanned = scan(source)
         root, manifest_entry, share, report_cid = _seal(
             session, source, name, list(keys.values()), scanned, progress
         )
-        summary = _summary(scanned, report_cid)
-        result.scan = summary
-        ledger_tx = ledger.publish(digest, manifest.config.digest, str(root), summary)
-        result.transactions.append(ledger_tx.tx_hash)
+        result.scan = _summary(scanned, report_cid)
         result.root_cid = str(root)
-        manifest_cid = str(manifest_entry)
-    else:
-        result.already_recorded = True
-        result.scan = record.scan
-        share, manifest_cid = access.root_manifest(session, record.root_cid)
-        result.root_cid = record.root_cid
+        # The record, its grants and its tag in one transaction: all or none.
+        share_hash = model.sha256_digest(share)
+        grants = [GrantRequest(a, str(manifest_entry), share_hash) for a in grantees]
+        tag = (name.name, name.tag) if name is not None else None
+        receipt = ledger.publish_shared(
+            digest, manifest.config.digest, str(root), result.scan, grants, tag
+        )
+        result.transactions.append(receipt.tx_hash)
+        return result
 
+    # Recorded already (by an earlier run, or before publishes were one
+    # transaction): add whatever of the grants and the tag is missing.
+    if record.status is not Status.TRUSTED:
+        raise ConflictError(f"{digest} is recorded but {record.status.value}")
+    result.already_recorded = True
+    result.scan = record.scan
+    share, manifest_cid = access.root_manifest(session, record.root_cid)
+    result.root_cid = record.root_cid
     share_hash = model.sha256_digest(share)
-    # The owner's own grant names the owner's current share manifest.
-    grantees = {address.lower(): address for address in [me, *addresses]}
-    for address in grantees.values():
-        if fresh or not ledger.is_granted(digest, address):
+    for address in grantees:
+        if not ledger.is_granted(digest, address):
             tx = ledger.grant(digest, address, manifest_cid, share_hash)
             result.transactions.append(tx.tx_hash)
-    result.recipients = addresses
-    if name is not None and (fresh or ledger.resolve(name.name, name.tag) != digest):
+    if name is not None and ledger.resolve(name.name, name.tag) != digest:
         result.transactions.append(ledger.set_tag(name.name, name.tag, digest).tx_hash)
     return result
 
