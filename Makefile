@@ -51,6 +51,7 @@ $(UV):
 
 $(SYNCED): uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --extra dev --compile-bytecode --python $(PYTHON) --quiet
+	$(PY) -m compileall -q src >/dev/null
 	touch $@
 
 clean:
