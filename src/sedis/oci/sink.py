@@ -30,7 +30,7 @@ from sedis.oci.model import (
 from sedis.oci.streams import CHUNK, ensure_verifying
 
 # Every so many bytes written to a file, the kernel is asked to start writing them out.
-WRITEBACK_STEP = 32 * 1024 * 1024
+WRITEBACK_STEP = 8 * 1024 * 1024
 
 
 def copy_stream(src: BinaryIO, dst: BinaryIO, *, durable: bool = False) -> int:
