@@ -24,7 +24,7 @@ from tests import peers
 from tests.integration.ledger.conftest import anvil_node
 
 from sedis.config import Settings
-from sedis.core.records import ScanSummary, Status
+from sedis.core.records import GrantRequest, ScanSummary, Status
 from sedis.ledger import open_ledger
 from sedis.ledger.base import Ledger
 
@@ -68,6 +68,13 @@ def gas_per_operation(ledger: Ledger) -> dict[str, int]:
     gas["revoke_grant"] = ledger.revoke_grant(image, other).gas_used
     gas["tag"] = ledger.set_tag("registry.example/team/app", "1.4.2", image).gas_used
     gas["register_keys"] = ledger.register_keys(JWK, os.urandom(256)).gas_used
+    # What a publish costs: the record, the owner's and one recipient's grants and
+    # the tag, in one transaction (multicall).
+    grants = [GrantRequest(a, CID, digest()) for a in (ledger.info().account or other, other)]
+    tag = ("registry.example/team/app", "1.4.3")
+    gas["publish_with_2_grants_and_tag"] = ledger.publish_shared(
+        digest(), digest(), CID, scan(), grants, tag
+    ).gas_used
     return gas
 
 
