@@ -9,6 +9,7 @@ record; one that finds a record adds only the grants and tag it lacks.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,7 +136,9 @@ def _seal(
     source_blob = seal(manifest.digest, io.BytesIO(manifest.raw), sealing.SOURCE_MEDIA_TYPE)
     report = None
     if scanned is not None:
-        report = seal(scanned.report_digest, io.BytesIO(scanned.report), sealing.REPORT_MEDIA_TYPE)
+        digest = scanned.summary.report_digest
+        assert digest is not None  # a scan always has its report
+        report = seal(digest, io.BytesIO(scanned.report), sealing.REPORT_MEDIA_TYPE)
     image = sealing.SealedImage(source_blob, config, tuple(layers), 0, report)
 
     share = sealing.share_manifest(image, [session.public_key, *recipients])
@@ -147,14 +150,4 @@ def _seal(
 def _summary(scanned: scanning.PreShareScan | None, report_cid: Cid | None) -> ScanSummary:
     if scanned is None:
         return ScanSummary.unscanned()
-    c = scanned.counts
-    return ScanSummary(
-        critical=c["critical"],
-        high=c["high"],
-        medium=c["medium"],
-        low=c["low"],
-        unknown=c["unknown"],
-        report_digest=scanned.report_digest,
-        report_cid=str(report_cid),
-        vulndb_digest=scanned.vulndb_digest,
-    )
+    return dataclasses.replace(scanned.summary, report_cid=str(report_cid))

@@ -8,12 +8,13 @@ vulnerabilities) on into the sealed image, for the same recipients.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sedis.core.errors import PolicyViolationError
+from sedis.core.records import ScanSummary
 
 if TYPE_CHECKING:
     from sedis.oci.source import ImageSource
@@ -30,10 +31,8 @@ class ScanPolicy:
 
 @dataclass(frozen=True, slots=True)
 class PreShareScan:
-    counts: Mapping[str, int]
+    summary: ScanSummary  # what the ledger records, less the report's CID (known once sealed)
     report: bytes  # CycloneDX 1.6 JSON
-    report_digest: str
-    vulndb_digest: str
     scanned_at: str
 
 
@@ -74,12 +73,10 @@ def gate(home: Path, policy: ScanPolicy) -> ScanHook:
                 f"publish refused by the vulnerability policy: {verdict.describe()}",
                 tuple(verdict.violations),
             )
+        from sedis.scan.service import summary
+
         return PreShareScan(
-            counts=dict(report.counts()),
-            report=report.cyclonedx(),
-            report_digest=report.cyclonedx_digest(),
-            vulndb_digest=report.vulndb_digest,
-            scanned_at=report.scanned_at,
+            summary=summary(report), report=report.cyclonedx(), scanned_at=report.scanned_at
         )
 
     return hook
