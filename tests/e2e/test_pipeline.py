@@ -532,3 +532,22 @@ def test_ciphertext_changed_between_the_hmac_and_the_decryption_is_refused(
         with pytest.raises(CorruptError, match=r"blob sha256:[0-9a-f]{64}: digest is sha256:"):
             copy_image(pulling.open_image(session, "e2e/between:v1"), open_sink(f"oci:{dest}"))
         assert seen and not dest.exists()
+
+
+def test_a_wrong_password_stops_publish_and_pull_before_anything_is_written(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = world.image("wrongpw", layers=1)
+    monkeypatch.setenv("SEDIS_PASSWORD", "not the password")
+    refused = world.publish(f"oci:{src}:v1", "e2e/wrongpw:v1", "--to", "bob")
+    assert refused.code == 7
+    assert one_line(refused.err) == "sedis: wrong password for identity 'alice'"
+    dest = world.work / "wrongpw-out"
+    pulled = world.sedis("pull", "e2e/base:v1", f"oci:{dest}", "--as", "bob")
+    assert pulled.code == 7
+    assert one_line(pulled.err) == "sedis: wrong password for identity 'bob'"
+    assert not dest.exists()
+    monkeypatch.undo()
+    listing = json.loads(world.sedis("list", "-o", "json").out)
+    assert layout_digests(src)[0] not in [r["digest"] for r in listing]
+    assert world.sedis("verify", f"oci:{src}:v1").code == 2  # UNKNOWN: never recorded

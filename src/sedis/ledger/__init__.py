@@ -20,3 +20,20 @@ def open_ledger(settings: Settings, account: LocalAccount | None = None) -> Ledg
     from sedis.ledger.jsonrpc import JsonRpcLedger
 
     return JsonRpcLedger.connect(settings, account)
+
+
+def load_code(settings: Settings, *, sign: bool = False) -> None:
+    """Import what opening this ledger (and signing for it) will need, ahead of use.
+
+    For a thread to do while the caller waits on something else (scrypt); an
+    import that fails is left for open_ledger to report properly.
+    """
+    import importlib
+    from contextlib import suppress
+
+    embedded = settings.ledger_url == "embedded"
+    names = ["eth_account"] if sign else []
+    names.append("sedis.ledger.embedded" if embedded else "sedis.ledger.jsonrpc")
+    for name in names:
+        with suppress(Exception):
+            importlib.import_module(name)

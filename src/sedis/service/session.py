@@ -67,7 +67,11 @@ class Session:
         on another thread meanwhile. The sealed key goes first: it needs none
         of those imports, which gives the loader a head start on eth-account.
         """
-        loader = threading.Thread(target=_load_ledger_code, args=(self.settings, sign), daemon=True)
+        from sedis.ledger import load_code
+
+        loader = threading.Thread(
+            target=load_code, args=(self.settings,), kwargs={"sign": sign}, daemon=True
+        )
         loader.start()
         try:
             if decrypt:
@@ -133,19 +137,3 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _load_ledger_code(settings: Settings, sign: bool) -> None:
-    """Import what signing and the ledger the settings name will need.
-
-    Import errors are left for the real use to report properly.
-    """
-    import importlib
-    from contextlib import suppress
-
-    names = ["eth_account"] if sign else []
-    embedded = settings.ledger_url == "embedded"
-    names.append("sedis.ledger.embedded" if embedded else "sedis.ledger.jsonrpc")
-    for name in names:
-        with suppress(Exception):
-            importlib.import_module(name)
