@@ -551,3 +551,19 @@ def test_a_wrong_password_stops_publish_and_pull_before_anything_is_written(
     listing = json.loads(world.sedis("list", "-o", "json").out)
     assert layout_digests(src)[0] not in [r["digest"] for r in listing]
     assert world.sedis("verify", f"oci:{src}:v1").code == 2  # UNKNOWN: never recorded
+
+
+def test_publishing_again_to_one_more_recipient_adds_just_that_grant(world: World) -> None:
+    src = world.image("again", layers=1)
+    first = world.publish(f"oci:{src}:v1", "e2e/again:v1", "--to", "bob", "-o", "json")
+    assert first.code == 0, first.err
+    assert len(json.loads(first.out)["transactions"]) == 1  # record, grants and tag together
+    again = world.publish(
+        f"oci:{src}:v1", "e2e/again:v1", "--to", "bob", "--to", "carol", "-o", "json"
+    )
+    assert again.code == 0, again.err
+    data = json.loads(again.out)
+    assert data["already_recorded"] is True and len(data["transactions"]) == 1
+    dest = world.work / "again-carol"
+    assert world.sedis("pull", "e2e/again:v1", f"oci:{dest}", "--as", "carol").code == 0
+    assert layout_digests(dest) == layout_digests(src)

@@ -80,11 +80,22 @@ class ShareResult:
 def share(session: Session, ref: str, who: str, expires_at: int | None) -> ShareResult:
     record = owned(session, ref)
     address = session.resolve_recipient(who)
-    key = session.recipient_key(address)
+    cid, tx_hash = grant_to(session, record, address, expires_at)
+    return ShareResult(record.digest, address, cid, expires_at, [tx_hash])
+
+
+def grant_to(
+    session: Session, record: ImageRecord, address: str, expires_at: int | None = None
+) -> tuple[str, str]:
+    """Wrap the image's current keys for ``address`` (and the owner) in a new share
+    manifest and grant it on the ledger; return the manifest's CID and the transaction."""
+    keys = [session.public_key]
+    if address.lower() != session.address.lower():
+        keys.append(session.recipient_key(address))
     image = sealing.open_share(owner_view(session, record), session.encryption_key)
-    cid, share_hash = _add_share(session, image, [session.public_key, key])
+    cid, share_hash = _add_share(session, image, keys)
     tx = session.ledger.grant(record.digest, address, cid, share_hash, expires_at)
-    return ShareResult(record.digest, address, cid, expires_at, [tx.tx_hash])
+    return cid, tx.tx_hash
 
 
 def _add_share(session: Session, image: sealing.SealedImage, keys: list[JWK]) -> tuple[str, str]:

@@ -89,19 +89,19 @@ def publish(
         result.transactions.append(receipt.tx_hash)
         return result
 
-    # Recorded already (by an earlier run, or before publishes were one
-    # transaction): add whatever of the grants and the tag is missing.
+    # Recorded already (by an earlier run, perhaps for fewer recipients or
+    # another tag): add whatever of the grants and the tag is missing.
     if record.status is not Status.TRUSTED:
         raise ConflictError(f"{digest} is recorded but {record.status.value}")
     result.already_recorded = True
     result.scan = record.scan
-    share, manifest_cid = access.root_manifest(session, record.root_cid)
     result.root_cid = record.root_cid
-    share_hash = model.sha256_digest(share)
     for address in grantees:
         if not ledger.is_granted(digest, address):
-            tx = ledger.grant(digest, address, manifest_cid, share_hash)
-            result.transactions.append(tx.tx_hash)
+            # A share manifest of its own: the recorded one wraps no keys for a
+            # recipient added since (and is stale after a rotation).
+            _, tx_hash = access.grant_to(session, record, address)
+            result.transactions.append(tx_hash)
     if name is not None and ledger.resolve(name.name, name.tag) != digest:
         result.transactions.append(ledger.set_tag(name.name, name.tag, digest).tx_hash)
     return result
