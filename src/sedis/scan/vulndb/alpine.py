@@ -11,7 +11,7 @@ from typing import Any
 
 from sedis.scan.versions import Scheme, is_valid
 from sedis.scan.vulndb.osv import SchemaError
-from sedis.scan.vulndb.records import Record
+from sedis.scan.vulndb.records import Record, new_advisory
 
 _RELEASE = re.compile(r"^v\d+\.\d+$|^edge$")
 _ID = re.compile(r"^[A-Z][A-Z0-9]*-[A-Za-z0-9._:-]+$")
@@ -57,19 +57,7 @@ def convert(doc: Any, modified: str) -> list[Record]:
                 for token in text.split():
                     if not _ID.match(token):
                         continue
-                    rec = issues.setdefault(
-                        token,
-                        {
-                            "id": token,
-                            "aliases": [],
-                            "upstream": [],
-                            "related": [],
-                            "summary": "",
-                            "severity": [],
-                            "affected": [],
-                            "references": [],
-                        },
-                    )
+                    rec = issues.setdefault(token, new_advisory(token))
                     rec["affected"].append(
                         {
                             "ecosystem": ecosystem,

@@ -12,7 +12,7 @@ from typing import Any
 
 from sedis.scan.versions import Scheme, is_valid
 from sedis.scan.vulndb.osv import SchemaError
-from sedis.scan.vulndb.records import Record
+from sedis.scan.vulndb.records import Record, new_advisory
 
 SOURCE = "debian-tracker"
 RELEASES = {
@@ -53,16 +53,7 @@ def convert(doc: Any, modified: str) -> list[Record]:
                 raise SchemaError(f"{where}: needs a releases object")
             rec = issues.setdefault(
                 issue,
-                {
-                    "id": issue,
-                    "aliases": [],
-                    "upstream": [],
-                    "related": [],
-                    "summary": "",
-                    "severity": [],
-                    "affected": [],
-                    "references": [f"https://security-tracker.debian.org/tracker/{issue}"],
-                },
+                new_advisory(issue, [f"https://security-tracker.debian.org/tracker/{issue}"]),
             )
             desc = body.get("description")
             if isinstance(desc, str) and not rec["summary"]:

@@ -25,6 +25,20 @@ def package_key(ecosystem: str, name: str) -> tuple[str, str]:
     return ecosystem, name
 
 
+def new_advisory(advisory_id: str, references: list[str] | None = None) -> dict[str, Any]:
+    """An advisory with no content yet, for a converted feed to fill in."""
+    return {
+        "id": advisory_id,
+        "aliases": [],
+        "upstream": [],
+        "related": [],
+        "summary": "",
+        "severity": [],
+        "affected": [],
+        "references": references or [],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     source: str  # the feed: "osv", "debian-tracker", "alpine-secdb:v3.19/main"
