@@ -15,7 +15,7 @@ import zlib
 from typing import BinaryIO, cast
 
 from sedis.core.errors import CorruptError, InvalidInputError
-from sedis.oci.streams import CHUNK
+from sedis.oci.streams import CHUNK, IterReader
 
 GZIP, ZSTD, BZIP2, XZ = "gzip", "zstd", "bzip2", "xz"
 MAX_LAYER_OUTPUT = 64 * 1024**3
@@ -37,7 +37,7 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-class GunzipReader(io.RawIOBase):
+class GunzipReader(IterReader):
     """Streams the decompression of a (possibly multi-member) gzip stream."""
 
     def __init__(
@@ -47,21 +47,17 @@ class GunzipReader(io.RawIOBase):
         max_output: int = MAX_LAYER_OUTPUT,
         max_ratio: float | None = MAX_RATIO,
     ) -> None:
-        super().__init__()
+        super().__init__(iter(self._more, b""), raw.close)
         self._raw = raw
         self._what = what
         self._max_output = max_output
         self._max_ratio = max_ratio
         self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._pending = b""
         self._leftover = b""
         self._in = 0
         self._out = 0
         self._members = 0
         self._started = False
-
-    def readable(self) -> bool:
-        return True
 
     def _more(self) -> bytes:
         while True:
@@ -107,23 +103,6 @@ class GunzipReader(io.RawIOBase):
             raise InvalidInputError(
                 f"{self._what}: expands more than {self._max_ratio:g}:1 (gzip bomb?)"
             )
-
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        if not self._pending:
-            self._pending = self._more()
-            if not self._pending:
-                return 0
-        n = min(len(view), len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    def close(self) -> None:
-        try:
-            self._raw.close()
-        finally:
-            super().close()
 
 
 def gunzip(

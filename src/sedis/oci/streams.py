@@ -205,9 +205,11 @@ class IterReader(io.RawIOBase):
         return n
 
     def close(self) -> None:
-        if not self.closed and callable(self._on_close):
-            self._on_close()
-        super().close()
+        try:
+            if not self.closed and callable(self._on_close):
+                self._on_close()
+        finally:
+            super().close()
 
 
 def iter_reader(chunks: Iterator[bytes], on_close: object = None) -> BinaryIO:
