@@ -61,6 +61,9 @@ def test_each_source_answers_for_itself(tmp_path: Path) -> None:
 def test_leaving_early_reports_the_callers_error_not_the_checks(tmp_path: Path) -> None:
     root, layers = _layout(tmp_path / "img")
     (root / "blobs" / "sha256" / layers[0][7:]).write_bytes(b"bad")
-    with open_source(f"oci:{root}") as src:
-        with pytest.raises(KeyError, match="the ledger failed"), BlobChecks([src]):
-            raise KeyError("the ledger failed")
+    with (
+        open_source(f"oci:{root}") as src,
+        pytest.raises(KeyError, match="the ledger failed"),
+        BlobChecks([src]),
+    ):
+        raise KeyError("the ledger failed")
