@@ -27,6 +27,11 @@ _MAX_JWE = 1024 * 1024
 _ALLOWED = ["ECDH-ES+A256KW", "RSA-OAEP", "RSA-OAEP-256", CONTENT_ALG]
 
 
+def load_code() -> None:
+    """Import jwcrypto's JWE code ahead of use (see ledger.load_code)."""
+    from jwcrypto import jwe  # noqa: F401
+
+
 def key_alg(key: JWK) -> str:
     kty = key.get("kty")
     if kty == "EC":

@@ -60,18 +60,23 @@ class Session:
         return self.identities.unlock_encryption_key(self.identity.name, self._password)
 
     def unlock(self, *, sign: bool = True, decrypt: bool = True) -> None:
-        """Unlock the keys a command will need now, loading the ledger's code meanwhile.
+        """Unlock the keys a command will need now, loading the engines' code meanwhile.
 
         Key derivation (scrypt) runs in C without the GIL, so the half second
         of imports that signing and the EVM need (eth-account, py-evm) is done
         on another thread meanwhile. The sealed key goes first: it needs none
         of those imports, which gives the loader a head start on eth-account.
         """
-        from sedis.ledger import load_code
+        from sedis import ledger, store
+        from sedis.crypto import keywrap
 
-        loader = threading.Thread(
-            target=load_code, args=(self.settings,), kwargs={"sign": sign}, daemon=True
-        )
+        def load_code() -> None:
+            ledger.load_code(self.settings, sign=sign)
+            if decrypt:  # the commands that decrypt (un)wrap keys and read the store
+                store.load_code(self.settings)
+                keywrap.load_code()
+
+        loader = threading.Thread(target=load_code, daemon=True)
         loader.start()
         try:
             if decrypt:
@@ -95,7 +100,13 @@ class Session:
 
     @cached_property
     def reader(self) -> Ledger:
-        """The ledger for reads only: no password needed."""
+        """The ledger for reads only: no password needed.
+
+        Once the account is unlocked, the signing ledger serves reads too
+        (views do not depend on their caller), so the ledger opens once.
+        """
+        if "account" in self.__dict__:
+            return self.ledger
         from sedis.ledger import open_ledger
 
         return open_ledger(self.settings)
@@ -127,10 +138,12 @@ class Session:
         return encode_recipient_key(entry.encryption_key)
 
     def close(self) -> None:
+        closed: list[object] = []
         for name in ("store", "reader", "ledger"):
             engine = self.__dict__.pop(name, None)
-            if engine is not None:
+            if engine is not None and not any(engine is done for done in closed):
                 engine.close()
+                closed.append(engine)
 
     def __enter__(self) -> Session:
         return self

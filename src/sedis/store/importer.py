@@ -102,7 +102,7 @@ class Importer:
     # -- files -----------------------------------------------------------------
 
     def add_stream(self, stream: BinaryIO, progress: Progress | None = None) -> Entry:
-        with ThreadPoolExecutor(self._workers, thread_name_prefix="sedis-import") as pool:
+        with _LazyPool(self._workers) as pool:
             leaves = _Lookahead(self._leaves(stream, pool, progress))
             root = next(leaves)
             depth = 1
@@ -136,7 +136,7 @@ class Importer:
         return Entry(cid, sum(sizes), len(block) + sum(child.tsize for child in children))
 
     def _leaves(
-        self, stream: BinaryIO, pool: ThreadPoolExecutor, progress: Progress | None
+        self, stream: BinaryIO, pool: _LazyPool, progress: Progress | None
     ) -> Iterator[Entry]:
         # Leaves go to the workers a few at a time: one hand-off per mebibyte
         # instead of one per chunk, so the threads spend their time hashing.
@@ -148,10 +148,16 @@ class Importer:
             data = _read_full(stream, batch)
             if not data and not first:
                 break
-            first = False
             view = memoryview(data)
             chunks = [view[i : i + size] for i in range(0, len(data), size)] or [view]
-            pending.append(pool.submit(self._leaf_batch, chunks))
+            if first and len(data) < batch:
+                # The whole stream in one batch (a manifest, a config): no threads.
+                if progress is not None and data:
+                    progress(len(data))
+                yield from self._leaf_batch(chunks)
+                return
+            first = False
+            pending.append(pool.get().submit(self._leaf_batch, chunks))
             if progress is not None and data:
                 progress(len(data))
             if len(pending) >= self._window:
@@ -256,6 +262,26 @@ def _read_full(stream: BinaryIO, size: int) -> bytes:
         parts.append(more)
         got += len(more)
     return b"".join(parts)
+
+
+class _LazyPool:
+    """The importer's worker threads, started only if a stream needs them."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+
+    def get(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="sedis-import")
+        return self._pool
+
+    def __enter__(self) -> _LazyPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 class _Lookahead:

@@ -15,6 +15,7 @@ pack can be checked, or the index rebuilt, from the packs alone.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import sqlite3
@@ -51,18 +52,21 @@ def tune_allocator() -> None:
     memory to the kernel and faults it back in again, which costs about a
     fifth of an add's time. Elsewhere than glibc this does nothing.
     """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
+    global _allocator_tuned
+    if _allocator_tuned:
         return
+    _allocator_tuned = True
     try:
-        libc = ctypes.CDLL(name)
-        libc.mallopt(-1, 64 * 1024 * 1024)  # M_TRIM_THRESHOLD
-        libc.mallopt(-3, 8 * 1024 * 1024)  # M_MMAP_THRESHOLD
+        # The process's own symbols include libc's; no library search (which
+        # runs ldconfig) is needed to find them.
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt(-1, 64 * 1024 * 1024)  # M_TRIM_THRESHOLD
+        mallopt(-3, 8 * 1024 * 1024)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         return
+
+
+_allocator_tuned = False
 
 
 class PackStore:
