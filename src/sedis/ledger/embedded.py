@@ -111,24 +111,41 @@ class EmbeddedLedger(ContractLedger):
         sender = _raw(account.address)
         balance, nonce, _ = self._chain.account(sender)
         max_fee = 2 * self._chain.base_fee() + 1
+        signed = []
         if balance < gas * max_fee + value and sender != DEV_ADDRESS:
-            # The embedded chain is a dev chain: its dev account funds whoever acts.
-            self._apply(self._dev, sender, b"", 21_000, value=_FUNDING + gas * max_fee + value)
-        tx: dict[str, Any] = {
-            "type": 2,
-            "chainId": CHAIN_ID,
-            "nonce": nonce,
-            "gas": gas,
-            "value": value,
-            "data": data,
-            "maxFeePerGas": max_fee,
-            "maxPriorityFeePerGas": 1,
-        }
-        if to is not None:
-            tx["to"] = to_checksum_address(to)
-        outcome = self._chain.apply(bytes(account.sign_transaction(tx).raw_transaction))
+            # The embedded chain is a dev chain: its dev account funds whoever
+            # acts, in the same block as the transaction that needs the funds.
+            funding = _FUNDING + gas * max_fee + value
+            dev_nonce = self._chain.account(DEV_ADDRESS)[1]
+            signed.append(_signed(self._dev, dev_nonce, sender, b"", 21_000, funding, max_fee))
+        signed.append(_signed(account, nonce, to, data, gas, value, max_fee))
+        outcome = self._chain.apply(signed)
         _unwrap(outcome)
         return outcome
+
+
+def _signed(
+    account: LocalAccount,
+    nonce: int,
+    to: bytes | None,
+    data: bytes,
+    gas: int,
+    value: int,
+    max_fee: int,
+) -> bytes:
+    tx: dict[str, Any] = {
+        "type": 2,
+        "chainId": CHAIN_ID,
+        "nonce": nonce,
+        "gas": gas,
+        "value": value,
+        "data": data,
+        "maxFeePerGas": max_fee,
+        "maxPriorityFeePerGas": 1,
+    }
+    if to is not None:
+        tx["to"] = to_checksum_address(to)
+    return bytes(account.sign_transaction(tx).raw_transaction)
 
 
 def _unwrap(outcome: Outcome) -> bytes:

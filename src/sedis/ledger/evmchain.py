@@ -1,4 +1,5 @@
-"""The embedded chain: py-evm (Cancun) over SQLite, one block per transaction.
+"""The embedded chain: py-evm (Cancun) over SQLite, one block per write (a
+transaction, with the dev account's funding of its sender when it needs it).
 
 Writers take a file lock, then run the whole transaction (execution, block,
 receipts, log index) inside one SQLite transaction: it commits whole or not at
@@ -67,7 +68,6 @@ class Outcome:
     gas_used: int = 0
     tx_hash: bytes = b""
     block_number: int = 0
-    logs: tuple[Log, ...] = ()
     error: str = ""
     contract: bytes | None = None
 
@@ -179,44 +179,51 @@ class EmbeddedChain:
 
     # -- writes (inside writing()) --------------------------------------------------
 
-    def apply(self, raw_tx: bytes) -> Outcome:
-        """Execute a signed transaction in a new block. A failed one leaves no trace
-        once the caller's writing() session rolls back."""
+    def apply(self, raw_txs: Sequence[bytes]) -> Outcome:
+        """Execute signed transactions, in order, in a new block; the outcome is the
+        last one's, and any that fails fails them all. A failure leaves no trace once
+        the caller's writing() session rolls back."""
         chain, header = self._pending()
         chain.header = header
         vm = chain.get_vm(header)
         try:
-            tx = vm.get_transaction_builder().decode(raw_tx)
-            _, receipts, computations = chain.mine_all([tx])
+            txs = [vm.get_transaction_builder().decode(raw) for raw in raw_txs]
+            _, receipts, computations = chain.mine_all(txs)
         except ValidationError as exc:
             return Outcome(ok=False, output=b"", error=f"the transaction is invalid: {exc}")
-        computation, receipt = computations[0], receipts[0]
-        outcome = _outcome(computation)
-        if not outcome.ok:
-            return outcome
+        for computation in computations:
+            outcome = _outcome(computation)
+            if not outcome.ok:
+                return outcome
         block_number = header.block_number
-        logs = tuple(
-            Log(
-                bytes(log.address),
-                tuple(t.to_bytes(32, "big") for t in log.topics),
-                bytes(log.data),
-                block_number,
-                index,
-                tx.hash,
-            )
-            for index, log in enumerate(receipt.logs)
-        )
+        emitted = [
+            (tx.hash, log)
+            for tx, receipt in zip(txs, receipts, strict=True)
+            for log in receipt.logs
+        ]
         self.db.add_logs(
-            [(x.block_number, x.log_index, x.tx_hash, x.address, x.topics, x.data) for x in logs]
+            [
+                (
+                    block_number,
+                    index,
+                    tx_hash,
+                    bytes(log.address),
+                    tuple(t.to_bytes(32, "big") for t in log.topics),
+                    bytes(log.data),
+                )
+                for index, (tx_hash, log) in enumerate(emitted)
+            ]
         )
+        tx, computation = txs[-1], computations[-1]
+        # Receipts count gas cumulatively over the block.
+        gas_before = receipts[-2].gas_used if len(receipts) > 1 else 0
         created = computation.msg.storage_address if tx.to == b"" else None
         return Outcome(
             ok=True,
             output=outcome.output,
-            gas_used=receipt.gas_used,
+            gas_used=receipts[-1].gas_used - gas_before,
             tx_hash=tx.hash,
             block_number=block_number,
-            logs=logs,
             contract=created,
         )
 

@@ -146,3 +146,27 @@ def test_a_ledger_deployed_with_another_contract_version_is_refused(tmp_path: Pa
     chain.close()
     with pytest.raises(ConfigError, match="another version of ImageLedger"):
         EmbeddedLedger(directory)
+
+
+def test_a_new_account_is_funded_in_the_block_of_its_first_transaction(tmp_path: Path) -> None:
+    from sedis.ledger.embedded import EmbeddedLedger
+
+    directory = tmp_path / "ledger"
+    first, second = Account.create(), Account.create()
+    with EmbeddedLedger(directory, first) as ledger:
+        head = ledger.info().block_number
+        assert ledger.balance(first.address) == 0
+        receipt = ledger.register_keys(b'{"kty":"EC"}', b"\x01" * 256)
+        assert receipt.block_number == head + 1  # funding and transaction: one block
+        assert ledger.balance(first.address) > 0
+        assert ledger.info().block_number == head + 1
+    with EmbeddedLedger(directory, second) as ledger:
+        # The same call by another new account costs the same gas: the receipt
+        # counts the transaction's own gas, not the block's with the funding.
+        again = ledger.register_keys(b'{"kty":"EC"}', b"\x01" * 256)
+        assert again.gas_used == receipt.gas_used
+        assert 21_000 < receipt.gas_used < 400_000
+        assert again.block_number == head + 2
+        # A funded account's next transaction needs no funding.
+        third = ledger.register_keys(b'{"kty":"EC"}', b"\x02" * 256)
+        assert third.block_number == head + 3
