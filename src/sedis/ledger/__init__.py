@@ -37,3 +37,7 @@ def load_code(settings: Settings, *, sign: bool = False) -> None:
     for name in names:
         with suppress(Exception):
             importlib.import_module(name)
+    with suppress(Exception):
+        from sedis.ledger.abi import codec
+
+        codec().prepare()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sedis.core.records import (
     Attestation,
@@ -28,6 +29,9 @@ from sedis.core.records import (
     UsageReport,
 )
 
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
 
 class Ledger(ABC):
     # -- the chain ------------------------------------------------------------
@@ -36,6 +40,11 @@ class Ledger(ABC):
     @abstractmethod
     def address(self) -> str | None:
         """The acting account, or None when this ledger only reads."""
+
+    @abstractmethod
+    def sign_with(self, account: LocalAccount) -> None:
+        """Sign writes with ``account`` from now on (a ledger opened to read, then
+        given the account once its key is unlocked)."""
 
     @abstractmethod
     def info(self) -> LedgerInfo: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import to_checksum_address
 
@@ -36,6 +36,9 @@ from sedis.core.records import (
 from sedis.ledger.abi import Event, Log, codec, tag_ref, word
 from sedis.ledger.base import Ledger
 from sedis.ledger.refusals import refusal
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 _STATUSES = (Status.UNKNOWN, Status.TRUSTED, Status.UNTRUSTED, Status.UNSUPPORTED, Status.REVOKED)
 _ZERO_ADDRESS = "0x" + "00" * 20
@@ -107,6 +110,14 @@ class Reverted(Exception):
 
 class ContractLedger(Ledger):
     contract: bytes
+    _account: LocalAccount | None
+
+    @property
+    def address(self) -> str | None:
+        return None if self._account is None else str(self._account.address)
+
+    def sign_with(self, account: LocalAccount) -> None:
+        self._account = account
 
     # -- the engine's primitives ---------------------------------------------------
 

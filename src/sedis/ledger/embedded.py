@@ -58,10 +58,6 @@ class EmbeddedLedger(ContractLedger):
                     self._chain.db.set_meta("contract_block", str(outcome.block_number))
         return bytes.fromhex(known)
 
-    @property
-    def address(self) -> str | None:
-        return None if self._account is None else str(self._account.address)
-
     def close(self) -> None:
         self._chain.close()
 

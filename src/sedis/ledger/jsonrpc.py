@@ -99,10 +99,6 @@ class JsonRpcLedger(ContractLedger):
         self._contract_text = contract
         self.contract = bytes.fromhex(contract[2:])
 
-    @property
-    def address(self) -> str | None:
-        return None if self._account is None else str(self._account.address)
-
     def close(self) -> None:
         """Nothing to release: the HTTP session is pooled per URL by web3."""
 

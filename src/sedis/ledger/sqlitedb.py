@@ -39,7 +39,11 @@ class SqliteDB(BaseDB):
         self.path = path
         try:
             # Transactions are begun and ended explicitly (isolation_level=None).
-            self.conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+            # A session may open the chain on one thread and use it on another
+            # (never two at once), hence check_same_thread=False.
+            self.conn = sqlite3.connect(
+                path, isolation_level=None, timeout=60, check_same_thread=False
+            )
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.executescript(_SCHEMA)

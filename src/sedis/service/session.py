@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -70,13 +71,14 @@ class Session:
         from sedis import ledger, store
         from sedis.crypto import keywrap
 
-        def load_code() -> None:
+        def prepare() -> None:
             ledger.load_code(self.settings, sign=sign)
-            if decrypt:  # the commands that decrypt (un)wrap keys and read the store
+            if decrypt:  # the commands that decrypt (un)wrap keys and use the store
                 store.load_code(self.settings)
                 keywrap.load_code()
+            self._open_local_engines(with_store=decrypt)
 
-        loader = threading.Thread(target=load_code, daemon=True)
+        loader = threading.Thread(target=prepare, daemon=True)
         loader.start()
         try:
             if decrypt:
@@ -85,6 +87,18 @@ class Session:
                 self.account  # noqa: B018
         finally:
             loader.join()
+
+    def _open_local_engines(self, *, with_store: bool) -> None:
+        """Open the embedded ledger (and store) ahead of use.
+
+        Only local engines: a failure here is left for the first use to raise
+        again, which costs a remote engine its timeout twice but a local one nothing.
+        """
+        with suppress(Exception):
+            if self.settings.ledger_url == "embedded":
+                self.reader  # noqa: B018 - opening is the point
+            if with_store and self.settings.store_url == "embedded":
+                self.store  # noqa: B018
 
     @cached_property
     def public_key(self) -> JWK:
@@ -100,23 +114,17 @@ class Session:
 
     @cached_property
     def reader(self) -> Ledger:
-        """The ledger for reads only: no password needed.
-
-        Once the account is unlocked, the signing ledger serves reads too
-        (views do not depend on their caller), so the ledger opens once.
-        """
-        if "account" in self.__dict__:
-            return self.ledger
+        """The ledger, for reads: no password needed."""
         from sedis.ledger import open_ledger
 
         return open_ledger(self.settings)
 
     @cached_property
     def ledger(self) -> Ledger:
-        """The ledger with the acting identity's account signing writes."""
-        from sedis.ledger import open_ledger
-
-        return open_ledger(self.settings, self.account)
+        """The same ledger, with the acting identity's account signing writes."""
+        ledger = self.reader
+        ledger.sign_with(self.account)
+        return ledger
 
     def resolve_recipient(self, who: str) -> str:
         from sedis.crypto.contacts import AddressBook, resolve_recipient
@@ -138,12 +146,11 @@ class Session:
         return encode_recipient_key(entry.encryption_key)
 
     def close(self) -> None:
-        closed: list[object] = []
-        for name in ("store", "reader", "ledger"):
+        self.__dict__.pop("ledger", None)  # the reader, signing
+        for name in ("store", "reader"):
             engine = self.__dict__.pop(name, None)
-            if engine is not None and not any(engine is done for done in closed):
+            if engine is not None:
                 engine.close()
-                closed.append(engine)
 
     def __enter__(self) -> Session:
         return self

@@ -1,0 +1,69 @@
+"""The session: unlocking opens the embedded engines ahead, and one ledger serves it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sedis.config import Settings
+from sedis.core.errors import AuthError, CorruptError
+from sedis.crypto.identities import IdentityStore
+from sedis.service.session import Session
+
+PASSWORD = "session-test-password"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("session")
+    IdentityStore(home).create("alice", PASSWORD)
+    return home
+
+
+def test_unlock_opens_the_engines_and_one_ledger_reads_and_signs(home: Path) -> None:
+    session = Session(Settings(home=home), "alice", lambda: PASSWORD)
+    session.unlock(sign=True, decrypt=True)
+    assert {"reader", "store"} <= set(session.__dict__)
+    reader = session.reader
+    assert reader.address is None  # not signing until asked to
+    assert session.ledger is reader
+    assert reader.address == session.address
+    receipt = session.ledger.register_keys(b'{"kty":"EC"}', b"\x01" * 256)
+    assert receipt.block_number >= 1
+    assert session.reader.keys_of(session.address) is not None
+    session.close()
+    assert not {"reader", "ledger", "store"} & set(session.__dict__)
+
+
+def test_a_command_that_only_signs_opens_no_store(home: Path) -> None:
+    session = Session(Settings(home=home), "alice", lambda: PASSWORD)
+    session.unlock(sign=True, decrypt=False)
+    assert "reader" in session.__dict__
+    assert "store" not in session.__dict__
+    session.close()
+
+
+def test_a_ledger_that_fails_to_open_ahead_fails_at_first_use(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    IdentityStore(tmp_path).create("alice", PASSWORD)
+    chain = tmp_path / "ledger" / "chain.sqlite"
+    chain.parent.mkdir()
+    chain.write_bytes(b"not a database " * 100)
+    session = Session(Settings(home=tmp_path), "alice", lambda: PASSWORD)
+    session.unlock(sign=True)
+    # The failure is neither printed by the loader's thread nor cached...
+    assert "Exception in thread" not in capfd.readouterr().err
+    assert "reader" not in session.__dict__
+    with pytest.raises(CorruptError, match="embedded ledger database .* is damaged"):
+        session.ledger  # noqa: B018 - ...but raised where the ledger is first used
+
+
+def test_a_wrong_password_unlocks_nothing(home: Path) -> None:
+    session = Session(Settings(home=home), "alice", lambda: "wrong password")
+    with pytest.raises(AuthError):
+        session.unlock(sign=True)
+    assert "account" not in session.__dict__
+    assert "encryption_key" not in session.__dict__
+    session.close()
