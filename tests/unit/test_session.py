@@ -56,7 +56,7 @@ def test_a_ledger_that_fails_to_open_ahead_fails_at_first_use(
     # The failure is neither printed by the loader's thread nor cached...
     assert "Exception in thread" not in capfd.readouterr().err
     assert "reader" not in session.__dict__
-    with pytest.raises(CorruptError, match="embedded ledger database .* is damaged"):
+    with pytest.raises(CorruptError, match=r"embedded ledger database .* is damaged"):
         session.ledger  # noqa: B018 - ...but raised where the ledger is first used
 
 
