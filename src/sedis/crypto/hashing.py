@@ -20,7 +20,7 @@ class _Hash(Protocol):
 
 
 class BackgroundHashes:
-    def __init__(self, *hashes: _Hash, window: int = 8) -> None:
+    def __init__(self, *hashes: _Hash, window: int = 4) -> None:
         self._hashes = hashes
         self._window = window
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sedis-hash")

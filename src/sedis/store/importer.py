@@ -8,8 +8,9 @@ UnixFS directories with links sorted by name.
 Leaves are hashed and written on worker threads while the caller's thread
 reads ahead: sha256 and file writes release the GIL, so an add uses every
 core, and more writers than cores keep the disk busy while others hash. At
-most ``window`` batches of chunks (8 MiB) are in flight, so memory stays constant
-whatever the file size.
+most ``window`` batches of chunks (4 MiB) are in flight, so memory stays constant
+whatever the file size. (Twice that kept two cores no busier, and a fresh
+process pays to fault in every in-flight byte: a 39 MiB publish took 9 ms longer.)
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class Importer:
         options: ImportOptions | None = None,
         *,
         workers: int = 4,
-        window: int = 8,
+        window: int = 4,
     ) -> None:
         self._sink = sink
         self._opts = options or ImportOptions()
