@@ -88,3 +88,30 @@ def test_option_refusals() -> None:
         ImportOptions(cid_version=0, raw_leaves=True)
     with pytest.raises(InvalidInputError):
         ImportOptions(chunk_size=2 * 1024 * 1024)
+
+
+class _ThreadRecorder:
+    """A sink that remembers which thread stored each leaf."""
+
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+
+    def put_block(self, cid: Cid, data: bytes | memoryview) -> None:
+        import threading
+
+        if cid.codec == RAW:
+            self.threads.add(threading.current_thread().name)
+
+
+def test_a_stream_of_one_batch_is_hashed_on_the_callers_thread() -> None:
+    import threading
+
+    small, large = _ThreadRecorder(), _ThreadRecorder()
+    data = bytes(range(256)) * 4096  # 1 MiB: four chunks, one worker batch
+    small_entry = Importer(small).add_stream(io.BytesIO(data[:-1]))
+    large_entry = Importer(large).add_stream(io.BytesIO(data + data))
+    assert small.threads == {threading.current_thread().name}
+    assert large.threads and all(name.startswith("sedis-import") for name in large.threads)
+    # Either way, the same bytes give the same CID.
+    again = Importer(_ThreadRecorder()).add_stream(io.BytesIO(data[:-1]))
+    assert again == small_entry and large_entry.size == 2 * len(data)

@@ -65,8 +65,9 @@ class Session:
 
         Key derivation (scrypt) runs in C without the GIL, so the half second
         of imports that signing and the EVM need (eth-account, py-evm) is done
-        on another thread meanwhile. The sealed key goes first: it needs none
-        of those imports, which gives the loader a head start on eth-account.
+        on another thread meanwhile, and the embedded engines are opened there
+        too. The sealed key goes first: it needs none of those imports, which
+        gives the loader a head start on eth-account.
         """
         from sedis import ledger, store
         from sedis.crypto import keywrap
@@ -94,10 +95,11 @@ class Session:
         Only local engines: a failure here is left for the first use to raise
         again, which costs a remote engine its timeout twice but a local one nothing.
         """
-        with suppress(Exception):
-            if self.settings.ledger_url == "embedded":
+        if self.settings.ledger_url == "embedded":
+            with suppress(Exception):
                 self.reader  # noqa: B018 - opening is the point
-            if with_store and self.settings.store_url == "embedded":
+        if with_store and self.settings.store_url == "embedded":
+            with suppress(Exception):
                 self.store  # noqa: B018
 
     @cached_property

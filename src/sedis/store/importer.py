@@ -151,16 +151,14 @@ class Importer:
                 break
             view = memoryview(data)
             chunks = [view[i : i + size] for i in range(0, len(data), size)] or [view]
+            if progress is not None and data:
+                progress(len(data))
             if first and len(data) < batch:
                 # The whole stream in one batch (a manifest, a config): no threads.
-                if progress is not None and data:
-                    progress(len(data))
                 yield from self._leaf_batch(chunks)
                 return
             first = False
             pending.append(pool.get().submit(self._leaf_batch, chunks))
-            if progress is not None and data:
-                progress(len(data))
             if len(pending) >= self._window:
                 yield from pending.popleft().result()
             if len(data) < batch:
