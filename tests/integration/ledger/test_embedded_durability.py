@@ -15,7 +15,7 @@ import pytest
 from eth_account import Account
 
 from sedis.config import Settings
-from sedis.core.records import ScanSummary
+from sedis.core.records import ScanSummary, Status
 from sedis.ledger import open_ledger
 from tests import peers
 
@@ -170,3 +170,17 @@ def test_a_new_account_is_funded_in_the_block_of_its_first_transaction(tmp_path:
         # A funded account's next transaction needs no funding.
         third = ledger.register_keys(b'{"kty":"EC"}', b"\x02" * 256)
         assert third.block_number == head + 3
+
+
+def test_a_new_accounts_failed_first_transaction_leaves_no_funding(tmp_path: Path) -> None:
+    from sedis.core.errors import SedisError
+    from sedis.ledger.embedded import EmbeddedLedger
+
+    account = Account.create()
+    with EmbeddedLedger(tmp_path / "ledger", account) as ledger:
+        head = ledger.info().block_number
+        # Only an image's owner may change its status; this one has no owner: a revert.
+        with pytest.raises(SedisError):
+            ledger.set_status("sha256:" + "ab" * 32, Status.REVOKED, "no such image")
+        assert ledger.info().block_number == head  # funding and all, nothing was kept
+        assert ledger.balance(account.address) == 0

@@ -109,23 +109,24 @@ def rpm_root(work: Path, packages: list[tuple[str, str, str, int]]) -> Path:
         )
     rpms = sorted((top / "RPMS" / "noarch").glob("*.rpm"))
     subprocess.run(
-        [
-            "rpm",
-            "--root",
-            str(root),
-            "--dbpath",
-            "/var/lib/rpm",
-            "--define",
-            "_db_backend sqlite",
-            "--nodeps",
-            "--noscripts",
-            "-i",
-            *map(str, rpms),
-        ],
+        [*rpm_command(root), "--nodeps", "--noscripts", "-i", *map(str, rpms)],
         check=True,
         capture_output=True,
     )
     return root
+
+
+def rpm_command(root: Path) -> list[str]:
+    """rpm acting on the sqlite rpmdb inside ``root``, as EL9 keeps it."""
+    return [
+        "rpm",
+        "--root",
+        str(root),
+        "--dbpath",
+        "/var/lib/rpm",
+        "--define",
+        "_db_backend sqlite",
+    ]
 
 
 def debian_layout(work: Path, rootfs: Path, tag: str = "12") -> Path:

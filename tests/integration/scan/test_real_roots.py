@@ -15,7 +15,7 @@ from sedis.scan.service import scan_rootfs
 from sedis.scan.severity import Severity
 from sedis.scan.vulndb.db import VulnDB
 from sedis.scan.vulndb.importer import import_paths
-from tests.integration.scan.images import debian_rootfs, rpm_root
+from tests.integration.scan.images import debian_rootfs, rpm_command, rpm_root
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "vulns"
 pytestmark = pytest.mark.integration
@@ -70,13 +70,7 @@ def test_rpm_inventory_from_a_real_rpmdb(tmp_path: Path) -> None:
     assert (root / "var/lib/rpm/rpmdb.sqlite").is_file()
     oracle = subprocess.run(
         [
-            "rpm",
-            "--root",
-            str(root),
-            "--dbpath",
-            "/var/lib/rpm",
-            "--define",
-            "_db_backend sqlite",
+            *rpm_command(root),
             "-qa",
             "--qf",
             "%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE} %{SOURCERPM}\\n",
