@@ -40,12 +40,14 @@ PASSWORD = "bench-password-not-secret"
 
 _CHILD = """
 import json, os, sys, time
+from sedis.cli.app import pace_collector
 from sedis.config import load
 from sedis.oci.transports import copy_image, open_sink, open_source
 from sedis.service import publish, pull
 from sedis.service.naming import parse_name
 from sedis.service.session import Session
 op, who, ref, target = sys.argv[1:5]
+pace_collector()  # as the command runs
 def hwm():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024

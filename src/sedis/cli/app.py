@@ -95,17 +95,23 @@ def _fail(message: str, debug: bool) -> None:
     sys.stderr.flush()
 
 
-def run() -> None:
-    # Most of what a command allocates is code: the modules of py-evm, eth_*,
-    # jwcrypto and the rest, made once and kept to the end. The cyclic
-    # collector's default pace re-walks all of it as it grows (about 40 ms of
-    # py-evm's import) and once more at exit (about 60 ms), to find next to no
-    # garbage. So it runs a hundred times less often, which still bounds what
-    # it leaves uncollected, and what is alive at exit is frozen out of its
-    # last pass: such objects are freed as modules are torn down, as ever; only
-    # cyclic garbage made during the command goes unfinalized, and every file
-    # and connection is closed by the command itself.
+def pace_collector() -> None:
+    """Run the cyclic collector a hundred times less often than Python's default.
+
+    Most of what a command allocates is code: the modules of py-evm, eth_*,
+    jwcrypto and the rest, made once and kept to the end. At the default pace
+    the collector re-walks all of it as it grows (about 40 ms of py-evm's
+    import) to find next to no garbage. The slower pace still bounds what it
+    leaves uncollected.
+    """
     gc.set_threshold(100_000, 10, 10)
+
+
+def run() -> None:
+    pace_collector()
     code = main()
+    # What is alive now is frozen out of the collector's pass at exit (about
+    # 60 ms). It is still freed as modules are torn down; only cyclic garbage
+    # goes unfinalized, and every file and connection is closed by the command.
     gc.freeze()
     sys.exit(code)
