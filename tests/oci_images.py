@@ -230,14 +230,19 @@ def build_busybox(workdir: Path) -> Path:
     return layout
 
 
+def htpasswd_auth(htpasswd: Path) -> str:
+    return f"auth:\n  htpasswd:\n    realm: sedis-test\n    path: {htpasswd}\n"
+
+
 @contextmanager
-def docker_registry(workdir: Path, htpasswd: Path | None = None) -> Iterator[str]:
-    """A docker-registry peer on 127.0.0.1; yields host:port and stops it by PID."""
+def docker_registry(workdir: Path, auth: str = "") -> Iterator[str]:
+    """A docker-registry peer on 127.0.0.1; yields host:port and stops it by PID.
+
+    ``auth`` is the config's ``auth:`` section (see htpasswd_auth and
+    registry_tokens); without it the registry is open.
+    """
     require("docker-registry")
     port = free_port()
-    auth = ""
-    if htpasswd is not None:
-        auth = f"auth:\n  htpasswd:\n    realm: sedis-test\n    path: {htpasswd}\n"
     config = workdir / "registry.yml"
     config.write_text(
         "version: 0.1\n"

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from sedis.core.errors import AuthError, CorruptError
+from sedis.core.errors import AuthError, CorruptError, UnavailableError
 from sedis.oci import model
 from sedis.oci.layers import merged_files, merged_tree, source_layers
 from sedis.oci.transports import RegistryOptions, copy_image, open_sink, open_source
-from tests.oci_images import build_busybox, docker_registry, require
+from tests.oci_images import build_busybox, docker_registry, htpasswd_auth, require
+from tests.registry_tokens import token_service
 
 pytestmark = pytest.mark.integration
 
@@ -267,7 +268,7 @@ def test_registry_basic_auth(busybox: Path, tmp_path: Path) -> None:
 
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text(f"alice:{crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
-    with docker_registry(tmp_path, htpasswd) as host:
+    with docker_registry(tmp_path, htpasswd_auth(htpasswd)) as host:
         good = RegistryOptions(insecure=True, username="alice", password="s3cret")
         with open_source(f"oci:{busybox}:latest") as src:
             copy_image(src, open_sink(f"docker://{host}/private/bb:1", good))
@@ -278,6 +279,48 @@ def test_registry_basic_auth(busybox: Path, tmp_path: Path) -> None:
         bad = RegistryOptions(insecure=True, username="alice", password="wrong")
         with pytest.raises(AuthError, match="answered 401"):
             open_source(f"docker://{host}/private/bb:1", registry=bad)
+
+
+def test_registry_bearer_token_auth(busybox: Path, tmp_path: Path) -> None:
+    users = {"alice": ("s3cret", ("pull", "push")), "reader": ("r3ad", ("pull",))}
+    with (
+        token_service(tmp_path, users) as tokens,
+        docker_registry(tmp_path, tokens.registry_auth()) as host,
+    ):
+        ref = f"docker://{host}/private/bb:1"
+        alice = RegistryOptions(insecure=True, username="alice", password="s3cret")
+        with open_source(f"oci:{busybox}:latest") as src:
+            copy_image(src, open_sink(ref, alice))
+            want = src.manifest_digest
+        # The push asked the service for push rights on that repository, as alice.
+        assert ("alice", ["repository:private/bb:pull,push"]) in tokens.asked
+
+        reader = RegistryOptions(insecure=True, username="reader", password="r3ad")
+        assert identity(ref, registry=reader)[0] == want
+        with open_source(ref, registry=reader) as pulled:
+            for desc in pulled.manifest.descriptors():
+                with pulled.open_blob(desc) as stream:
+                    while stream.read(1 << 20):
+                        pass
+
+        # A token without the rights asked for is refused by the registry itself.
+        with (
+            open_source(f"oci:{busybox}:latest") as src,
+            pytest.raises(AuthError, match="upload start answered 401"),
+        ):
+            copy_image(src, open_sink(f"docker://{host}/private/other:1", reader))
+        with pytest.raises(AuthError, match="manifest 1 answered 401"):
+            open_source(ref, registry=INSECURE)  # anonymous: a token with no access
+        wrong = RegistryOptions(insecure=True, username="alice", password="wrong")
+        with pytest.raises(AuthError, match="token endpoint refused the credentials"):
+            open_source(ref, registry=wrong)
+        # skopeo, another client of the same service, reads what sedis pushed.
+        raw = run("skopeo", "inspect", "--raw", "--tls-verify=false", "--creds", "reader:r3ad", ref)
+        assert model.sha256_digest(raw.encode()) == want
+
+        tokens.stop()
+        with pytest.raises(UnavailableError, match="token endpoint failed"):
+            open_source(ref, registry=alice)
 
 
 def test_scanner_view_of_the_real_image(busybox: Path, busybox_save: Path) -> None:
