@@ -16,6 +16,7 @@ from pathlib import Path
 from eth.db.backends.base import BaseDB
 
 from sedis.core.errors import CorruptError, UnavailableError
+from sedis.sqlitewal import connect_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
@@ -38,15 +39,8 @@ class SqliteDB(BaseDB):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            # Transactions are begun and ended explicitly (isolation_level=None).
-            # A session may open the chain on one thread and use it on another
-            # (never two at once), hence check_same_thread=False.
-            self.conn = sqlite3.connect(
-                path, isolation_level=None, timeout=60, check_same_thread=False
-            )
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.executescript(_SCHEMA)
+            # A session may open the chain on one thread and use it on another.
+            self.conn = connect_wal(path, _SCHEMA, synchronous="FULL")
         except sqlite3.DatabaseError as exc:
             raise _translate(path, exc) from exc
 

@@ -18,16 +18,14 @@ import contextlib
 import ctypes
 import os
 import secrets
-import sqlite3
 import struct
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
-from filelock import FileLock
-
 from sedis.core.errors import CorruptError, NotFoundError
+from sedis.sqlitewal import connect_wal
 from sedis.store.cid import Cid
 
 MAX_BLOCK_SIZE = 2 * 1024 * 1024
@@ -76,15 +74,7 @@ class PackStore:
         self._tmp = root / "tmp"
         self._packs.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            root / "index.sqlite", check_same_thread=False, isolation_level=None, timeout=60
-        )
-        # Switching to WAL and creating the schema do not wait on the busy timeout:
-        # processes that open the store at once take turns here.
-        with FileLock(str(root / "index.lock")):
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+        self._db = connect_wal(root / "index.sqlite", _SCHEMA, synchronous="NORMAL")
         self._lock = threading.Lock()  # one connection, many threads
         self._fds: dict[str, int] = {}
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from sedis.core.errors import NotFoundError, UnavailableError
 from sedis.scan.vulndb.records import CvssRecord, Record, digest, package_key
+from sedis.sqlitewal import connect_wal
 
 FILENAME = "vulndb.sqlite"
 SCHEMA_VERSION = "1"
@@ -76,9 +77,7 @@ class VulnDB:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Imports run on a parser thread (see deepstack); one caller at a time.
-            conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+            conn = connect_wal(path, _SCHEMA, synchronous="FULL")
             conn.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
             )
