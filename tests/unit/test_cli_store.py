@@ -90,6 +90,21 @@ def test_corrupt_block_is_one_line_and_exit_4(sedis, tmp_path: Path, home: Path)
     assert debug.code == 4 and "Traceback" in debug.stderr
 
 
+def test_a_damaged_store_index_is_one_line_and_exit_4(sedis, tmp_path: Path, home: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "d"
+    data.write_bytes(b"precious bytes")
+    assert sedis("store", "add", str(data)).code == 0
+    index = home / "store" / "index.sqlite"
+    for leftover in index.parent.glob("index.sqlite-*"):  # the WAL and its shared memory
+        leftover.unlink()
+    index.write_bytes(b"not a database, " * 512)
+    result = sedis("store", "pins")
+    assert result.code == 4
+    assert one_line(result.stderr) == (
+        f"sedis: the store index {index} is damaged: file is not a database"
+    )
+
+
 def test_refusals_are_one_line(sedis, tmp_path: Path, home: Path) -> None:  # type: ignore[no-untyped-def]
     bad_cid = sedis("store", "cat", "not-a-cid")
     assert bad_cid.code == 2

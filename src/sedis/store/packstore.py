@@ -18,13 +18,14 @@ import contextlib
 import ctypes
 import os
 import secrets
+import sqlite3
 import struct
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
-from sedis.core.errors import CorruptError, NotFoundError
+from sedis.core.errors import CorruptError, NotFoundError, UnavailableError
 from sedis.sqlitewal import connect_wal
 from sedis.store.cid import Cid
 
@@ -74,7 +75,13 @@ class PackStore:
         self._tmp = root / "tmp"
         self._packs.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self._db = connect_wal(root / "index.sqlite", _SCHEMA, synchronous="NORMAL")
+        index = root / "index.sqlite"
+        try:
+            self._db = connect_wal(index, _SCHEMA, synchronous="NORMAL")
+        except sqlite3.OperationalError as exc:
+            raise UnavailableError(f"the store index {index} is unavailable: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise CorruptError(f"the store index {index} is damaged: {exc}") from exc
         self._lock = threading.Lock()  # one connection, many threads
         self._fds: dict[str, int] = {}
 
