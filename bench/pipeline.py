@@ -40,7 +40,7 @@ PASSWORD = "bench-password-not-secret"
 
 _CHILD = """
 import json, os, sys, time
-from sedis.cli.app import pace_collector
+from sedis.cli.context import freeze_collector, pace_collector
 from sedis.config import load
 from sedis.oci.transports import copy_image, open_sink, open_source
 from sedis.service import publish, pull
@@ -53,6 +53,7 @@ def hwm():
     return int(line.split()[1]) / 1024
 session = Session(load(), who, lambda: os.environ["SEDIS_PASSWORD"])
 session.unlock(sign=op == "publish")  # before the clock, as the CLI does before its work
+freeze_collector()  # as the CLI does after unlocking
 unlock_peak = hwm()
 # Reset the peak: from here on it measures the data path alone (scrypt's 128 MiB is above).
 with open("/proc/self/clear_refs", "w") as f:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 
@@ -11,6 +10,7 @@ import typer
 from sedis import __version__
 from sedis.cli import (
     contacts_cmds,
+    context,
     demo_cmd,
     identity_cmds,
     image_cmds,
@@ -95,23 +95,8 @@ def _fail(message: str, debug: bool) -> None:
     sys.stderr.flush()
 
 
-def pace_collector() -> None:
-    """Run the cyclic collector a hundred times less often than Python's default.
-
-    Most of what a command allocates is code: the modules of py-evm, eth_*,
-    jwcrypto and the rest, made once and kept to the end. At the default pace
-    the collector re-walks all of it as it grows (about 40 ms of py-evm's
-    import) to find next to no garbage. The slower pace still bounds what it
-    leaves uncollected.
-    """
-    gc.set_threshold(100_000, 10, 10)
-
-
 def run() -> None:
-    pace_collector()
+    context.pace_collector()
     code = main()
-    # What is alive now is frozen out of the collector's pass at exit (about
-    # 60 ms). It is still freed as modules are torn down; only cyclic garbage
-    # goes unfinalized, and every file and connection is closed by the command.
-    gc.freeze()
+    context.freeze_collector()  # out of the collector's pass at exit
     sys.exit(code)

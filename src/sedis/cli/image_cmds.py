@@ -33,6 +33,12 @@ def session(as_name: str | None, password_env: str | None) -> Session:
     return Session(context.settings(), as_name, lambda: read_password(password_env))
 
 
+def unlock(acting: Session, *, sign: bool = True, decrypt: bool = True) -> None:
+    """Unlock what the command needs; what that loaded is then frozen (see context)."""
+    acting.unlock(sign=sign, decrypt=decrypt)
+    context.freeze_collector()
+
+
 def registry_options(insecure: bool) -> RegistryOptions:
     import os
 
@@ -111,7 +117,7 @@ def publish(
         session(as_name, password_env) as acting,
         open_source(source, platform, insecure, decryption_key) as src,
     ):
-        acting.unlock()
+        unlock(acting)
         total = sum(d.size for d in src.manifest.descriptors())
         try:
             with progress("publishing", total, output == Format.text) as advance:
@@ -210,7 +216,7 @@ def share(
 
     expires_at = int(time.time()) + parse_duration(expires) if expires else None
     with session(as_name, password_env) as acting:
-        acting.unlock()
+        unlock(acting)
         result = access.share(acting, image, to, expires_at)
     data = {
         "digest": result.digest,
@@ -235,7 +241,7 @@ def unshare(
     from sedis.service import access
 
     with session(as_name, password_env) as acting:
-        acting.unlock(decrypt=rotate)
+        unlock(acting, decrypt=rotate)
         result = access.unshare(acting, image, from_, rotate)
     data = {
         "digest": result.digest,
@@ -266,7 +272,7 @@ def pull(
     from sedis.service import pull as pulling
 
     with session(as_name, password_env) as acting:
-        acting.unlock(sign=False)
+        unlock(acting, sign=False)
         source = pulling.open_image(acting, image)
         sink = open_sink(dest, registry_options(insecure))
         total = sum(d.size for d in source.manifest.descriptors())
@@ -367,7 +373,7 @@ def status(
 
     parsed = Status.parse(new_status)
     with session(as_name, password_env) as acting:
-        acting.unlock(decrypt=False)
+        unlock(acting, decrypt=False)
         data = query.set_status(acting, image, parsed, reason)
     emit(output, data, f"{data['digest']} is now {data['status']}: {reason}")
 
@@ -494,7 +500,7 @@ def export(
             raise InvalidInputError(f"--recipient {text!r}: use jwe:PATH to a public key PEM")
         keys.append(load_key(Path(text[4:]), private=False))
     with session(as_name, password_env) as acting:
-        acting.unlock(sign=False)
+        unlock(acting, sign=False)
         record, share = pulling.check_access(acting, image)
         source = pulling.SealedImageSource(acting.store, share, acting.encryption_key, record)
         manifest = export_ocicrypt(
@@ -526,7 +532,7 @@ def rescan(
     from sedis.service import rescan as rescanning
 
     with session(as_name, password_env) as acting:
-        acting.unlock()
+        unlock(acting)
         result = rescanning.rescan(acting, image)
     data = {
         "digest": result.digest,

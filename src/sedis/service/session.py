@@ -6,7 +6,6 @@ decrypts asks for the identity's password once, however many keys it needs.
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Callable
 from contextlib import suppress
@@ -89,10 +88,6 @@ class Session:
                 self.account  # noqa: B018
         finally:
             loader.join()
-        # What was just loaded (modules, codecs, the open engines) lives as long
-        # as the process: frozen, the collector's passes during the work that
-        # follows need not walk it again.
-        gc.freeze()
 
     def _open_local_engines(self, *, with_store: bool) -> None:
         """Open the embedded ledger (and store) ahead of use.
