@@ -13,8 +13,7 @@ from typing import Any, BinaryIO
 
 from sedis.core.errors import CorruptError, InvalidInputError
 from sedis.store import varint
-from sedis.store.cid import Cid
-from sedis.store.packstore import MAX_BLOCK_SIZE
+from sedis.store.cid import MAX_BLOCK_SIZE, Cid
 
 MAX_HEADER_SIZE = 64 * 1024
 MAX_ROOTS = 1024

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from sedis.core.errors import InvalidInputError
 from sedis.store import varint
 
+# The largest block any store here accepts or serves (kubo's own limit for a block).
+MAX_BLOCK_SIZE = 2 * 1024 * 1024
 RAW = 0x55
 DAG_PB = 0x70
 SHA2_256 = 0x12

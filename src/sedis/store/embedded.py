@@ -118,13 +118,7 @@ class EmbeddedStore(ContentStore):
         pin: bool = True,
         progress: Progress | None = None,
     ) -> Entry:
-        # One shared lock over the add and the pin: gc never sees the blocks unpinned.
-        with self._gc_guard(exclusive=False):
-            with self._blocks.writer() as pack:
-                entry = Importer(pack, options).add_stream(stream, progress)
-            if pin:
-                self._add_pin(entry.cid)
-            return entry
+        return self._add(lambda importer: importer.add_stream(stream, progress), options, pin)
 
     def add_path(
         self,
@@ -134,19 +128,19 @@ class EmbeddedStore(ContentStore):
         pin: bool = True,
         progress: Progress | None = None,
     ) -> Entry:
-        # One shared lock over the add and the pin: gc never sees the blocks unpinned.
-        with self._gc_guard(exclusive=False):
-            with self._blocks.writer() as pack:
-                entry = Importer(pack, options).add_path(path, progress)
-            if pin:
-                self._add_pin(entry.cid)
-            return entry
+        return self._add(lambda importer: importer.add_path(path, progress), options, pin)
 
     def add_directory(self, children: Sequence[tuple[str, Entry]], *, pin: bool = True) -> Entry:
+        return self._add(lambda importer: importer.directory_node(list(children)), None, pin)
+
+    def _add(
+        self, build: Callable[[Importer], Entry], options: ImportOptions | None, pin: bool
+    ) -> Entry:
+        """One add: its blocks in one pack, visible together; then its pin, if asked."""
         # One shared lock over the add and the pin: gc never sees the blocks unpinned.
         with self._gc_guard(exclusive=False):
             with self._blocks.writer() as pack:
-                entry = Importer(pack).directory_node(list(children))
+                entry = build(Importer(pack, options))
             if pin:
                 self._add_pin(entry.cid)
             return entry

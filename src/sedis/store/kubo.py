@@ -24,10 +24,9 @@ import httpx
 from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError, UnavailableError
 from sedis.store import car
 from sedis.store.base import ContentStore, GcReport
-from sedis.store.cid import Cid
+from sedis.store.cid import MAX_BLOCK_SIZE, Cid
 from sedis.store.importer import CHUNK_SIZE, MAX_LINKS, Entry, Importer, ImportOptions, Progress
 from sedis.store.multipart import MultipartBody
-from sedis.store.packstore import MAX_BLOCK_SIZE
 
 _RETRIES = 4
 _T = TypeVar("_T")

@@ -27,9 +27,8 @@ from types import TracebackType
 
 from sedis.core.errors import CorruptError, NotFoundError, UnavailableError
 from sedis.sqlitewal import connect_wal
-from sedis.store.cid import Cid
+from sedis.store.cid import MAX_BLOCK_SIZE, Cid
 
-MAX_BLOCK_SIZE = 2 * 1024 * 1024
 _HEADER = struct.Struct(">4sI32s")
 _MAGIC = b"SDB1"
 # Compact a pack once more than this share of its bytes belongs to dead blocks.
