@@ -112,6 +112,35 @@ def test_unknown_name(world: World) -> None:
     assert result.code == 3 and "no image named e2e/nothing:here" in one_line(result.err)
 
 
+def _store_files(world: World) -> dict[str, int]:
+    return {
+        str(p.relative_to(world.home)): p.stat().st_size
+        for p in (world.home / "store").rglob("*")
+        if p.is_file()
+    }
+
+
+def test_publish_refusals_from_the_ledger_come_before_anything_is_stored(
+    world: World, published: dict[str, object]
+) -> None:
+    # Both are decided while the keys unlock, on another thread: the refusal is
+    # still one line, and nothing reaches the store or the ledger.
+    before = _store_files(world)
+    fresh = world.image("refused", layers=1)
+    stranger = "0x" + "5e" * 20
+    result = world.publish(f"oci:{fresh}:v1", "e2e/refused:v1", "--to", stranger)
+    assert result.code == 3
+    assert f"{stranger} has no keys in the key directory" in one_line(result.err).lower()
+    digest = layout_digests(fresh)[0]
+    unknown = world.sedis("verify", digest, "-o", "json")
+    assert json.loads(unknown.out)["status"] == "UNKNOWN"
+
+    taken = world.publish(f"oci:{published['src']}:v1", "e2e/taken:v1", as_="carol")
+    assert taken.code == 9
+    assert "is already published by " + world.addresses["alice"] in one_line(taken.err)
+    assert _store_files(world) == before
+
+
 def test_share_with_expiry_then_refused_after_it(world: World) -> None:
     from sedis.config import load
     from sedis.ledger import open_ledger

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from sedis.config import Settings
-from sedis.core.errors import AuthError, CorruptError
+from sedis.core.errors import AuthError, CorruptError, NotFoundError
 from sedis.crypto.identities import IdentityStore
 from sedis.service.session import Session
 
@@ -66,4 +67,45 @@ def test_a_wrong_password_unlocks_nothing(home: Path) -> None:
         session.unlock(sign=True)
     assert "account" not in session.__dict__
     assert "encryption_key" not in session.__dict__
+    session.close()
+
+
+def test_work_done_while_unlocking_runs_on_the_loader_after_the_engines_open(home: Path) -> None:
+    session = Session(Settings(home=home), "alice", lambda: PASSWORD)
+    seen: list[tuple[str, bool]] = []
+
+    def work() -> str:
+        seen.append((threading.current_thread().name, "reader" in session.__dict__))
+        return session.reader.image("sha256:" + "0" * 64) or "no record"
+
+    assert session.unlock_while(work, sign=True) == "no record"
+    assert seen == [(seen[0][0], True)]
+    assert seen[0][0] != threading.current_thread().name
+    assert "account" in session.__dict__  # and the keys are unlocked too
+    session.close()
+
+
+def test_what_the_work_raises_is_raised_once_the_keys_are_unlocked(home: Path) -> None:
+    session = Session(Settings(home=home), "alice", lambda: PASSWORD)
+
+    def work() -> None:
+        raise NotFoundError("bob has no keys in the key directory")
+
+    with pytest.raises(NotFoundError, match="bob has no keys"):
+        session.unlock_while(work, sign=True)
+    assert "account" in session.__dict__
+    session.close()
+
+
+def test_a_wrong_password_wins_over_the_works_failure(home: Path) -> None:
+    session = Session(Settings(home=home), "alice", lambda: "wrong password")
+    ran = threading.Event()
+
+    def work() -> None:
+        ran.set()
+        raise NotFoundError("bob has no keys in the key directory")
+
+    with pytest.raises(AuthError):
+        session.unlock_while(work, sign=True)
+    assert ran.is_set()  # it ran, and its failure was not the one reported
     session.close()

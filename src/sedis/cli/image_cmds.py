@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -17,13 +18,15 @@ from sedis.cli.output import Format, OutputOption, emit, progress
 
 if TYPE_CHECKING:
     from sedis.core.errors import PolicyViolationError
-    from sedis.core.records import ScanSummary
+    from sedis.core.records import ImageRecord, ScanSummary
     from sedis.oci.source import ImageSource
     from sedis.oci.transports import RegistryOptions
+    from sedis.service.sealing import ShareManifest
     from sedis.service.session import Session
 
 PlatformOption = typer.Option("linux/amd64", "--platform", help="Platform to pick from an index.")
 InsecureOption = typer.Option(False, "--insecure", help="Plain HTTP to docker:// registries.")
+T = TypeVar("T")
 
 
 def session(as_name: str | None, password_env: str | None) -> Session:
@@ -34,9 +37,17 @@ def session(as_name: str | None, password_env: str | None) -> Session:
 
 
 def unlock(acting: Session, *, sign: bool = True, decrypt: bool = True) -> None:
-    """Unlock what the command needs; what that loaded is then frozen (see context)."""
-    acting.unlock(sign=sign, decrypt=decrypt)
+    unlock_while(acting, lambda: None, sign=sign, decrypt=decrypt)
+
+
+def unlock_while(
+    acting: Session, work: Callable[[], T], *, sign: bool = True, decrypt: bool = True
+) -> T:
+    """Unlock what the command needs, doing ``work`` (which needs no key) meanwhile;
+    what that loaded is then frozen (see context)."""
+    result = acting.unlock_while(work, sign=sign, decrypt=decrypt)
     context.freeze_collector()
+    return result
 
 
 def registry_options(insecure: bool) -> RegistryOptions:
@@ -117,12 +128,12 @@ def publish(
         session(as_name, password_env) as acting,
         open_source(source, platform, insecure, decryption_key) as src,
     ):
-        unlock(acting)
+        checked = unlock_while(acting, lambda: publishing.check(acting, src, to))
         total = sum(d.size for d in src.manifest.descriptors())
         try:
             with progress("publishing", total, output == Format.text) as advance:
-                result = publishing.publish(
-                    acting, src, image_name, to, scan=hook, progress=advance
+                result = publishing.publish_checked(
+                    acting, src, image_name, checked, scan=hook, progress=advance
                 )
         except PolicyViolationError as refusal:
             _print_violations(refusal, output)
@@ -268,17 +279,22 @@ def pull(
     output: Format = OutputOption,
 ) -> None:
     """Fetch, check, decrypt and verify an image, and write it to DEST atomically."""
-    from sedis.oci.transports import copy_image, open_sink
+    from sedis.oci import transports
     from sedis.service import pull as pulling
 
+    def check() -> tuple[ImageRecord, ShareManifest]:
+        checked = pulling.check_access(acting, image)
+        transports.load_code(dest)
+        return checked
+
     with session(as_name, password_env) as acting:
-        unlock(acting, sign=False)
-        source = pulling.open_image(acting, image)
-        sink = open_sink(dest, registry_options(insecure))
+        record, share = unlock_while(acting, check, sign=False)
+        source = pulling.open_checked(acting, record, share)
+        sink = transports.open_sink(dest, registry_options(insecure))
         total = sum(d.size for d in source.manifest.descriptors())
         with progress("pulling", total, output == Format.text) as advance:
             source.progress = advance  # plaintext bytes, as they are decrypted
-            copy_image(source, sink)
+            transports.copy_image(source, sink)
     data = {
         "digest": source.manifest.digest,
         "config_digest": source.manifest.config.digest,
@@ -500,9 +516,10 @@ def export(
             raise InvalidInputError(f"--recipient {text!r}: use jwe:PATH to a public key PEM")
         keys.append(load_key(Path(text[4:]), private=False))
     with session(as_name, password_env) as acting:
-        unlock(acting, sign=False)
-        record, share = pulling.check_access(acting, image)
-        source = pulling.SealedImageSource(acting.store, share, acting.encryption_key, record)
+        record, share = unlock_while(
+            acting, lambda: pulling.check_access(acting, image), sign=False
+        )
+        source = pulling.open_checked(acting, record, share)
         manifest = export_ocicrypt(
             source, share, acting.encryption_key, keys, open_sink(dest, registry_options(insecure))
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 from sedis.core.errors import ConflictError, InvalidInputError
-from sedis.core.records import GrantRequest, ScanSummary, Status
+from sedis.core.records import GrantRequest, ImageRecord, ScanSummary, Status
 from sedis.oci import model
 from sedis.oci.source import ImageSource
 from sedis.service import access, layout, scanning, sealing
@@ -44,6 +44,32 @@ class PublishResult:
     scan: ScanSummary | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What publish learns before it needs a key: whom it shares with, and the record."""
+
+    addresses: list[str]
+    keys: dict[str, JWK]  # each recipient's public encryption key, from the key directory
+    record: ImageRecord | None  # an earlier run's, when there was one
+
+
+def check(session: Session, source: ImageSource, recipients: list[str]) -> Checked:
+    """The checks that need no key: the CLI runs them while the keys unlock."""
+    manifest = source.manifest
+    if any(desc.encrypted for desc in manifest.descriptors()):
+        raise InvalidInputError(
+            f"{source.reference} is encrypted: give --decryption-key to publish it"
+        )
+    addresses = [session.resolve_recipient(who) for who in recipients]
+    keys = {address: session.recipient_key(address) for address in addresses}
+    record = session.reader.image(manifest.digest)
+    if record is not None and record.owner.lower() != session.address.lower():
+        raise ConflictError(f"{manifest.digest} is already published by {record.owner}")
+    if record is not None and record.status is not Status.TRUSTED:
+        raise ConflictError(f"{manifest.digest} is recorded but {record.status.value}")
+    return Checked(addresses, keys, record)
+
+
 def publish(
     session: Session,
     source: ImageSource,
@@ -53,21 +79,26 @@ def publish(
     scan: scanning.ScanHook = scanning.skip,
     progress: Progress | None = None,
 ) -> PublishResult:
+    checked = check(session, source, recipients)
+    return publish_checked(session, source, name, checked, scan=scan, progress=progress)
+
+
+def publish_checked(
+    session: Session,
+    source: ImageSource,
+    name: ImageName | None,
+    checked: Checked,
+    *,
+    scan: scanning.ScanHook = scanning.skip,
+    progress: Progress | None = None,
+) -> PublishResult:
+    """Publish what ``check`` passed (for these recipients, from this source)."""
     manifest = source.manifest
-    if any(desc.encrypted for desc in manifest.descriptors()):
-        raise InvalidInputError(
-            f"{source.reference} is encrypted: give --decryption-key to publish it"
-        )
     digest = manifest.digest
-    addresses = [session.resolve_recipient(who) for who in recipients]
-    keys = {address: session.recipient_key(address) for address in addresses}
+    addresses, record = checked.addresses, checked.record
     ledger = session.ledger
     me = session.address
     result = PublishResult(digest, manifest.config.digest, "", str(name) if name else None)
-
-    record = ledger.image(digest)
-    if record is not None and record.owner.lower() != me.lower():
-        raise ConflictError(f"{digest} is already published by {record.owner}")
     # The owner's own grant names the owner's current share manifest.
     grantees = list({address.lower(): address for address in [me, *addresses]}.values())
     result.recipients = addresses
@@ -75,7 +106,7 @@ def publish(
         # Scan first: a refusal leaves nothing stored and nothing recorded.
         scanned = scan(source)
         root, manifest_entry, share, report_cid = _seal(
-            session, source, name, list(keys.values()), scanned, progress
+            session, source, name, list(checked.keys.values()), scanned, progress
         )
         result.scan = _summary(scanned, report_cid)
         result.root_cid = str(root)
@@ -91,8 +122,6 @@ def publish(
 
     # Recorded already (by an earlier run, perhaps for fewer recipients or
     # another tag): add whatever of the grants and the tag is missing.
-    if record.status is not Status.TRUSTED:
-        raise ConflictError(f"{digest} is recorded but {record.status.value}")
     result.already_recorded = True
     result.scan = record.scan
     result.root_cid = record.root_cid

@@ -105,4 +105,14 @@ def open_image(
     session: Session, ref: str, progress: Callable[[int], None] | None = None
 ) -> SealedImageSource:
     record, share = check_access(session, ref)
+    return open_checked(session, record, share, progress)
+
+
+def open_checked(
+    session: Session,
+    record: ImageRecord,
+    share: sealing.ShareManifest,
+    progress: Callable[[int], None] | None = None,
+) -> SealedImageSource:
+    """Open, with the acting identity's key, what check_access let through."""
     return SealedImageSource(session.store, share, session.encryption_key, record, progress)

@@ -62,6 +62,13 @@ class SealedBlob:
     tsize: int
 
 
+def load_code() -> None:
+    """Import the key derivation and key wrapping code ahead of use (see ledger.load_code)."""
+    from cryptography.hazmat.primitives.kdf import hkdf  # noqa: F401
+
+    keywrap.load_code()
+
+
 def derive_private_options(secret: bytes, plaintext_digest: str, epoch: int) -> PrivateOptions:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF

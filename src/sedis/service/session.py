@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from contextlib import suppress
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sedis.core.errors import NotFoundError
 
@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from sedis.crypto.identities import Identity, IdentityStore
     from sedis.ledger.base import Ledger
     from sedis.store.base import ContentStore
+
+
+T = TypeVar("T")
+
+
+def _nothing() -> None:
+    return None
 
 
 class Session:
@@ -61,23 +68,41 @@ class Session:
         return self.identities.unlock_encryption_key(self.identity.name, self._password)
 
     def unlock(self, *, sign: bool = True, decrypt: bool = True) -> None:
-        """Unlock the keys a command will need now, loading the engines' code meanwhile.
+        """Unlock the keys a command will need now (see unlock_while)."""
+        self.unlock_while(_nothing, sign=sign, decrypt=decrypt)
+
+    def unlock_while(self, work: Callable[[], T], *, sign: bool = True, decrypt: bool = True) -> T:
+        """Unlock the keys a command will need, doing ``work`` meanwhile; returns its result.
 
         Key derivation (scrypt) runs in C without the GIL, so the half second
         of imports that signing and the EVM need (eth-account, py-evm) is done
         on another thread meanwhile, and the embedded engines are opened there
         too. The sealed key goes first: it needs none of those imports, which
         gives the loader a head start on eth-account.
+
+        ``work`` is what the command can do before it has a key (ledger reads,
+        say): it runs on that thread once the code is loaded, so its time hides
+        behind scrypt's. What it raises is raised here, after the unlocking;
+        a failed unlock wins.
         """
         from sedis import ledger, store
-        from sedis.crypto import keywrap
+
+        self.identity  # noqa: B018 - both threads read it: load it before they start
+        outcome: list[T] = []
+        failure: list[Exception] = []
 
         def prepare() -> None:
             ledger.load_code(self.settings, sign=sign)
             if decrypt:  # the commands that decrypt (un)wrap keys and use the store
+                from sedis.service import sealing
+
                 store.load_code(self.settings)
-                keywrap.load_code()
+                sealing.load_code()
             self._open_local_engines(with_store=decrypt)
+            try:
+                outcome.append(work())
+            except Exception as exc:  # handed to the caller's thread
+                failure.append(exc)
 
         loader = threading.Thread(target=prepare, daemon=True)
         loader.start()
@@ -88,6 +113,9 @@ class Session:
                 self.account  # noqa: B018
         finally:
             loader.join()
+        if failure:
+            raise failure[0]
+        return outcome[0]
 
     def _open_local_engines(self, *, with_store: bool) -> None:
         """Open the embedded ledger (and store) ahead of use.
