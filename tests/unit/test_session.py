@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sedis.config import Settings
-from sedis.core.errors import AuthError, CorruptError, NotFoundError
+from sedis.core.errors import AuthError, CorruptError, NotFoundError, UnavailableError
 from sedis.crypto.identities import IdentityStore
 from sedis.service.session import Session
 
@@ -108,4 +108,19 @@ def test_a_wrong_password_wins_over_the_works_failure(home: Path) -> None:
     with pytest.raises(AuthError):
         session.unlock_while(work, sign=True)
     assert ran.is_set()  # it ran, and its failure was not the one reported
+    session.close()
+
+
+def test_a_loader_that_fails_before_the_work_raises_its_own_error(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sedis.ledger
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise UnavailableError("the ledger code could not be loaded")
+
+    monkeypatch.setattr(sedis.ledger, "load_code", broken)
+    session = Session(Settings(home=home), "alice", lambda: PASSWORD)
+    with pytest.raises(UnavailableError, match="could not be loaded"):
+        session.unlock_while(lambda: "never run", sign=True)
     session.close()

@@ -282,12 +282,13 @@ def pull(
     from sedis.oci import transports
     from sedis.service import pull as pulling
 
-    def check() -> tuple[ImageRecord, ShareManifest]:
-        checked = pulling.check_access(acting, image)
-        transports.load_code(dest)
-        return checked
-
     with session(as_name, password_env) as acting:
+
+        def check() -> tuple[ImageRecord, ShareManifest]:
+            granted = pulling.check_access(acting, image)
+            transports.load_code(dest)
+            return granted
+
         record, share = unlock_while(acting, check, sign=False)
         source = pulling.open_checked(acting, record, share)
         sink = transports.open_sink(dest, registry_options(insecure))

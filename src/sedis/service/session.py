@@ -92,14 +92,14 @@ class Session:
         failure: list[Exception] = []
 
         def prepare() -> None:
-            ledger.load_code(self.settings, sign=sign)
-            if decrypt:  # the commands that decrypt (un)wrap keys and use the store
-                from sedis.service import sealing
-
-                store.load_code(self.settings)
-                sealing.load_code()
-            self._open_local_engines(with_store=decrypt)
             try:
+                ledger.load_code(self.settings, sign=sign)
+                if decrypt:  # the commands that decrypt (un)wrap keys and use the store
+                    from sedis.service import sealing
+
+                    store.load_code(self.settings)
+                    sealing.load_code()
+                self._open_local_engines(with_store=decrypt)
                 outcome.append(work())
             except Exception as exc:  # handed to the caller's thread
                 failure.append(exc)
