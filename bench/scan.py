@@ -168,7 +168,7 @@ def main() -> None:
             "dpkg_query_baseline": round(dpkg_s, 4),
             "inventory": round(inventory_s, 4),
             "inventory_and_match": round(scan_s, 3),
-            "cyclonedx_render_and_validate": round(cyclonedx_s, 3),
+            "cyclonedx_render": round(cyclonedx_s, 3),
         },
         "records_per_s_import": round(args.records / import_s),
         "targets_met": {

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sedis.core.errors import CorruptError
+from tests.cyclonedx_schema import strictly_valid
 from tests.e2e.conftest import World, layout_digests
 
 
@@ -421,7 +422,7 @@ def test_the_scan_is_recorded_and_its_report_sealed_for_recipients(world: World)
         assert share.report is not None
         report = sealing.read_sealed(bob.store, share.report, bob.encryption_key, 64 << 20)
     assert "sha256:" + __import__("hashlib").sha256(report).hexdigest() == scan["report_digest"]
-    bom = json.loads(report)
+    bom = strictly_valid(report)
     assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"] == "1.6"
     assert any(v["id"] == "CVE-2024-35195" for v in bom["vulnerabilities"])
     # No plaintext of the report is in the store.

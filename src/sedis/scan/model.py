@@ -87,7 +87,7 @@ class ScanReport:
         return out
 
     def cyclonedx(self) -> bytes:
-        """The CycloneDX 1.6 JSON document (SBOM and vulnerabilities), validated, cached."""
+        """The CycloneDX 1.6 JSON document (SBOM and vulnerabilities), cached."""
         if self._cyclonedx is None:
             from sedis.scan.report.cyclonedx import render
 

@@ -15,6 +15,7 @@ from sedis.scan.service import scan_rootfs
 from sedis.scan.severity import Severity
 from sedis.scan.vulndb.db import VulnDB
 from sedis.scan.vulndb.importer import import_paths
+from tests.cyclonedx_schema import strictly_valid
 from tests.integration.scan.images import debian_rootfs, rpm_command, rpm_root
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "vulns"
@@ -59,7 +60,9 @@ def test_debian_image_scan_and_gate(debian_root: Path, tmp_path: Path) -> None:
     verdict = policy.evaluate(report, Severity.CRITICAL)
     assert not verdict.passed and verdict.violations[0].id == "CVE-2023-45853"
     assert report.counts()["critical"] >= 1
-    assert report.cyclonedx().startswith(b"{")
+    bom = strictly_valid(report.cyclonedx())
+    assert len(bom["components"]) == len(report.inventory.packages)
+    assert {v["id"] for v in bom["vulnerabilities"]} == {f.id for f in report.findings}
 
 
 @pytest.mark.skipif(shutil.which("rpmbuild") is None, reason="rpm tools are not installed")

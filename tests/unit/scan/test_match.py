@@ -15,6 +15,7 @@ from sedis.scan.service import load_vex, scan_rootfs
 from sedis.scan.severity import Severity
 from sedis.scan.vulndb.db import VulnDB
 from sedis.scan.vulndb.importer import import_paths
+from tests.cyclonedx_schema import strictly_valid
 from tests.unit.scan.roots import ALPINE_OS, DATA, DEBIAN_OS, dpkg_stanza, write_root
 
 FEEDS = [
@@ -126,10 +127,11 @@ def test_alpine_secdb(tmp_path: Path, db_path: Path) -> None:
             },
         )
 
-    findings = scan(root("1.2.12-r1"), db_path).findings
-    assert [(f.id, f.fixed, f.severity) for f in findings] == [
+    report = scan(root("1.2.12-r1"), db_path)
+    assert [(f.id, f.fixed, f.severity) for f in report.findings] == [
         ("CVE-2022-37434", "1.2.12-r2", Severity.CRITICAL)
     ]
+    assert strictly_valid(report.cyclonedx())["vulnerabilities"][0]["id"] == "CVE-2022-37434"
     old = {f.id for f in scan(root("1.2.11-r3"), db_path).findings}
     assert old == {"CVE-2022-37434", "CVE-2018-25032"}  # and never CVE-2023-45853 ("0")
     assert scan(root("1.2.12-r2"), db_path).findings == []
@@ -151,8 +153,14 @@ def test_language_advisories(tmp_path: Path, db_path: Path) -> None:
             },
         )
 
-    found = {f.id: f for f in scan(root("2.31.0", "4.17.20"), db_path).findings}
+    report = scan(root("2.31.0", "4.17.20"), db_path)
+    found = {f.id: f for f in report.findings}
     assert set(found) == {"CVE-2024-35195", "CVE-2021-23337"}
+    bom = strictly_valid(report.cyclonedx())
+    assert {c["purl"] for c in bom["components"]} == {
+        "pkg:pypi/requests@2.31.0",
+        "pkg:npm/lodash@4.17.20",
+    }
     req = found["CVE-2024-35195"]
     # The advisory's own vector (5.6) is used, and the GHSA id is kept.
     assert req.aliases == ("GHSA-9wx4-h78v-vm56",) and req.fixed == "2.32.0"
@@ -211,13 +219,25 @@ def test_ignore_unfixed_and_vex(tmp_path: Path, db_path: Path) -> None:
         "CVE-2023-4911": "vulnerable_code_not_in_execute_path",
     }
     assert policy.evaluate(report, Severity.CRITICAL).passed
+    # What VEX suppressed is not in the report; the rest is, and validates.
+    listed = {v["id"] for v in strictly_valid(report.cyclonedx())["vulnerabilities"]}
+    assert listed == ids
+
+
+def test_a_clean_scan_renders_a_valid_report_with_no_vulnerabilities(
+    tmp_path: Path, db_path: Path
+) -> None:
+    report = scan(debian_root(tmp_path, [("zlib1g", "1:1.3.dfsg+really1.3.1-1", None)]), db_path)
+    assert report.findings == []
+    bom = strictly_valid(report.cyclonedx())
+    assert bom.get("vulnerabilities", []) == [] and len(bom["components"]) == 1
 
 
 def test_report_formats(tmp_path: Path, db_path: Path) -> None:
     from sedis.scan.report import jsonout, sarif
 
     report = scan(debian_root(tmp_path, AFFECTED), db_path)
-    cdx = json.loads(report.cyclonedx())  # validated strictly while rendering
+    cdx = strictly_valid(report.cyclonedx())
     assert cdx["specVersion"] == "1.6" and len(cdx["components"]) == len(AFFECTED)
     assert {v["id"] for v in cdx["vulnerabilities"]} == {f.id for f in report.findings}
     assert report.cyclonedx() == scan(debian_root(tmp_path, AFFECTED), db_path).cyclonedx()
@@ -240,3 +260,12 @@ def test_ledger_summary(tmp_path: Path, db_path: Path) -> None:
     assert (s.critical, s.high, s.medium, s.low, s.unknown) == (1, 1, 0, 2, 2)
     assert s.report_digest == report.cyclonedx_digest() and s.report_cid == "bafyexample"
     assert not s.not_scanned
+
+
+def test_the_strict_check_refuses_what_the_schema_does_not_allow(
+    tmp_path: Path, db_path: Path
+) -> None:
+    bom = json.loads(scan(debian_root(tmp_path, AFFECTED), db_path).cyclonedx())
+    bom["vulnerabilities"][0]["ratings"][0]["severity"] = "catastrophic"
+    with pytest.raises(AssertionError, match="does not validate"):
+        strictly_valid(json.dumps(bom).encode())
