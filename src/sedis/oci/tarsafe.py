@@ -31,6 +31,7 @@ MAX_NAME_BYTES = 64 * 1024
 MAX_ENTRIES = 1_000_000
 MAX_ARCHIVE_ENTRIES = 100_000
 MAX_LINK_HOPS = 16
+_HIGH_BYTES = bytes(range(128, 256))
 
 FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCKDEV, FIFO = (
     "file",
@@ -279,8 +280,12 @@ class TarReader:
                 f"{self._what}: tar header checksum is malformed (not a tar?)"
             ) from None
         unsigned = sum(header[:148]) + 8 * 32 + sum(header[156:])
-        signed = sum((b - 256 if b > 127 else b) for b in header[:148] + header[156:]) + 8 * 32
-        if stored not in (unsigned, signed):
+        if stored == unsigned:
+            return
+        # Some old writers summed signed chars: each byte above 127 counts 256 less.
+        rest = header[:148] + header[156:]
+        signed = unsigned - 256 * (len(rest) - len(rest.translate(None, _HIGH_BYTES)))
+        if stored != signed:
             raise CorruptError(f"{self._what}: tar header checksum mismatch (not a tar?)")
 
     @staticmethod
