@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import secrets
 import sqlite3
@@ -43,6 +44,7 @@ CREATE INDEX IF NOT EXISTS blocks_by_pack ON blocks (pack);
 """
 
 
+@functools.cache  # once per process
 def tune_allocator() -> None:
     """Keep glibc from trimming and regrowing the heap under 256 KiB chunk churn.
 
@@ -50,10 +52,6 @@ def tune_allocator() -> None:
     memory to the kernel and faults it back in again, which costs about a
     fifth of an add's time. Elsewhere than glibc this does nothing.
     """
-    global _allocator_tuned
-    if _allocator_tuned:
-        return
-    _allocator_tuned = True
     try:
         # The process's own symbols include libc's; no library search (which
         # runs ldconfig) is needed to find them.
@@ -62,9 +60,6 @@ def tune_allocator() -> None:
         mallopt(-3, 8 * 1024 * 1024)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         return
-
-
-_allocator_tuned = False
 
 
 class PackStore:
