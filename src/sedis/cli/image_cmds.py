@@ -129,7 +129,10 @@ def publish(
         open_source(source, platform, insecure, decryption_key) as src,
     ):
         checked = unlock_while(acting, lambda: publishing.check(acting, src, to))
-        total = sum(d.size for d in src.manifest.descriptors())
+        # Every layer is read twice: checked whole first, then sealed.
+        total = sum(d.size for d in src.manifest.descriptors()) + sum(
+            d.size for d in src.manifest.layers
+        )
         try:
             with progress("publishing", total, output == Format.text) as advance:
                 result = publishing.publish_checked(

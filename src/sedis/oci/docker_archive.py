@@ -263,6 +263,9 @@ class DockerArchiveSource(ImageSource):
             raise CorruptError(f"{self.reference}: layer {i} does not match its diff_id {diff_id}")
         return True, counter.size
 
+    def blob_file(self, desc: Descriptor) -> Path | None:
+        return self.archive.path
+
     def _open_raw(self, desc: Descriptor) -> BinaryIO:
         if not self.legacy:
             return self.archive.open(blob_path(desc.hex))

@@ -41,6 +41,10 @@ class FileTree(Protocol):
 
     def open(self, name: str) -> BinaryIO: ...
 
+    def backing_file(self, name: str) -> Path:
+        """The local file whose bytes ``open(name)`` reads."""
+        ...
+
 
 def blob_path(digest_hex: str) -> str:
     return f"blobs/sha256/{digest_hex}"
@@ -103,6 +107,9 @@ class DirTree:
 
     def open(self, name: str) -> BinaryIO:
         return os.fdopen(self._open_fd(name), "rb")
+
+    def backing_file(self, name: str) -> Path:
+        return self.root / name
 
     def read_small(self, name: str, limit: int) -> bytes:
         with self.open(name) as handle:
@@ -184,6 +191,9 @@ class LayoutSource(ImageSource):
 
     def has_blob(self, desc: Descriptor) -> bool:
         return self.tree.exists(blob_path(desc.hex))
+
+    def blob_file(self, desc: Descriptor) -> Path | None:
+        return self.tree.backing_file(blob_path(desc.hex))
 
 
 def load_manifest_from(tree: FileTree, reference: str, desc: Descriptor) -> Manifest:

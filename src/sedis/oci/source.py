@@ -10,6 +10,7 @@ while they are read and raise CorruptError at the end on any mismatch.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
@@ -62,6 +63,18 @@ class ImageSource(ABC):
     @abstractmethod
     def _open_raw(self, desc: Descriptor) -> BinaryIO:
         """The blob's bytes as stored, unverified (the base class verifies)."""
+
+    def open_raw_blob(self, desc: Descriptor) -> BinaryIO:
+        """The blob's bytes as stored, unverified: only for bytes checked already
+        (see oci.checked), whose reader checks that they have not changed."""
+        return self._open_raw(desc)
+
+    def blob_file(self, desc: Descriptor) -> Path | None:
+        """The local file that holds the blob's bytes, if there is one.
+
+        A blob read from a local file can be checked where it lies and read
+        again; any other is spooled before it is used (oci.checked)."""
+        return None
 
     def open_blob(self, desc: Descriptor, *, hash_aside: bool = False) -> BinaryIO:
         """The blob as a stream that raises CorruptError unless it matches ``desc``.

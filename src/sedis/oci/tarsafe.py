@@ -395,6 +395,9 @@ class ArchiveIndex:
         entry = self.resolve(name)
         return section(self.path, entry.offset, entry.size)
 
+    def backing_file(self, name: str) -> Path:
+        return self.path
+
     def read_small(self, name: str, limit: int) -> bytes:
         entry = self.resolve(name)
         if entry.size > limit:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError, PermissionDeniedError
 from sedis.core.records import Grant, ImageRecord
 from sedis.oci import model
-from sedis.oci.streams import iter_reader
 from sedis.service import layout, naming, sealing
 from sedis.service.session import Session
 from sedis.store.importer import Entry
@@ -164,10 +163,9 @@ def _reseal(session: Session, image: sealing.SealedImage) -> sealing.SealedImage
     epoch = image.epoch + 1
 
     def again(blob: sealing.SealedBlob) -> sealing.SealedBlob:
-        plain = iter_reader(sealing.open_sealed(store, blob.descriptor, blob.private, blob.public))
-        private = sealing.derive_private_options(secret, blob.private.digest, epoch)
-        with plain:
-            return sealing.seal_blob(store, plain, blob.descriptor.media_type, private)
+        checked = sealing.checked_plaintext(store, blob, "application/octet-stream")
+        private = sealing.derive_private_options(secret, checked, epoch)
+        return sealing.seal_blob(store, checked, blob.descriptor.media_type, private)
 
     report = again(image.report) if image.report is not None else None
     return sealing.SealedImage(

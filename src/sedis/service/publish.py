@@ -1,5 +1,9 @@
 """publish: check, scan, encrypt, store and record an image.
 
+Nothing is encrypted, scanned or sent anywhere before every blob has been
+checked whole against its digest (see oci.checked): a source that lies about
+a blob ends the publish with nothing stored.
+
 Every step can be re-run: keys are derived (see sealing), so sealing the same
 image again gives the same CIDs, and the ledger record is written with its
 grants and tag in one transaction (the contract's multicall), all or none.
@@ -10,14 +14,14 @@ record; one that finds a record adds only the grants and tag it lacks.
 from __future__ import annotations
 
 import dataclasses
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from sedis.core.errors import ConflictError, InvalidInputError
 from sedis.core.records import GrantRequest, ImageRecord, ScanSummary, Status
 from sedis.oci import model
+from sedis.oci.checked import CheckedBlob, CheckedImage, CheckedSource
 from sedis.oci.source import ImageSource
 from sedis.service import access, layout, scanning, sealing
 from sedis.service.naming import ImageName
@@ -103,11 +107,15 @@ def publish_checked(
     grantees = list({address.lower(): address for address in [me, *addresses]}.values())
     result.recipients = addresses
     if record is None:
-        # Scan first: a refusal leaves nothing stored and nothing recorded.
-        scanned = scan(source)
-        root, manifest_entry, share, report_cid = _seal(
-            session, source, name, list(checked.keys.values()), scanned, progress
-        )
+        # Every blob is checked whole before anything reads it for the scan or
+        # for sealing: nothing is encrypted before it is checked (oci.checked).
+        spool = session.settings.home / "tmp"
+        with CheckedImage(source, spool_dir=spool, progress=progress) as image:
+            # Scan next: a refusal leaves nothing stored and nothing recorded.
+            scanned = scan(CheckedSource(image))
+            root, manifest_entry, share, report_cid = _seal(
+                session, image, name, list(checked.keys.values()), scanned, progress
+            )
         result.scan = _summary(scanned, report_cid)
         result.root_cid = str(root)
         # The record, its grants and its tag in one transaction: all or none.
@@ -138,40 +146,40 @@ def publish_checked(
 
 def _seal(
     session: Session,
-    source: ImageSource,
+    image: CheckedImage,
     name: ImageName | None,
     recipients: list[JWK],
     scanned: scanning.PreShareScan | None,
     progress: Progress | None,
 ) -> tuple[Cid, Cid, bytes, Cid | None]:
-    """Encrypt every blob into the store and add the layout.
+    """Encrypt every checked blob into the store and add the layout.
 
     Returns the root, the share manifest's CID and bytes, and the sealed scan report's CID.
     """
     store = session.store
     secret = sealing.owner_secret(session.encryption_key)
-    manifest = source.manifest
+    manifest = image.manifest
 
-    def seal(digest: str, stream: BinaryIO, media_type: str) -> sealing.SealedBlob:
-        private = sealing.derive_private_options(secret, digest, 0)
-        return sealing.seal_blob(store, stream, media_type, private, progress)
+    def seal(blob: CheckedBlob, media_type: str) -> sealing.SealedBlob:
+        private = sealing.derive_private_options(secret, blob, 0)
+        return sealing.seal_blob(store, blob, media_type, private, progress)
 
-    layers = []
-    for desc in manifest.layers:
-        with source.open_blob(desc, hash_aside=True) as stream:
-            layers.append(seal(desc.digest, stream, sealing.sealed_type(desc.media_type)))
-    with source.open_blob(manifest.config) as stream:
-        config = seal(manifest.config.digest, stream, model.OCI_CONFIG_ENCRYPTED)
-    source_blob = seal(manifest.digest, io.BytesIO(manifest.raw), sealing.SOURCE_MEDIA_TYPE)
+    layers = [
+        seal(image.blob(desc), sealing.sealed_type(desc.media_type)) for desc in manifest.layers
+    ]
+    config = seal(image.blob(manifest.config), model.OCI_CONFIG_ENCRYPTED)
+    plain_manifest = CheckedBlob.of_bytes(manifest.raw, manifest.media_type)
+    source_blob = seal(plain_manifest, sealing.SOURCE_MEDIA_TYPE)
     report = None
     if scanned is not None:
-        digest = scanned.summary.report_digest
-        assert digest is not None  # a scan always has its report
-        report = seal(digest, io.BytesIO(scanned.report), sealing.REPORT_MEDIA_TYPE)
-    image = sealing.SealedImage(source_blob, config, tuple(layers), 0, report)
+        report_blob = CheckedBlob.of_bytes(scanned.report, "application/vnd.cyclonedx+json")
+        if report_blob.digest != scanned.summary.report_digest:
+            raise InvalidInputError("the scan report does not match the digest the scan gave")
+        report = seal(report_blob, sealing.REPORT_MEDIA_TYPE)
+    sealed = sealing.SealedImage(source_blob, config, tuple(layers), 0, report)
 
-    share = sealing.share_manifest(image, [session.public_key, *recipients])
-    blobs = {b.descriptor.digest: Entry(b.cid, b.descriptor.size, b.tsize) for b in image.blobs()}
+    share = sealing.share_manifest(sealed, [session.public_key, *recipients])
+    blobs = {b.descriptor.digest: Entry(b.cid, b.descriptor.size, b.tsize) for b in sealed.blobs()}
     root, manifest_entry = layout.add_layout(store, share, blobs, name.tag if name else None)
     return root.cid, manifest_entry.cid, share, report.cid if report is not None else None
 

@@ -9,7 +9,6 @@ image's scan history is on the ledger, beside the scan made at publish.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sedis.core.errors import NotFoundError
 from sedis.crypto.layer_cipher import new_private_options
 from sedis.oci import model
+from sedis.oci.checked import CheckedBlob
 from sedis.service import pull, scanning, sealing
 from sedis.service.session import Session
 
@@ -57,11 +57,12 @@ def rescan(session: Session, ref: str) -> RescanResult:
             if session.reader.is_granted(record.digest, g.recipient)
         ],
     )
+    checked = CheckedBlob.of_bytes(document, "application/vnd.cyclonedx+json")
     blob = sealing.seal_blob(
         session.store,
-        io.BytesIO(document),
+        checked,
         sealing.REPORT_MEDIA_TYPE,
-        new_private_options(report_digest),
+        new_private_options(checked.digest),
     )
     descriptor = blob.descriptor.to_json()
     descriptor["annotations"] = sealing.wrap_for(blob, list(keys.values()))

@@ -15,6 +15,14 @@ Keys are derived, not drawn: HKDF over the owner's private key, the blob's
 plaintext digest and a key epoch. Re-running an interrupted publish therefore
 produces the same ciphertext, CIDs and root, and `unshare --rotate` moves to a
 new epoch, so old key material opens nothing new.
+
+What makes a derived key safe is what binds it: a key and nonce derived from
+a digest encrypt only the bytes that hash to that digest. So a key is derived
+only for a ``CheckedBlob`` (whose bytes were checked whole against the digest
+before: see oci.checked), and only those checked bytes are ever encrypted with
+it. Two different plaintexts would need two different digests, which give
+two different keys; the same plaintext under the same key gives the same
+ciphertext, which tells nobody anything new.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from sedis.oci import model
 if TYPE_CHECKING:
     from jwcrypto.jwk import JWK
 
+    from sedis.oci.checked import CheckedBlob
     from sedis.store.base import ContentStore
     from sedis.store.cid import Cid
 
@@ -69,7 +78,8 @@ def load_code() -> None:
     keywrap.load_code()
 
 
-def derive_private_options(secret: bytes, plaintext_digest: str, epoch: int) -> PrivateOptions:
+def derive_private_options(secret: bytes, blob: CheckedBlob, epoch: int) -> PrivateOptions:
+    """The key and nonce for ``blob`` at ``epoch``, from its checked digest."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -77,9 +87,9 @@ def derive_private_options(secret: bytes, plaintext_digest: str, epoch: int) -> 
         algorithm=hashes.SHA256(),
         length=KEY_SIZE + NONCE_SIZE,
         salt=b"sedis sealed blob v1",
-        info=f"{plaintext_digest}|epoch={epoch}".encode(),
+        info=f"{blob.digest}|epoch={epoch}".encode(),
     ).derive(secret)
-    return PrivateOptions(material[:KEY_SIZE], plaintext_digest, material[KEY_SIZE:])
+    return PrivateOptions(material[:KEY_SIZE], blob.digest, material[KEY_SIZE:])
 
 
 def owner_secret(private_key: JWK) -> bytes:
@@ -107,15 +117,26 @@ class _EncryptingReader:
 
 def seal_blob(
     store: ContentStore,
-    plaintext: BinaryIO,
+    blob: CheckedBlob,
     sealed_media_type: str,
     private: PrivateOptions,
     progress: Callable[[int], None] | None = None,
 ) -> SealedBlob:
-    """Encrypt one blob straight into the store (no plaintext touches the disk)."""
+    """Encrypt one checked blob straight into the store (no plaintext touches the disk).
+
+    ``private`` must be for this blob's checked digest (derived from it, or
+    drawn at random for it): it encrypts the checked bytes and nothing else."""
+    if private.digest != blob.digest:
+        raise ValueError(f"the key for {private.digest} cannot seal {blob.digest}")
     encryptor = LayerEncryptor(private)
-    reader: Any = _EncryptingReader(plaintext, encryptor, progress)
-    entry = store.add_stream(reader, pin=False)
+    with blob.open() as plaintext:
+        reader: Any = _EncryptingReader(plaintext, encryptor, progress)
+        entry = store.add_stream(reader, pin=False)
+    if encryptor.size != blob.descriptor.size:
+        raise CorruptError(
+            f"blob {blob.digest} gave {encryptor.size} bytes, not the "
+            f"{blob.descriptor.size} that were checked"
+        )
     public, digest = encryptor.finish()
     descriptor = model.Descriptor(
         media_type=sealed_media_type,
@@ -312,6 +333,26 @@ def open_sealed(
     return decrypt_checked(
         ciphertext, private, public, check_digest=check_digest, reopen=lambda: ciphertext(True)
     )
+
+
+def checked_plaintext(store: ContentStore, blob: SealedBlob, media_type: str) -> CheckedBlob:
+    """A sealed blob's plaintext, checked whole against its digest, to seal again.
+
+    The first pass checks the HMAC, then decrypts to the end and checks the
+    digest, releasing nothing; the bytes read again later are pinned by the
+    blob's CID (every block is checked against it) and hashed once more."""
+    from sedis.oci.checked import CheckedBlob
+    from sedis.oci.streams import iter_reader
+
+    desc = blob.descriptor
+    for _ in open_sealed(store, desc, blob.private, blob.public):
+        pass
+    plain = model.Descriptor(media_type, blob.private.digest, desc.size)
+
+    def reopen() -> BinaryIO:
+        return iter_reader(open_sealed(store, desc, blob.private, blob.public))
+
+    return CheckedBlob(plain, reopen)
 
 
 def read_sealed(store: ContentStore, desc: model.Descriptor, key: JWK, limit: int) -> bytes:
