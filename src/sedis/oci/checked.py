@@ -70,13 +70,13 @@ class _Unchanged(io.RawIOBase):
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
-        data = self._raw.read(len(view))
+        got = self._raw.readinto(view)  # type: ignore[attr-defined]
         # The identity is read after the bytes: a write that landed before the
-        # read changed mtime and ctime before it, so it shows here.
+        # read changed mtime and ctime before it, so it shows here, before the
+        # caller gets anything of this read.
         if _identity(self._path) != self._identity:
             raise CorruptError(f"{self._what}: {self._path} changed after it was checked")
-        view[: len(data)] = data
-        return len(data)
+        return int(got or 0)
 
     def close(self) -> None:
         try:
