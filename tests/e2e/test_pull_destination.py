@@ -1,0 +1,105 @@
+"""`sedis pull IMAGE oci:DIR` into a layout that already holds something under the image's names.
+
+The destination is the attacker's here: a same-size file of other bytes under
+a layer's name, a directory squatting on a blob's name, a blobs/ that links
+elsewhere. The pull must end with exactly the published bytes, or refuse in
+one line having touched nothing outside the layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import World, layout_digests
+from tests.oci_images import tree_snapshot
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def published(world_base: World) -> Path:
+    from sedis.cli.app import main
+
+    src = world_base.image("dest")
+    name = "e2e/dest:v1"
+    assert main(["publish", f"oci:{src}:v1", "--name", name, "--to", "bob", "--as", "alice"]) == 0
+    return src
+
+
+def blob(layout: Path, digest: str) -> Path:
+    return layout / "blobs" / "sha256" / digest[7:]
+
+
+def pulled_layout(world: World, name: str) -> Path:
+    """A layout bob pulled the image into, tagged v1: the destination of the next pull."""
+    dest = world.work / name
+    result = world.sedis("pull", "e2e/dest:v1", f"oci:{dest}:v1", "--as", "bob")
+    assert result.code == 0, result.err
+    return dest
+
+
+def test_a_same_size_forged_layer_in_the_destination_is_replaced(
+    world: World, published: Path
+) -> None:
+    dest = pulled_layout(world, "forged-layer")
+    manifest, config, layers = layout_digests(published, "v1")
+    for digest in (layers[1], config):
+        path = blob(dest, digest)
+        path.write_bytes(bytes(b ^ 0xFF for b in path.read_bytes()))
+
+    result = world.sedis("pull", "e2e/dest:v1", f"oci:{dest}:v2", "--as", "bob", "-o", "json")
+
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["digest"] == manifest
+    for digest in (manifest, config, *layers):
+        assert blob(dest, digest).read_bytes() == blob(published, digest).read_bytes()
+    for path in (dest / "blobs" / "sha256").iterdir():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
+    verified = world.sedis("verify", f"oci:{dest}:v1", f"oci:{dest}:v2")
+    assert verified.code == 0, verified.err
+
+
+def test_a_directory_on_a_blob_name_is_refused_in_one_line(world: World, published: Path) -> None:
+    dest = pulled_layout(world, "squatted")
+    _, _, layers = layout_digests(published, "v1")
+    squat = blob(dest, layers[0])
+    squat.unlink()
+    squat.mkdir()
+    index = (dest / "index.json").read_bytes()
+
+    result = world.sedis("pull", "e2e/dest:v1", f"oci:{dest}:v2", "--as", "bob")
+
+    assert result.code == 9
+    assert one_line(result.err) == (
+        f"sedis: {dest}: blobs/sha256/{layers[0][7:]} is a directory; refusing to replace it"
+    )
+    assert (dest / "index.json").read_bytes() == index
+    assert squat.is_dir() and not any(squat.iterdir())
+
+
+@pytest.mark.parametrize("link", ["blobs", "blobs/sha256"])
+def test_a_symlinked_blobs_is_refused_and_nothing_is_made_at_its_target(
+    world: World, published: Path, link: str
+) -> None:
+    dest = pulled_layout(world, f"linked-{link.replace('/', '-')}")
+    target = world.work / f"target-{link.replace('/', '-')}"
+    target.mkdir()
+    shutil.rmtree(dest / link)
+    (dest / link).symlink_to(target)
+    before = tree_snapshot(dest)
+
+    result = world.sedis("pull", "e2e/dest:v1", f"oci:{dest}:v2", "--as", "bob")
+
+    assert result.code == 2
+    assert one_line(result.err) == f"sedis: {dest}: {link}/ is a symlink; refusing to write"
+    assert list(target.iterdir()) == []
+    assert tree_snapshot(dest) == before
