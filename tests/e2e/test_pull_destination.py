@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import World, layout_digests
-from tests.oci_images import tree_snapshot
+from tests.oci_images import build_busybox, require, tree_snapshot
 
 
 def one_line(err: str) -> str:
@@ -103,3 +104,53 @@ def test_a_symlinked_blobs_is_refused_and_nothing_is_made_at_its_target(
     assert one_line(result.err) == f"sedis: {dest}: {link}/ is a symlink; refusing to write"
     assert list(target.iterdir()) == []
     assert tree_snapshot(dest) == before
+
+
+@pytest.mark.integration
+def test_a_layout_skopeo_wrote_and_someone_forged_is_whole_again_after_a_pull(
+    world: World, tmp_path: Path
+) -> None:
+    """skopeo and oci-image-tool judge the result: both refuse the forged layout, and
+    both accept it once sedis has pulled the same image into it."""
+    require("skopeo", "oci-image-tool")
+    busybox = build_busybox(tmp_path)
+    published = world.publish(f"oci:{busybox}:latest", "e2e/busybox:1", "--to", "bob")
+    assert published.code == 0, published.err
+    dest = tmp_path / "dest"
+    subprocess.run(
+        ["skopeo", "copy", "-q", f"oci:{busybox}:latest", f"oci:{dest}:skopeo"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    _, _, layers = layout_digests(busybox)
+    forged = blob(dest, layers[0])
+    data = bytearray(forged.read_bytes())
+    data[len(data) // 2] ^= 1
+    forged.write_bytes(bytes(data))
+
+    def skopeo_reads(tag: str) -> subprocess.CompletedProcess[str]:
+        out = tmp_path / f"reread-{tag}"
+        return subprocess.run(
+            ["skopeo", "copy", "-q", f"oci:{dest}:{tag}", f"oci:{out}:{tag}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert "Digest did not match" in skopeo_reads("skopeo").stderr  # the forgery is real
+
+    pulled = world.sedis("pull", "e2e/busybox:1", f"oci:{dest}:sedis", "--as", "bob")
+
+    assert pulled.code == 0, pulled.err
+    assert forged.read_bytes() == blob(busybox, layers[0]).read_bytes()
+    for tag in ("skopeo", "sedis"):
+        reread = skopeo_reads(tag)
+        assert reread.returncode == 0, reread.stderr
+    validate = subprocess.run(
+        ["oci-image-tool", "validate", "--type", "image", str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert validate.returncode == 0, validate.stderr + validate.stdout
