@@ -16,8 +16,9 @@ import pytest
 
 from sedis.store.cid import MAX_BLOCK_SIZE
 from sedis.store.kubo import KuboStore
+from tests.car_files import one_block_car
 from tests.conftest import CliResult
-from tests.unit.test_car_block_limit import one_block_car, one_line
+from tests.unit.test_car_block_limit import one_line
 
 pytestmark = pytest.mark.integration
 
