@@ -4,16 +4,20 @@ Writing a new layout builds it in a hidden sibling directory and renames it
 into place at commit. Adding an image to an existing layout writes each blob
 under a temporary name and renames it only once its digest checked (blobs are
 content-addressed, so a finished blob is final), then replaces index.json
-atomically last; an interrupted write leaves the old index untouched.
+atomically last; an interrupted write leaves the old index untouched. A blob
+file already in the layout is reused only after it hashes whole to its name;
+one that does not is replaced by the checked blob.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import secrets
 import shutil
+import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,6 +33,7 @@ from sedis.oci.model import (
     Platform,
 )
 from sedis.oci.sink import ImageSink, copy_stream, fsync_dir
+from sedis.oci.streams import CHUNK
 
 OCI_LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 
@@ -59,6 +64,60 @@ def merge_index(old: list[Descriptor], new: list[Descriptor]) -> list[Descriptor
     return out
 
 
+def plain_directory(path: Path, what: str) -> None:
+    """Make sure ``path`` is a directory itself (not a link to one), creating it if missing."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        path.mkdir()
+        return
+    if stat.S_ISLNK(mode):
+        raise InvalidInputError(f"{what} is a symlink; refusing to write")
+    if not stat.S_ISDIR(mode):
+        raise ConflictError(f"{what} is not a directory; refusing to write")
+
+
+def holds_blob(blobs: Path, desc: Descriptor, what: str) -> bool:
+    """Is ``blobs/<hex>`` a regular file of exactly the blob's size and digest?
+
+    The whole file is hashed: a size that matches proves nothing. A directory
+    under the name cannot be renamed over, so it is refused here, before any
+    of the blob is fetched.
+    """
+    name = desc.hex
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(blobs / name, flags)
+    except OSError:  # missing, a symlink (ELOOP), or anything else that is no plain file
+        return False
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size != desc.size:
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ConflictError(
+                f"{what}: blobs/sha256/{name} is a directory; refusing to replace it"
+            )
+        return False
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        # One byte past the size is read, so a file that grew since fstat fails too.
+        count, hex_digest = hash_prefix(handle, desc.size + 1)
+        return count == desc.size and hex_digest == name
+
+
+def hash_prefix(handle: io.FileIO, limit: int) -> tuple[int, str]:
+    """(bytes read, their hex sha256) for up to ``limit`` bytes, a chunk at a time."""
+    digest = hashlib.sha256()
+    view = memoryview(bytearray(CHUNK))
+    count = 0
+    while count < limit:
+        got = handle.readinto(view[: min(CHUNK, limit - count)])
+        if not got:
+            break
+        digest.update(view[:got])
+        count += got
+    return count, digest.hexdigest()
+
+
 class OciLayoutSink(ImageSink):
     def __init__(self, dest: Path, tag: str | None = None) -> None:
         super().__init__()
@@ -84,16 +143,27 @@ class OciLayoutSink(ImageSink):
             (self._root / "blobs" / "sha256").mkdir(parents=True)
         self._blobs = self._root / "blobs" / "sha256"
         if self._update:
-            self._blobs.mkdir(parents=True, exist_ok=True)
-            if self._blobs.is_symlink() or (self._root / "blobs").is_symlink():
-                raise InvalidInputError(f"{dest}: blobs/ is a symlink; refusing to write")
+            # Every component is looked at before any is created: a symlink would
+            # have mkdir build directories wherever it points.
+            for name in ("blobs", "blobs/sha256"):
+                plain_directory(self._root / name, f"{dest}: {name}/")
         self._temps: list[Path] = []
+        # Existing blobs already hashed, by digest: did the file hold the blob?
+        self._hashed: dict[str, bool] = {}
 
     def _has_existing(self, desc: Descriptor) -> bool:
+        """A blob file already at the destination counts only once it hashes to its name.
+
+        Anything else under the name (wrong bytes, a symlink, a pipe) is not
+        the blob; the caller then writes the real one beside it and renames
+        it over, so the layout ends up holding what its index names.
+        """
         if not self._update:
             return False
-        path = self._blobs / desc.hex
-        return not path.is_symlink() and path.is_file() and path.stat().st_size == desc.size
+        held = self._hashed.get(desc.digest)
+        if held is None:
+            held = self._hashed[desc.digest] = holds_blob(self._blobs, desc, str(self.dest))
+        return held
 
     def _new_temp(self) -> Path:
         tmp = self._blobs / f".tmp-{secrets.token_hex(8)}"

@@ -1,8 +1,9 @@
 """CAR (content-addressed archive) files: write v1, read v1 and v2.
 
-Reading is streaming and bounded: the header, every section and the number
-of roots have hard limits, and each block is checked against its CID as it
-is read. The caller decides what becomes visible, and when.
+Reading is streaming and bounded: the header, every section, every block
+(the store's MAX_BLOCK_SIZE) and the number of roots have hard limits, and
+each block is checked against its CID as it is read. The caller decides what
+becomes visible, and when.
 """
 
 from __future__ import annotations
@@ -145,6 +146,12 @@ class CarReader:
             except InvalidInputError as exc:
                 raise self._fail(f"bad block CID: {exc}") from exc
             data = section[pos:]
+            if len(data) > MAX_BLOCK_SIZE:
+                # The section bound leaves room for a CID; the block itself gets the
+                # store's own limit, or it would be pinned and then never served.
+                raise self._fail(
+                    f"block {cid} is {len(data)} bytes, over the {MAX_BLOCK_SIZE}-byte block limit"
+                )
             if not cid.matches(data):
                 raise CorruptError(f"{self._name}: block {cid} does not match its CID")
             yield cid, data
