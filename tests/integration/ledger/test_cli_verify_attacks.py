@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from eth_account.signers.local import LocalAccount
 
+from sedis.ledger.base import Ledger
 from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
 
 pytestmark = pytest.mark.integration
@@ -39,7 +41,7 @@ class Run:
 
 
 @dataclass
-class Ledger:
+class World:
     home: Path
     env: dict[str, str]
     acme_tar: Path
@@ -62,12 +64,12 @@ class Ledger:
             proc.stderr.decode("utf-8", "surrogateescape"),
         )
 
-    def account(self, name: str):  # type: ignore[no-untyped-def]
+    def account(self, name: str) -> LocalAccount:
         from sedis.crypto.identities import IdentityStore
 
         return IdentityStore(self.home).unlock_account(name, PASSWORD)
 
-    def open(self, name: str):  # type: ignore[no-untyped-def]
+    def open(self, name: str) -> Ledger:
         from sedis.config import load
         from sedis.ledger import open_ledger
 
@@ -84,13 +86,13 @@ def _image(work: Path, label: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ledger(anvil_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
+def world(anvil_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     work = tmp_path_factory.mktemp("verify-attacks")
     home = work / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEDIS_")}
     env.update(SEDIS_HOME=str(home), SEDIS_PASSWORD=PASSWORD, SEDIS_LEDGER_URL=anvil_url)
-    world = Ledger(home, env, work / "acme.tar", "", work / "mallory.tar", "")
+    world = World(home, env, work / "acme.tar", "", work / "mallory.tar", "")
 
     def ok(*args: str) -> Run:
         result = world.sedis(*args)
@@ -128,53 +130,53 @@ def one_line(result: Run) -> str:
 # -- item: a source is trusted only as the image its name names -----------------------
 
 
-def test_another_publishers_tar_verified_as_acmes_name_is_untrusted(ledger: Ledger) -> None:
-    tar = f"docker-archive:{ledger.mallory_tar}"
-    result = ledger.sedis("verify", tar, "--name", ACME_NAME)
+def test_another_publishers_tar_verified_as_acmes_name_is_untrusted(world: World) -> None:
+    tar = f"docker-archive:{world.mallory_tar}"
+    result = world.sedis("verify", tar, "--name", ACME_NAME)
     assert result.code == 1, (result.out, result.err)
     status, reason = result.out.splitlines()
-    assert status == f"UNTRUSTED   {tar} as {ACME_NAME}  {ledger.mallory_digest}"
+    assert status == f"UNTRUSTED   {tar} as {ACME_NAME}  {world.mallory_digest}"
     assert reason.strip().startswith(
-        f"{ledger.mallory_digest} is not {ACME_NAME}, which names {ledger.acme_digest}"
+        f"{world.mallory_digest} is not {ACME_NAME}, which names {world.acme_digest}"
     )
 
 
-def test_the_bound_verdict_in_json_names_the_name_and_both_digests(ledger: Ledger) -> None:
-    tar = f"docker-archive:{ledger.mallory_tar}"
-    result = ledger.sedis("verify", tar, "--name", ACME_NAME, "-o", "json")
+def test_the_bound_verdict_in_json_names_the_name_and_both_digests(world: World) -> None:
+    tar = f"docker-archive:{world.mallory_tar}"
+    result = world.sedis("verify", tar, "--name", ACME_NAME, "-o", "json")
     assert result.code == 1
     verdict = json.loads(result.out)
     assert {k: verdict[k] for k in ("artifact", "name", "digest", "name_digest", "status")} == {
         "artifact": tar,
         "name": ACME_NAME,
-        "digest": ledger.mallory_digest,
-        "name_digest": ledger.acme_digest,
+        "digest": world.mallory_digest,
+        "name_digest": world.acme_digest,
         "status": "UNTRUSTED",
     }
     assert verdict["exit_code"] == 1
-    assert ledger.mallory_digest in verdict["reason"] and ledger.acme_digest in verdict["reason"]
+    assert world.mallory_digest in verdict["reason"] and world.acme_digest in verdict["reason"]
 
 
-def test_the_names_own_tar_is_trusted(ledger: Ledger) -> None:
-    tar = f"docker-archive:{ledger.acme_tar}"
-    result = ledger.sedis("verify", tar, "--name", ACME_NAME, "-o", "json")
+def test_the_names_own_tar_is_trusted(world: World) -> None:
+    tar = f"docker-archive:{world.acme_tar}"
+    result = world.sedis("verify", tar, "--name", ACME_NAME, "-o", "json")
     assert result.code == 0, result.err
     verdict = json.loads(result.out)
     assert (verdict["status"], verdict["digest"], verdict["name_digest"]) == (
         "TRUSTED",
-        ledger.acme_digest,
-        ledger.acme_digest,
+        world.acme_digest,
+        world.acme_digest,
     )
     # Its owner's tar holds up under its owner's name alone, and not under another's.
-    mallory = ledger.sedis("verify", tar, "--name", MALLORY_NAME)
-    assert mallory.code == 1 and f"which names {ledger.mallory_digest}" in mallory.out
+    mallory = world.sedis("verify", tar, "--name", MALLORY_NAME)
+    assert mallory.code == 1 and f"which names {world.mallory_digest}" in mallory.out
 
 
-def test_a_name_on_its_own_and_a_source_side_by_side_are_refused(ledger: Ledger) -> None:
+def test_a_name_on_its_own_and_a_source_side_by_side_are_refused(world: World) -> None:
     # The README's old example: each argument judged alone, both TRUSTED, exit 0.
-    tar = f"docker-archive:{ledger.mallory_tar}"
+    tar = f"docker-archive:{world.mallory_tar}"
     for args in ((ACME_NAME, tar), (tar, ACME_NAME)):
-        result = ledger.sedis("verify", *args)
+        result = world.sedis("verify", *args)
         assert result.code == 2, (result.out, result.err)
         assert result.out == ""
         assert one_line(result) == (
@@ -184,18 +186,18 @@ def test_a_name_on_its_own_and_a_source_side_by_side_are_refused(ledger: Ledger)
         )
 
 
-def test_a_digest_beside_a_source_is_refused_too(ledger: Ledger) -> None:
-    tar = f"docker-archive:{ledger.mallory_tar}"
-    result = ledger.sedis("verify", ledger.acme_digest, tar)
+def test_a_digest_beside_a_source_is_refused_too(world: World) -> None:
+    tar = f"docker-archive:{world.mallory_tar}"
+    result = world.sedis("verify", world.acme_digest, tar)
     assert result.code == 2 and one_line(result) == (
-        f"sedis: verify does not check {tar} against {ledger.acme_digest}: "
+        f"sedis: verify does not check {tar} against {world.acme_digest}: "
         "verify them one at a time and compare the digests"
     )
 
 
-def test_a_name_that_names_nothing_is_unknown(ledger: Ledger) -> None:
-    tar = f"docker-archive:{ledger.acme_tar}"
-    result = ledger.sedis("verify", tar, "--name", "nobody/app:1.0", "-o", "json")
+def test_a_name_that_names_nothing_is_unknown(world: World) -> None:
+    tar = f"docker-archive:{world.acme_tar}"
+    result = world.sedis("verify", tar, "--name", "nobody/app:1.0", "-o", "json")
     assert result.code == 2
     verdict = json.loads(result.out)
     assert (verdict["status"], verdict["name"], verdict["name_digest"]) == (
@@ -206,14 +208,159 @@ def test_a_name_that_names_nothing_is_unknown(ledger: Ledger) -> None:
     assert verdict["reason"] == "no image is named nobody/app:1.0 on this ledger"
 
 
-def test_name_refusals(ledger: Ledger) -> None:
-    tar = f"docker-archive:{ledger.acme_tar}"
-    not_a_source = ledger.sedis("verify", MALLORY_NAME, "--name", ACME_NAME)
+def test_name_refusals(world: World) -> None:
+    tar = f"docker-archive:{world.acme_tar}"
+    not_a_source = world.sedis("verify", MALLORY_NAME, "--name", ACME_NAME)
     assert not_a_source.code == 2 and one_line(not_a_source) == (
         f"sedis: --name checks sources against {ACME_NAME}, and {MALLORY_NAME} is not a "
         "source (docker-archive:, oci:, oci-archive:, docker://)"
     )
-    bad = ledger.sedis("verify", tar, "--name", "Acme/App:1.0")
+    bad = world.sedis("verify", tar, "--name", "Acme/App:1.0")
     assert bad.code == 2 and one_line(bad) == (
         "sedis: invalid image name 'Acme/App' (lower-case, like docker names)"
     )
+
+
+# -- item: text from the ledger or the network never reaches a terminal raw -----------
+
+
+def on_terminal(world: World, *args: str, env: dict[str, str] | None = None) -> Run:
+    """The real CLI with stdout and stderr on pseudo-terminals, read byte for byte.
+
+    Click strips escape sequences from what it writes to a pipe, but not to a
+    terminal: the attack shows only where people see it. The terminals do
+    no output processing, so a CR in what they read is one the CLI wrote.
+    """
+    import pty
+    import termios
+    import threading
+
+    ends = [pty.openpty() for _ in range(2)]
+    for _, follower in ends:
+        attrs = termios.tcgetattr(follower)
+        attrs[1] &= ~termios.OPOST
+        termios.tcsetattr(follower, termios.TCSANOW, attrs)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sedis", *args],
+        env={**world.env, "COLUMNS": "200", **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=ends[0][1],
+        stderr=ends[1][1],
+    )
+    for _, follower in ends:
+        os.close(follower)
+    read: list[list[bytes]] = [[], []]
+
+    def drain(fd: int, into: list[bytes]) -> None:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the CLI has closed its end
+                return
+            if not chunk:
+                return
+            into.append(chunk)
+
+    readers = [
+        threading.Thread(target=drain, args=(leader, into), daemon=True)
+        for (leader, _), into in zip(ends, read, strict=True)
+    ]
+    for reader in readers:
+        reader.start()
+    code = proc.wait(timeout=300)
+    for reader in readers:
+        reader.join(timeout=10)
+    for leader, _ in ends:
+        os.close(leader)
+    out, err = (b"".join(chunks).decode("utf-8", "surrogateescape") for chunks in read)
+    return Run(code, out, err)
+
+
+def assert_no_raw_controls(text: str) -> None:
+    raw = sorted({c for c in text if not c.isprintable() and c != "\n"})
+    assert raw == [], f"raw control characters reached the terminal: {raw!r} in {text!r}"
+
+
+def test_an_attestation_kind_cannot_make_a_revoked_image_read_trusted(
+    world: World, tmp_path: Path
+) -> None:
+    src = _image(tmp_path, "retired")
+    published = world.sedis(
+        "publish", f"oci:{src}:v1", "--name", "acme/retired:1.0", "--skip-scan", "--as", "acme"
+    )
+    assert published.code == 0, published.err
+    revoked = world.sedis(
+        "status", "acme/retired:1.0", "revoked", "--reason", "key leaked", "--as", "acme"
+    )
+    assert revoked.code == 0, revoked.err
+    digest = json.loads(world.sedis("inspect", "acme/retired:1.0", "-o", "json").out)["record"][
+        "digest"
+    ]
+    # Anyone may attest about any record: Mallory's kind erases the line and writes its own.
+    kind = "\x1b[2K\rstatus     TRUSTED"
+    with world.open("mallory") as chain:
+        chain.attest(digest, kind, "sha256:" + "ab" * 32)
+
+    shown = on_terminal(world, "inspect", "acme/retired:1.0")
+    assert shown.code == 0, shown.err
+    assert_no_raw_controls(shown.out)
+    assert "status     REVOKED" in shown.out.splitlines()
+    assert not any(line.startswith("status     TRUSTED") for line in shown.out.splitlines())
+    assert f"  \\x1b[2K\\rstatus     TRUSTED by {world.account('mallory').address}" in shown.out
+    # JSON stays JSON: the kind is there, escaped as JSON escapes it.
+    as_json = on_terminal(world, "inspect", "acme/retired:1.0", "-o", "json")
+    assert "\\u001b[2K\\rstatus" in as_json.out
+    assert json.loads(as_json.out)["attestations"][0]["kind"] == kind
+
+
+def test_a_status_reason_and_a_tag_are_shown_escaped(world: World, tmp_path: Path) -> None:
+    src = _image(tmp_path, "tool")
+    published = world.sedis(
+        "publish",
+        f"oci:{src}:v1",
+        "--name",
+        "mallory/tool:1.0",
+        "--skip-scan",
+        "--as",
+        "mallory",
+        "-o",
+        "json",
+    )
+    assert published.code == 0, published.err
+    digest = json.loads(published.out)["digest"]
+    reason = "\x1b[1A\x1b[2K\rTRUSTED     \u202edetrusted\u202c [green]ok[/]\n"
+    marked = world.sedis(
+        "status", "mallory/tool:1.0", "untrusted", "--reason", reason, "--as", "mallory"
+    )
+    assert marked.code == 0, marked.err
+    # The contract takes any tag; only sedis's own parser holds names to docker's grammar.
+    with world.open("mallory") as chain:
+        chain.set_tag("mallory/tool" + FORGED, "1.0", digest)
+
+    verified = on_terminal(world, "verify", digest)
+    assert verified.code == 1
+    assert_no_raw_controls(verified.out)
+    first, second = verified.out.splitlines()
+    assert first == f"UNTRUSTED   {digest}  {digest}"
+    assert second.startswith(
+        "            \\x1b[1A\\x1b[2K\\rTRUSTED     \\u202edetrusted\\u202c [green]ok[/]\\n"
+    )
+    inspected = on_terminal(world, "inspect", digest)
+    assert inspected.code == 0
+    assert_no_raw_controls(inspected.out)
+    assert f"mallory/tool{FORGED_SHOWN}:1.0" in inspected.out
+    assert "UNTRUSTED   \\x1b[1A\\x1b[2K\\rTRUSTED" in inspected.out
+    listed = on_terminal(world, "list")
+    assert listed.code == 0
+    assert_no_raw_controls(listed.out)
+    assert f"mallory/tool{FORGED_SHOWN}:1.0" in listed.out
+
+
+def test_an_error_that_quotes_a_hostile_node_is_one_escaped_line(world: World) -> None:
+    from tests.integration.ledger.hostile import hostile_kubo
+
+    with hostile_kubo(FORGED + " \u202eyalp") as url:
+        result = on_terminal(world, "store", "pins", env={"SEDIS_STORE_URL": url})
+    assert result.code == 5
+    assert_no_raw_controls(result.err)
+    assert result.err == f"sedis: IPFS node at {url} refused pin/ls: \\x1b[2K TRUSTED \\u202eyalp\n"
