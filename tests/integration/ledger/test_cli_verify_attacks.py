@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -224,7 +225,7 @@ def test_name_refusals(world: World) -> None:
 # -- item: text from the ledger or the network never reaches a terminal raw -----------
 
 
-def on_terminal(world: World, *args: str, env: dict[str, str] | None = None) -> Run:
+def on_terminal(env: dict[str, str], *args: str) -> Run:
     """The real CLI with stdout and stderr on pseudo-terminals, read byte for byte.
 
     Click strips escape sequences from what it writes to a pipe, but not to a
@@ -242,7 +243,7 @@ def on_terminal(world: World, *args: str, env: dict[str, str] | None = None) -> 
         termios.tcsetattr(follower, termios.TCSANOW, attrs)
     proc = subprocess.Popen(
         [sys.executable, "-m", "sedis", *args],
-        env={**world.env, "COLUMNS": "200", **(env or {})},
+        env={**env, "COLUMNS": "200"},
         stdin=subprocess.DEVNULL,
         stdout=ends[0][1],
         stderr=ends[1][1],
@@ -301,14 +302,14 @@ def test_an_attestation_kind_cannot_make_a_revoked_image_read_trusted(
     with world.open("mallory") as chain:
         chain.attest(digest, kind, "sha256:" + "ab" * 32)
 
-    shown = on_terminal(world, "inspect", "acme/retired:1.0")
+    shown = on_terminal(world.env, "inspect", "acme/retired:1.0")
     assert shown.code == 0, shown.err
     assert_no_raw_controls(shown.out)
     assert "status     REVOKED" in shown.out.splitlines()
     assert not any(line.startswith("status     TRUSTED") for line in shown.out.splitlines())
     assert f"  \\x1b[2K\\rstatus     TRUSTED by {world.account('mallory').address}" in shown.out
     # JSON stays JSON: the kind is there, escaped as JSON escapes it.
-    as_json = on_terminal(world, "inspect", "acme/retired:1.0", "-o", "json")
+    as_json = on_terminal(world.env, "inspect", "acme/retired:1.0", "-o", "json")
     assert "\\u001b[2K\\rstatus" in as_json.out
     assert json.loads(as_json.out)["attestations"][0]["kind"] == kind
 
@@ -337,7 +338,7 @@ def test_a_status_reason_and_a_tag_are_shown_escaped(world: World, tmp_path: Pat
     with world.open("mallory") as chain:
         chain.set_tag("mallory/tool" + FORGED, "1.0", digest)
 
-    verified = on_terminal(world, "verify", digest)
+    verified = on_terminal(world.env, "verify", digest)
     assert verified.code == 1
     assert_no_raw_controls(verified.out)
     first, second = verified.out.splitlines()
@@ -345,12 +346,12 @@ def test_a_status_reason_and_a_tag_are_shown_escaped(world: World, tmp_path: Pat
     assert second.startswith(
         "            \\x1b[1A\\x1b[2K\\rTRUSTED     \\u202edetrusted\\u202c [green]ok[/]\\n"
     )
-    inspected = on_terminal(world, "inspect", digest)
+    inspected = on_terminal(world.env, "inspect", digest)
     assert inspected.code == 0
     assert_no_raw_controls(inspected.out)
     assert f"mallory/tool{FORGED_SHOWN}:1.0" in inspected.out
     assert "UNTRUSTED   \\x1b[1A\\x1b[2K\\rTRUSTED" in inspected.out
-    listed = on_terminal(world, "list")
+    listed = on_terminal(world.env, "list")
     assert listed.code == 0
     assert_no_raw_controls(listed.out)
     assert f"mallory/tool{FORGED_SHOWN}:1.0" in listed.out
@@ -360,7 +361,40 @@ def test_an_error_that_quotes_a_hostile_node_is_one_escaped_line(world: World) -
     from tests.integration.ledger.hostile import hostile_kubo
 
     with hostile_kubo(FORGED + " \u202eyalp") as url:
-        result = on_terminal(world, "store", "pins", env={"SEDIS_STORE_URL": url})
+        result = on_terminal({**world.env, "SEDIS_STORE_URL": url}, "store", "pins")
     assert result.code == 5
     assert_no_raw_controls(result.err)
     assert result.err == f"sedis: IPFS node at {url} refused pin/ls: \\x1b[2K TRUSTED \\u202eyalp\n"
+
+
+def test_a_scan_report_quoting_the_image_is_escaped_in_the_table(
+    world: World, tmp_path: Path
+) -> None:
+    """The table is Rich's: markup in an image's os-release must not style it, nor ESC act."""
+    feeds = Path(__file__).resolve().parents[2] / "data" / "vulns"
+    env = {**world.env, "SEDIS_HOME": str(tmp_path / "home")}
+    imported = subprocess.run(
+        [sys.executable, "-m", "sedis", "vulndb", "import", str(feeds / "osv")],
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert imported.returncode == 0, imported.stderr
+    pretty = "\x1b[2K\x1b[1G[green]no findings[/] \u202e"  # erase, column 1, restyle
+    files = [
+        FileSpec("etc/os-release", f'ID=sedis\nPRETTY_NAME="{pretty}"\n'.encode()),
+        FileSpec(
+            "usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA",
+            b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n",
+        ),
+    ]
+    src = tmp_path / "hostile-image"
+    build(ImageSpec([LayerSpec(files)]), src, "v1")
+    scanned = on_terminal(env, "scan", f"oci:{src}:v1")
+    assert scanned.code == 0, scanned.err
+    # On a terminal Rich colours what sedis styles; nothing else may reach it raw.
+    plain = re.sub("\x1b\\[[0-9;]*m", "", scanned.out)
+    assert_no_raw_controls(plain)
+    assert f"oci:{src}:v1 (\\x1b[2K\\x1b[1G[green]no findings[/] \\u202e): " in plain
+    assert "CVE-2024-35195" in plain and "requests" in plain
+    assert "\x1b[32m" not in scanned.out  # [green] stayed text
