@@ -70,11 +70,14 @@ def test_publish_output_and_rerun_adds_no_record(
 
 def test_verify_sources_and_names(world: World, published: dict[str, object]) -> None:
     src = published["src"]
-    ok = world.sedis("verify", f"oci:{src}:v1", "e2e/base:v1", "-o", "json")
-    assert ok.code == 0
-    verdicts = [json.loads(line) for line in ok.out.splitlines()]
-    assert [v["status"] for v in verdicts] == ["TRUSTED", "TRUSTED"]
-    assert verdicts[0]["owner"] == world.addresses["alice"]
+    ok = world.sedis("verify", f"oci:{src}:v1", "--name", "e2e/base:v1", "-o", "json")
+    assert ok.code == 0, ok.err
+    verdict = json.loads(ok.out)
+    assert (verdict["status"], verdict["name"]) == ("TRUSTED", "e2e/base:v1")
+    assert verdict["digest"] == verdict["name_digest"] == layout_digests(src)[0]
+    assert verdict["owner"] == world.addresses["alice"]
+    by_name = world.sedis("verify", "e2e/base:v1", "-o", "json")
+    assert by_name.code == 0 and json.loads(by_name.out)["digest"] == verdict["digest"]
     stranger = world.sedis("verify", "e2e/base:v1", "--signer", world.addresses["carol"])
     assert stranger.code == 2
     unknown = world.sedis("verify", "sha256:" + "0" * 64, "-o", "json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sedis.core.records import Attestation, ImageRecord, ScanSummary, Status
-from sedis.core.verdict import decide
+from sedis.core.verdict import decide, decide_named
 
 DIGEST = "sha256:" + "ab" * 32
 OWNER = "0x" + "11" * 20
@@ -56,3 +56,40 @@ def test_a_revoked_image_stays_revoked_whoever_vouches() -> None:
 def test_unscanned_images_say_so() -> None:
     assert "without a vulnerability scan" in decide(DIGEST, record(scanned=False)).reason
     assert "scan" not in decide(DIGEST, record()).reason
+
+
+OTHER = "sha256:" + "99" * 32
+
+
+def test_a_source_checked_against_a_name_must_be_what_the_name_names() -> None:
+    verdict = decide_named("acme/app:1.0", OTHER, DIGEST, None)
+    assert (verdict.status, verdict.exit_code) == (Status.UNTRUSTED, 1)
+    assert verdict.reason == f"{OTHER} is not acme/app:1.0, which names {DIGEST}"
+    assert (verdict.digest, verdict.name, verdict.name_digest) == (OTHER, "acme/app:1.0", DIGEST)
+
+
+def test_a_trusted_record_of_another_digest_does_not_make_it_the_name() -> None:
+    other = ImageRecord(
+        OTHER, STRANGER, "sha256:" + "cd" * 32, "bafy", 1, Status.TRUSTED, ScanSummary()
+    )
+    verdict = decide_named("acme/app:1.0", OTHER, DIGEST, other)
+    assert verdict.status is Status.UNTRUSTED and verdict.owner == STRANGER
+
+
+def test_a_source_that_is_the_named_image_is_judged_by_its_record() -> None:
+    trusted = decide_named("acme/app:1.0", DIGEST, DIGEST, record())
+    assert (trusted.status, trusted.name, trusted.name_digest) == (
+        Status.TRUSTED,
+        "acme/app:1.0",
+        DIGEST,
+    )
+    revoked = decide_named("acme/app:1.0", DIGEST, DIGEST, record(Status.REVOKED))
+    assert revoked.exit_code == 4
+    unvouched = decide_named("acme/app:1.0", DIGEST, DIGEST, record(), allowed_signers=[STRANGER])
+    assert unvouched.status is Status.UNKNOWN
+
+
+def test_a_name_that_names_nothing_is_unknown() -> None:
+    verdict = decide_named("acme/app:1.0", DIGEST, None, record())
+    assert (verdict.status, verdict.name_digest) == (Status.UNKNOWN, None)
+    assert verdict.reason == "no image is named acme/app:1.0 on this ledger"

@@ -18,6 +18,7 @@ from sedis.cli import (
     scan_cmds,
     store_cmds,
 )
+from sedis.cli.output import printable
 
 app = typer.Typer(
     name="sedis",
@@ -91,7 +92,8 @@ def _fail(message: str, debug: bool) -> None:
         import traceback
 
         traceback.print_exc()
-    sys.stderr.write("sedis: " + " ".join(message.split()) + "\n")
+    # Messages quote what nodes, registries and the ledger sent: escaped, they stay one line.
+    sys.stderr.write("sedis: " + printable(" ".join(message.split())) + "\n")
     sys.stderr.flush()
 
 

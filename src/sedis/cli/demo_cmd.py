@@ -71,7 +71,8 @@ def _image(work: Path) -> Path:
 def _run(*args: str, expect: int = 0) -> int:
     from sedis.cli.app import main
 
-    info(f"\n  $ sedis {shlex.join(args)}")
+    info("")
+    info(f"  $ sedis {shlex.join(args)}")
     code = main(list(args))
     if code != expect:
         info(f"  (exit code {code}, expected {expect}: the demo stops here)")
@@ -98,7 +99,8 @@ def demo(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    info(f"\nDone in {time.monotonic() - started:.1f} s.")
+    info("")
+    info(f"Done in {time.monotonic() - started:.1f} s.")
     if keep:
         info(f"Data kept in {work}")
     else:
@@ -108,22 +110,26 @@ def demo(
 
 
 def _steps(work: Path) -> None:
-    info(f"sedis demo: data in {work}\n")
+    info(f"sedis demo: data in {work}")
+    info("")
     info("1. Two identities: alice publishes, bob receives (keys encrypted at rest)")
     _run("identity", "create", "alice")
     _run("identity", "create", "bob")
     _run("identity", "register", "bob")
 
-    info("\n2. A small real image, built by sedis itself (no container engine)")
+    info("")
+    info("2. A small real image, built by sedis itself (no container engine)")
     image = _image(work)
     info(f"   built oci:{image}:1.0")
 
-    info("\n3. Scan before share: an offline vulnerability database, and the image's findings")
+    info("")
+    info("3. Scan before share: an offline vulnerability database, and the image's findings")
     feeds = Path(__file__).parent / "demo_data"
     _run("vulndb", "import", *sorted(str(p) for p in feeds.glob("*.json")))
     _run("scan", f"oci:{image}:1.0")
 
-    info("\n4. alice's policy refuses high findings: nothing is stored or recorded")
+    info("")
+    info("4. alice's policy refuses high findings: nothing is stored or recorded")
     _run(
         "publish",
         f"oci:{image}:1.0",
@@ -136,25 +142,30 @@ def _steps(work: Path) -> None:
         expect=10,
     )
 
-    info("\n5. With the default policy (refuse critical) alice publishes it, encrypted, for bob")
+    info("")
+    info("5. With the default policy (refuse critical) alice publishes it, encrypted, for bob")
     _run("publish", f"oci:{image}:1.0", "--name", _NAME, "--to", "bob", "--as", "alice")
 
-    info("\n6. bob pulls it into an OCI layout and a docker-archive, and verifies both")
+    info("")
+    info("6. bob pulls it into an OCI layout and a docker-archive, and verifies both as its name")
     layout, archive = work / "pulled-layout", work / "pulled.tar"
     _run("pull", _NAME, f"oci:{layout}:1.0", "--as", "bob")
     _run("pull", _NAME, f"docker-archive:{archive}:demo/hello:1.0", "--as", "bob")
-    _run("verify", f"oci:{layout}:1.0", f"docker-archive:{archive}")
+    _run("verify", f"oci:{layout}:1.0", f"docker-archive:{archive}", "--name", _NAME)
 
-    info("\n7. The store holds no plaintext")
+    info("")
+    info("7. The store holds no plaintext")
     _confidentiality_check(work / "home" / "store", image)
 
-    info("\n8. alice revokes it; bob's next pull is refused, and verify says so")
+    info("")
+    info("8. alice revokes it; bob's next pull is refused, and verify says so")
     _run("status", _NAME, "revoked", "--reason", "demo: key material leaked", "--as", "alice")
     _run("pull", _NAME, f"oci:{work / 'refused'}", "--as", "bob", expect=8)
     _run("verify", _NAME, expect=4)
     info(f"   nothing was written: {(work / 'refused').exists() is False}")
 
-    info("\n9. The audit trail on the ledger")
+    info("")
+    info("9. The audit trail on the ledger")
     _run("inspect", _NAME)
 
 

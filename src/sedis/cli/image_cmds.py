@@ -14,7 +14,7 @@ import typer
 
 from sedis.cli import context
 from sedis.cli.identity_cmds import AsOption, PasswordEnvOption
-from sedis.cli.output import Format, OutputOption, emit, progress
+from sedis.cli.output import Format, OutputOption, emit, info, progress
 
 if TYPE_CHECKING:
     from sedis.core.errors import PolicyViolationError
@@ -210,7 +210,7 @@ def _print_violations(refusal: PolicyViolationError, output: Format) -> None:
         sys.stdout.write(json.dumps({"refused": True, "worst_findings": rows}) + "\n")
         return
     for r in rows:
-        print(
+        info(
             f"  {r['severity']:<9} {r['id']:<20} {r['package']} {r['version']}"
             f"  (fixed in {r['fixed'] or 'no release yet'})"
         )
@@ -320,6 +320,12 @@ def verify(
     artifacts: list[str] = typer.Argument(
         ..., help="Images (NAME:TAG, sha256:…) or sources (oci:…)."
     ),
+    name: str | None = typer.Option(
+        None,
+        "--name",
+        metavar="NAME:TAG",
+        help="Check that each source is the image NAME:TAG names on the ledger.",
+    ),
     signer: list[str] = typer.Option([], "--signer", help="Only these owners/attesters count."),
     platform: str = PlatformOption,
     insecure: bool = InsecureOption,
@@ -329,6 +335,9 @@ def verify(
     from sedis.core.verdict import Verdict
     from sedis.service import naming, query
 
+    _refuse_unbound_mix(artifacts, name)
+    if name is not None:
+        name = str(naming.parse_name(name))
     settings = context.settings()
     from sedis.ledger import open_ledger
 
@@ -346,7 +355,12 @@ def verify(
             src = sources.get(artifact)
             if src is not None:
                 checks.wait(src)
-                verdict = query.verify_source(ledger, src, signer, check_blobs=False)
+                if name is not None:
+                    verdict = query.verify_named_source(
+                        ledger, src, name, signer, check_blobs=False
+                    )
+                else:
+                    verdict = query.verify_source(ledger, src, signer, check_blobs=False)
             else:
                 verdict = query.verify_digest(ledger, naming.resolve(ledger, artifact), signer)
             verdicts.append((artifact, verdict))
@@ -354,6 +368,8 @@ def verify(
         data = {
             "artifact": artifact,
             "digest": verdict.digest,
+            "name": verdict.name,
+            "name_digest": verdict.name_digest,
             "status": verdict.status.value,
             "reason": verdict.reason,
             "owner": verdict.owner,
@@ -363,14 +379,40 @@ def verify(
         if output == Format.json:
             sys.stdout.write(json.dumps(data) + "\n")
         else:
-            print(f"{verdict.status.value:<11} {artifact}  {verdict.digest}")
-            print(
+            checked = f"{artifact} as {verdict.name}" if verdict.name else artifact
+            info(f"{verdict.status.value:<11} {checked}  {verdict.digest}")
+            info(
                 f"            {verdict.reason}"
                 + (f" (owner {verdict.owner})" if verdict.owner else "")
             )
     worst = max((v.exit_code for _, v in verdicts), default=0)
     if worst:
         raise typer.Exit(worst)
+
+
+def _refuse_unbound_mix(artifacts: list[str], name: str | None) -> None:
+    """Names and sources side by side read as "this source is that image", which a list
+    of artifacts, each judged on its own, never checked: such a list is refused with
+    the command that does check it. With --name every artifact must be a source."""
+    from sedis.core.errors import InvalidInputError
+    from sedis.service.naming import is_digest
+
+    images = [a for a in artifacts if not _is_source(a)]
+    sources = [a for a in artifacts if _is_source(a)]
+    if name is not None and images:
+        raise InvalidInputError(
+            f"--name checks sources against {name}, and {images[0]} is not a source "
+            "(docker-archive:, oci:, oci-archive:, docker://)"
+        )
+    if name is None and images and sources:
+        if is_digest(images[0]):
+            how = "verify them one at a time and compare the digests"
+        else:
+            how = (
+                f"to check that it is that image, run 'sedis verify {sources[0]} "
+                f"--name {images[0]}'; to judge each on its own, verify them one at a time"
+            )
+        raise InvalidInputError(f"verify does not check {sources[0]} against {images[0]}: {how}")
 
 
 def _is_source(text: str) -> bool:

@@ -1,4 +1,10 @@
-"""Rendering for the CLI: text for people, JSON for programs, progress on terminals."""
+"""Rendering for the CLI: text for people, JSON for programs, progress on terminals.
+
+Text for people goes through ``printable`` on its way out: tags, reasons,
+attestation kinds and error messages come from the ledger or the network,
+and a terminal must show what they say, never act on it. JSON needs no such
+step: ``json.dumps`` escapes every control character and all non-ASCII.
+"""
 
 from __future__ import annotations
 
@@ -20,27 +26,58 @@ class Format(StrEnum):
 OutputOption = typer.Option(Format.text, "-o", "--output", help="Output format.")
 
 
+def printable(text: str) -> str:
+    """``text`` with every character a terminal could act on written as an escape.
+
+    That is each character Python does not call printable: C0 and C1
+    controls and DEL (ESC opens the sequences that erase lines, move the
+    cursor and recolour text; CR and LF rewrite or forge lines), format
+    characters such as the bidirectional overrides (U+202E reverses what
+    follows), line and paragraph separators, unusual spaces and unassigned
+    code points. Each becomes its Python escape (``\\x1b``, ``\\n``,
+    ``\\u202e``), in time linear in the text.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
 def emit(fmt: Format, data: Any, text: str | Iterable[str] | Callable[[], object]) -> None:
-    """Print ``data`` as JSON, or ``text`` (a line, lines, or a printer) for people."""
+    """Print ``data`` as JSON, or ``text`` (a line, lines, or a printer) for people.
+
+    Each line is one line on the terminal: what it quotes cannot break it.
+    A printer prints through ``info`` and ``note``, which escape alike.
+    """
     if fmt == Format.json:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
     elif callable(text):
         text()
     elif isinstance(text, str):
-        typer.echo(text)
+        info(text)
     else:
         for line in text:
-            typer.echo(line)
+            info(line)
 
 
 def info(message: str) -> None:
-    """A line for people, on stdout."""
-    typer.echo(message)
+    """A line for people, on stdout (an empty message gives an empty line)."""
+    typer.echo(printable(message))
 
 
 def note(message: str) -> None:
     """Commentary that must not mix with data on stdout."""
-    typer.echo(message, err=True)
+    typer.echo(printable(message), err=True)
+
+
+def markup_free(text: str) -> str:
+    """``text`` for a Rich renderable: escaped as ``printable`` does, and with any
+    ``[style]`` in it shown as written instead of applied."""
+    from rich.markup import escape
+
+    return escape(printable(text))
 
 
 @contextmanager
@@ -65,5 +102,5 @@ def progress(description: str, total: int | None, enabled: bool) -> Iterator[Cal
         TransferSpeedColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
+        task = bar.add_task(markup_free(description), total=total)
         yield lambda n: bar.advance(task, n)

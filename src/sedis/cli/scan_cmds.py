@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from sedis.cli import context
-from sedis.cli.output import Format, OutputOption, emit, note
+from sedis.cli.output import Format, OutputOption, emit, markup_free, note
 
 if TYPE_CHECKING:
     from sedis.scan.model import ScanReport
@@ -169,7 +169,7 @@ def _render(report: ScanReport, fmt: ReportFormat, report_file: Path | None) -> 
     if fmt == ReportFormat.table:
         from sedis.scan.report.table import render as table
 
-        table(report)
+        table(report, clean=markup_free)
         return
     sys.stdout.buffer.write(_serialize(report, fmt))
     sys.stdout.flush()

@@ -2,13 +2,15 @@
 
 `sedis verify` computes an artifact's digest itself, reads the ledger, and
 asks this module what to conclude. The exit code is the status's code, 0
-only for TRUSTED.
+only for TRUSTED. A source checked against a name (``--name NAME:TAG``) is
+trusted only as the image that the name resolves to, never as an image in
+its own right.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sedis.core.records import Attestation, ImageRecord, ScanSummary, Status
 
@@ -29,6 +31,8 @@ class Verdict:
     owner: str | None = None
     signers: tuple[str, ...] = ()  # the accounts whose word made the verdict count
     scan: ScanSummary | None = None
+    name: str | None = None  # the NAME:TAG the artifact was checked against, if any
+    name_digest: str | None = None  # the digest that name resolves to on the ledger
 
     @property
     def exit_code(self) -> int:
@@ -68,3 +72,39 @@ def decide(
     if record.scan.not_scanned:
         reason += " (published without a vulnerability scan)"
     return Verdict(digest, record.status, reason, record.owner, tuple(vouching), record.scan)
+
+
+def decide_named(
+    name: str,
+    digest: str,
+    name_digest: str | None,
+    record: ImageRecord | None,
+    attestations: Iterable[Attestation] = (),
+    allowed_signers: Iterable[str] = (),
+    status_reason: str = "",
+) -> Verdict:
+    """The verdict on an artifact whose ``digest`` must be the image that ``name`` names.
+
+    ``name_digest`` is what the name resolves to (None when it names nothing);
+    ``record`` and the rest are the evidence about ``digest`` itself, judged
+    as ``decide`` judges it once the digests agree.
+    """
+    if name_digest is None:
+        return Verdict(
+            digest,
+            Status.UNKNOWN,
+            f"no image is named {name} on this ledger",
+            owner=record.owner if record else None,
+            name=name,
+        )
+    if digest != name_digest:
+        return Verdict(
+            digest,
+            Status.UNTRUSTED,
+            f"{digest} is not {name}, which names {name_digest}",
+            owner=record.owner if record else None,
+            name=name,
+            name_digest=name_digest,
+        )
+    verdict = decide(digest, record, attestations, allowed_signers, status_reason)
+    return replace(verdict, name=name, name_digest=name_digest)

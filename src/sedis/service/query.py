@@ -10,8 +10,8 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from sedis.core.errors import NotFoundError, SedisError
-from sedis.core.records import ImageRecord, Status
-from sedis.core.verdict import Verdict, decide
+from sedis.core.records import Attestation, ImageRecord, Status
+from sedis.core.verdict import Verdict, decide, decide_named
 from sedis.ledger.base import Ledger
 from sedis.oci.model import Descriptor
 from sedis.oci.source import ImageSource
@@ -26,10 +26,45 @@ def verify_digest(ledger: Ledger, digest: str, signers: list[str]) -> Verdict:
     record = ledger.image(digest)
     if record is None:
         return decide(digest, None)
+    attestations, reason = _evidence(ledger, digest, signers)
+    return decide(digest, record, attestations, signers, reason)
+
+
+def _evidence(ledger: Ledger, digest: str, signers: list[str]) -> tuple[list[Attestation], str]:
+    """The attestations that may count, and the reason given for the latest status change."""
     history = ledger.status_history(digest)
     reason = history[-1].reason if history and history[-1].index > 0 else ""
-    attestations = ledger.attestations(digest) if signers else []
-    return decide(digest, record, attestations, signers, reason)
+    return (ledger.attestations(digest) if signers else []), reason
+
+
+def verify_named_source(
+    ledger: Ledger,
+    source: ImageSource,
+    name: str,
+    signers: list[str],
+    check_blobs: bool = True,
+) -> Verdict:
+    """The verdict on a source that must be the image ``name`` (NAME:TAG) names on the ledger.
+
+    The source's digest is computed here, as for ``verify_source``; the name
+    is resolved on the ledger, and the two must agree before the record
+    counts for anything.
+    """
+    image = naming.parse_name(name)
+    if check_blobs:
+        with BlobChecks([source]) as checks:
+            checks.wait(source)
+    digest = source.manifest.digest
+    try:
+        name_digest: str | None = naming.resolve(ledger, str(image))
+    except NotFoundError:
+        name_digest = None
+    record = ledger.image(digest)
+    attestations: list[Attestation] = []
+    reason = ""
+    if record is not None and digest == name_digest:
+        attestations, reason = _evidence(ledger, digest, signers)
+    return decide_named(str(image), digest, name_digest, record, attestations, signers, reason)
 
 
 def verify_source(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sedis.scan.model import ScanReport
 from sedis.scan.policy import worst_first
 from sedis.scan.severity import Severity
@@ -15,16 +17,22 @@ _STYLE = {
 }
 
 
-def render(report: ScanReport, width: int | None = None) -> None:
+def render(
+    report: ScanReport, width: int | None = None, clean: Callable[[str], str] | None = None
+) -> None:
+    """Print the report; ``clean`` readies each text it quotes (from the image, the
+    database, the command line) for Rich markup, by default by escaping its brackets."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    clean = clean or escape
     console = Console(width=width, highlight=False)
     inv = report.inventory
-    os_name = inv.os.pretty_name if inv.os else "no OS detected"
+    os_name = clean(inv.os.pretty_name) if inv.os else "no OS detected"
     counts = report.counts()
-    console.print(f"[bold]{report.target}[/bold] ({os_name}): {len(inv.packages)} packages")
-    console.print("vulnerability database " + report.vulndb_digest)
+    console.print(f"[bold]{clean(report.target)}[/bold] ({os_name}): {len(inv.packages)} packages")
+    console.print("vulnerability database " + clean(report.vulndb_digest))
     console.print(
         "  ".join(f"{name}: {n}" for name, n in counts.items()) or "no findings",
         style="bold" if report.findings else None,
@@ -49,11 +57,11 @@ def render(report: ScanReport, width: int | None = None) -> None:
         for f in rows:
             score = f"{f.cvss.score:.1f}" if f.cvss else (f.urgency or "")
             table.add_row(
-                f.id,
-                f.package.name,
-                f.package.version,
-                f.fixed or "no fix",
+                clean(f.id),
+                clean(f.package.name),
+                clean(f.package.version),
+                clean(f.fixed) if f.fixed else "no fix",
                 "" if f.package.layer is None else str(f.package.layer),
-                score,
+                clean(score),
             )
         console.print(table)
