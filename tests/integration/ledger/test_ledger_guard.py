@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 
 from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
-from tests.integration.ledger.conftest import anvil_node
+from sedis.service.query import list_images
+from tests.integration.ledger.conftest import Chain, anvil_node
 from tests.integration.ledger.test_cli_errors import one_line_error
+from tests.integration.ledger.test_contract_suite import published, rand_digest
 from tests.rpc_proxy import replaying_proxy, rpc
 
 pytestmark = pytest.mark.integration
@@ -101,6 +104,24 @@ def test_an_expired_grant_is_refused_while_the_chain_mines_no_blocks(
         assert json.loads(listed.stdout) == []
         # The attack's premise: no block was mined, so the chain's clock stood still.
         assert rpc(url, "eth_blockNumber") == head
+
+
+def test_every_reader_of_a_grant_sees_it_expire_without_a_new_block(chain: Chain) -> None:
+    owner, reader = Account.create(), Account.create()
+    ledger = chain.open(owner)
+    digest, _ = published(ledger)
+    expires = int(time.time()) + 3
+    ledger.grant(digest, reader.address, "bafymanifest", rand_digest(), expires)
+    mine = chain.open(reader)
+    assert mine.is_granted(digest, reader.address)
+    assert [r["digest"] for r in list_images(mine, reader.address, False, True)] == [digest]
+    time.sleep(max(0.0, expires - time.time()) + 1.1)
+
+    assert not mine.is_granted(digest, reader.address)
+    assert mine.now() >= expires
+    grant = mine.grant_of(digest, reader.address)
+    assert grant is not None and not grant.active_at(mine.now())
+    assert list_images(mine, reader.address, False, True) == []
 
 
 # -- item: replayed or forked ledger answers ----------------------------------------------
