@@ -17,7 +17,7 @@ _MAX_BODY = 4 << 20
 _MAX_REQUESTS = 20_000
 
 
-def _key(request: dict[str, Any]) -> str:
+def request_key(request: dict[str, Any]) -> str:
     return json.dumps([request.get("method"), request.get("params")], sort_keys=True)
 
 
@@ -41,7 +41,7 @@ class ReplayingProxy:
             self.requests += 1
             if self.requests > _MAX_REQUESTS:
                 raise RuntimeError("the proxy saw too many requests")
-            key = _key(request)
+            key = request_key(request)
             if self.replaying and key in self.answers:
                 self.replayed += 1
                 return {"jsonrpc": "2.0", "id": request.get("id"), **self.answers[key]}

@@ -135,3 +135,21 @@ def test_max_head_age_setting(tmp_path: Path) -> None:
     (tmp_path / "sedis.toml").write_text("[ledger]\nmax_head_age = 60\n")
     with pytest.raises(ConfigError, match=r"ledger\.max_head_age in sedis\.toml must be a string"):
         load({"SEDIS_HOME": str(tmp_path)})
+
+
+def test_a_mark_file_locked_too_long_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filelock import FileLock
+
+    from sedis.core.errors import UnavailableError
+    from sedis.ledger import heads
+
+    monkeypatch.setattr(heads, "_LOCK_TIMEOUT", 0.2)
+    marks = HighWaterMarks(tmp_path)
+    with (
+        FileLock(str(marks.path) + ".lock"),
+        pytest.raises(UnavailableError, match=r"heads\.json stayed locked for 0s$"),
+    ):
+        marks.check(CHAIN, Head(1, H[1]), never, "node")
+    assert marks.mark(CHAIN) is None

@@ -24,7 +24,7 @@ from sedis.service.query import list_images
 from tests.integration.ledger.conftest import Chain, anvil_node
 from tests.integration.ledger.test_cli_errors import one_line_error
 from tests.integration.ledger.test_contract_suite import published, rand_digest
-from tests.rpc_proxy import replaying_proxy, rpc
+from tests.rpc_proxy import replaying_proxy, request_key, rpc
 
 pytestmark = pytest.mark.integration
 
@@ -214,3 +214,13 @@ def test_a_head_older_than_max_head_age_is_refused(sedis: Run, home: Path, tmp_p
         rpc(url, "evm_mine")  # a fresh block: the node is live again
         fresh = world.sedis("verify", NAME)
         assert fresh.code == 0, fresh.stderr
+
+
+def test_a_node_without_a_head_is_one_clear_error(sedis: Run) -> None:
+    with anvil_node() as node, replaying_proxy(node) as proxy:
+        latest = request_key({"method": "eth_getBlockByNumber", "params": ["latest", False]})
+        proxy.answers[latest] = {"result": None}
+        proxy.replaying = True
+        refused = sedis("ledger", "info", env={"SEDIS_LEDGER_URL": proxy.url})
+        one_line_error(refused, 5, f"the ledger node at {proxy.url}")
+        assert "latest" in refused.stderr
