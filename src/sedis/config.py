@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sedis.core.errors import ConfigError
+from sedis.core.durations import parse_duration
+from sedis.core.errors import ConfigError, InvalidInputError
 
 CONFIG_FILE = "sedis.toml"
 _MAX_CONFIG_BYTES = 1024 * 1024
@@ -23,6 +24,9 @@ class Settings:
     identity: str | None = None
     ledger_contract: str | None = None
     ledger_chain_id: int | None = None
+    # Seconds: a JSON-RPC head older than this by the local clock is refused.
+    # Off by default, since dev chains (anvil, geth --dev) mine only on demand.
+    ledger_max_head_age: int | None = None
 
     @property
     def store_dir(self) -> Path:
@@ -53,6 +57,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     if contract is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", contract):
         raise ConfigError(f"ledger.contract must be a 0x address, not {contract!r}")
     chain_id = _chain_id(env.get("SEDIS_LEDGER_CHAIN_ID"), table)
+    max_head_age = _max_head_age(
+        env.get("SEDIS_LEDGER_MAX_HEAD_AGE") or _get(table, "ledger", "max_head_age")
+    )
     return Settings(
         home=home,
         store_url=store_url,
@@ -60,7 +67,19 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         identity=identity,
         ledger_contract=contract,
         ledger_chain_id=chain_id,
+        ledger_max_head_age=max_head_age,
     )
+
+
+def _max_head_age(text: str | None) -> int | None:
+    if text is None or text.strip().lower() in ("", "off"):
+        return None
+    try:
+        return parse_duration(text)
+    except InvalidInputError:
+        raise ConfigError(
+            f"ledger.max_head_age must be a duration such as 60s, 5m or 'off', not {text!r}"
+        ) from None
 
 
 def _chain_id(from_env: str | None, table: dict[str, object]) -> int | None:

@@ -110,7 +110,26 @@ class Grant:
 
     def active_at(self, now: int) -> bool:
         """Granted: neither revoked nor expired at ``now``."""
-        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+        return grant_live(self.expires_at, self.revoked_at is not None, now)
+
+    def live(self, chain_time: int, local_time: int) -> bool:
+        """Neither revoked nor expired by the chain's clock or the local one."""
+        return self.active_at(grant_clock(chain_time, local_time))
+
+
+def grant_clock(chain_time: int, local_time: int) -> int:
+    """The time a grant's expiry is judged at: the later of the two clocks.
+
+    A chain that mines on demand (anvil, geth --dev, many consortium chains)
+    keeps the timestamp of its last block while the wall clock moves on, and a
+    local clock may lag behind the chain's: whichever says later wins.
+    """
+    return max(chain_time, local_time)
+
+
+def grant_live(expires_at: int | None, revoked: bool, now: int) -> bool:
+    """The one rule for whether a grant lets its recipient in at ``now``."""
+    return not revoked and (expires_at is None or now < expires_at)
 
 
 @dataclass(frozen=True, slots=True)

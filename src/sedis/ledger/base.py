@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,20 @@ class Ledger(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Reads inside this block all answer from one block of the chain.
+
+        A use case that reads several things (a record, its status, a grant)
+        wraps them in it, so that they agree with each other. Outside one,
+        each read answers from the latest block. Nested blocks share the
+        outer one's block.
+        """
+        return nullcontext()
+
+    @abstractmethod
+    def now(self) -> int:
+        """The time a grant's expiry is judged at: the chain's or the local clock, the later."""
 
     def __enter__(self) -> Ledger:
         return self
@@ -128,7 +143,7 @@ class Ledger(ABC):
 
     @abstractmethod
     def is_granted(self, digest: str, recipient: str) -> bool:
-        """Granted and neither revoked nor expired, by chain time."""
+        """Granted and neither revoked nor expired, by chain time or local time (see now)."""
 
     @abstractmethod
     def grant_of(self, digest: str, recipient: str) -> Grant | None:

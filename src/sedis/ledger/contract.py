@@ -8,9 +8,11 @@ shared here, so both engines answer alike.
 
 from __future__ import annotations
 
+import functools
+import time
 from abc import abstractmethod
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from eth_utils.address import to_checksum_address
 
@@ -30,6 +32,8 @@ from sedis.core.records import (
     UsageReport,
     digest_from_bytes,
     digest_to_bytes,
+    grant_clock,
+    grant_live,
     is_address,
     optional_digest,
 )
@@ -39,6 +43,10 @@ from sedis.ledger.refusals import refusal
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+
+P = ParamSpec("P")
+R = TypeVar("R")
+L = TypeVar("L", bound="ContractLedger")
 
 _STATUSES = (Status.UNKNOWN, Status.TRUSTED, Status.UNTRUSTED, Status.UNSUPPORTED, Status.REVOKED)
 _ZERO_ADDRESS = "0x" + "00" * 20
@@ -100,6 +108,19 @@ def _grant_args(
     )
 
 
+def _one_block(
+    read: Callable[Concatenate[L, P], R],
+) -> Callable[Concatenate[L, P], R]:
+    """A read whose calls and log queries all answer from one block (see Ledger.pinned)."""
+
+    @functools.wraps(read)
+    def pinned_read(self: L, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.pinned():
+            return read(self, *args, **kwargs)
+
+    return pinned_read
+
+
 class Reverted(Exception):
     """The contract reverted with this data."""
 
@@ -132,6 +153,16 @@ class ContractLedger(Ledger):
     @abstractmethod
     def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
         """The contract's logs of these events, filtered by topics 1..3, in chain order."""
+
+    @abstractmethod
+    def _chain_time(self) -> int:
+        """The timestamp of the block that reads answer from."""
+
+    def _local_time(self) -> int:
+        return int(time.time())
+
+    def now(self) -> int:
+        return grant_clock(self._chain_time(), self._local_time())
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -206,6 +237,7 @@ class ContractLedger(Ledger):
             calls.append(("setTag", (tag[0], tag[1], digest_to_bytes(digest))))
         return self._write_all("publish", calls)
 
+    @_one_block
     def image(self, digest: str) -> ImageRecord | None:
         raw = digest_to_bytes(digest)
         view = self._read("image", raw)
@@ -216,11 +248,13 @@ class ContractLedger(Ledger):
             raise SedisError(f"the ledger holds {digest} but not the event that published it")
         return _record(raw, view, published[0])
 
+    @_one_block
     def images(self, owner: str | None = None) -> list[ImageRecord]:
         return self._records(
             self._events(["ImagePublished"], None, word(checked_address(owner)) if owner else None)
         )
 
+    @_one_block
     def images_by_config(self, config_digest: str) -> list[ImageRecord]:
         return self._records(
             self._events(["ImagePublished"], None, None, digest_to_bytes(config_digest))
@@ -234,6 +268,7 @@ class ContractLedger(Ledger):
             out.extend(_record(e.args["digest"], v, e) for e, v in zip(chunk, views, strict=True))
         return out
 
+    @_one_block
     def statuses(self, digests: Sequence[str]) -> dict[str, Status]:
         out: dict[str, Status] = {}
         for start in range(0, len(digests), _BATCH):
@@ -247,9 +282,11 @@ class ContractLedger(Ledger):
     def set_status(self, digest: str, status: Status, reason: str) -> TxReceipt:
         return self._write("setStatus", digest_to_bytes(digest), _STATUSES.index(status), reason)
 
+    @_one_block
     def status(self, digest: str) -> Status:
         return _STATUSES[self._read("statusOf", digest_to_bytes(digest))]
 
+    @_one_block
     def status_history(self, digest: str) -> list[StatusEntry]:
         record = self.image(digest)
         if record is None:
@@ -297,16 +334,25 @@ class ContractLedger(Ledger):
     def revoke_grant(self, digest: str, recipient: str) -> TxReceipt:
         return self._write("revokeGrant", digest_to_bytes(digest), checked_address(recipient))
 
+    @_one_block
     def is_granted(self, digest: str, recipient: str) -> bool:
-        return bool(self._read("isGranted", digest_to_bytes(digest), checked_address(recipient)))
+        # Not the contract's isGranted: it judges expiry by the block's timestamp
+        # alone, which stands still on a chain that mines on demand.
+        state = self._read("grantOf", digest_to_bytes(digest), checked_address(recipient))
+        if state["grantedAt"] == 0:
+            return False
+        return grant_live(state["expiresAt"] or None, state["revokedAt"] != 0, self.now())
 
+    @_one_block
     def grant_of(self, digest: str, recipient: str) -> Grant | None:
         found = self._grants(digest_to_bytes(digest), word(checked_address(recipient)))
         return found[0] if found else None
 
+    @_one_block
     def grants(self, digest: str) -> list[Grant]:
         return self._grants(digest_to_bytes(digest), None)
 
+    @_one_block
     def grants_to(self, recipient: str) -> list[Grant]:
         return self._grants(None, word(checked_address(recipient)))
 
@@ -346,6 +392,7 @@ class ContractLedger(Ledger):
             "attest", digest_to_bytes(digest), _kind(kind), digest_to_bytes(payload_hash), cid
         )
 
+    @_one_block
     def attestations(self, digest: str) -> list[Attestation]:
         return [
             Attestation(
@@ -365,12 +412,15 @@ class ContractLedger(Ledger):
     def set_tag(self, name: str, tag: str, digest: str) -> TxReceipt:
         return self._write("setTag", name, tag, digest_to_bytes(digest))
 
+    @_one_block
     def resolve(self, name: str, tag: str) -> str | None:
         return optional_digest(self._read("resolve", name, tag))
 
+    @_one_block
     def tag_history(self, name: str, tag: str) -> list[TagEntry]:
         return [_tag(e) for e in self._events(["TagMoved"], None, tag_ref(name, tag))]
 
+    @_one_block
     def tags_of(self, digest: str) -> list[TagEntry]:
         latest: dict[tuple[str, str], TagEntry] = {}
         for e in self._events(["TagMoved"], digest_to_bytes(digest)):
@@ -378,6 +428,7 @@ class ContractLedger(Ledger):
             latest[(entry.name, entry.tag)] = entry
         return [t for t in latest.values() if self.resolve(t.name, t.tag) == digest]
 
+    @_one_block
     def name_owner(self, name: str) -> str | None:
         owner = self._read("nameOwner", name)
         return None if owner.lower() == _ZERO_ADDRESS else to_checksum_address(owner)
@@ -387,6 +438,7 @@ class ContractLedger(Ledger):
     def register_keys(self, encryption_key: bytes, paillier_n: bytes) -> TxReceipt:
         return self._write("registerKeys", encryption_key, paillier_n)
 
+    @_one_block
     def keys_of(self, address: str) -> KeyEntry | None:
         key, n, at = self._read("keysOf", checked_address(address))
         return None if at == 0 else KeyEntry(to_checksum_address(address), key, n, at)
@@ -403,6 +455,7 @@ class ContractLedger(Ledger):
             digest_to_bytes(blob_hash),
         )
 
+    @_one_block
     def usage_reports(self, digest: str) -> list[UsageReport]:
         return [
             UsageReport(
@@ -420,6 +473,7 @@ class ContractLedger(Ledger):
 
     # -- the audit log ---------------------------------------------------------------------
 
+    @_one_block
     def audit_log(self, digest: str | None = None) -> list[AuditEvent]:
         topic = None if digest is None else digest_to_bytes(digest)
         return [

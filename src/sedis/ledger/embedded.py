@@ -99,6 +99,10 @@ class EmbeddedLedger(ContractLedger):
         with self._chain.reading():
             return self._chain.logs(self.contract, [c.topic(n) for n in event_names], topics)
 
+    def _chain_time(self) -> int:
+        with self._chain.reading():
+            return self._chain.head()[1]
+
     # -- inside a write session -----------------------------------------------------------
 
     def _apply(

@@ -3,12 +3,21 @@
 Transactions are signed here with the identity's key and sent raw, with an
 explicit gas limit, EIP-1559 fees where the node has a base fee, and a nonce
 read from the node's pending state. Every receipt's status is checked.
+
+Reads are pinned to a block: the latest block is read once per read (or per
+Ledger.pinned block), checked against this SEDIS_HOME's high-water mark for
+the chain (see heads.py) and, when ledger.max_head_age is set, against the
+local clock; every call and log query then names that block.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eth_utils.address import to_checksum_address
@@ -18,6 +27,7 @@ from sedis.core.records import LedgerInfo, TxReceipt
 from sedis.fsutil import atomic_write_bytes
 from sedis.ledger.abi import Log, codec, load_artifact
 from sedis.ledger.contract import ContractLedger, Reverted, checked_address
+from sedis.ledger.heads import Head, HighWaterMarks, StaleLedgerError, head_too_old
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -55,6 +65,8 @@ class JsonRpcLedger(ContractLedger):
         self._account = account
         self._contract_text = contract
         self.contract = bytes.fromhex(contract[2:]) if contract else b""
+        self._marks = HighWaterMarks(settings.ledger_dir)
+        self._pins = threading.local()
 
     @classmethod
     def connect(
@@ -103,7 +115,8 @@ class JsonRpcLedger(ContractLedger):
         """Nothing to release: the HTTP session is pooled per URL by web3."""
 
     def info(self) -> LedgerInfo:
-        number = self._rpc(lambda: int(self.w3.eth.block_number))
+        with self.pinned():
+            number = self._pinned_head().number
         balance = None
         if self._account is not None:
             balance = self.balance(self._account.address)
@@ -128,10 +141,14 @@ class JsonRpcLedger(ContractLedger):
         self._use(created)
         return created, receipt
 
-    def _registry_key(self) -> str:
+    @cached_property
+    def _chain_key(self) -> str:
         genesis = self._rpc(lambda: self.w3.eth.get_block(0)["hash"])
         # Chain id alone would mistake a restarted dev node for the old one.
         return f"{self.chain_id}:0x{bytes(genesis).hex()}"
+
+    def _registry_key(self) -> str:
+        return self._chain_key
 
     def _registry_path(self) -> Path:
         return self._settings.ledger_dir / DEPLOYMENTS_FILE
@@ -155,23 +172,85 @@ class JsonRpcLedger(ContractLedger):
         self._registry_path().parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self._registry_path(), json.dumps(registry, indent=2).encode() + b"\n")
 
+    # -- the block that reads answer from ------------------------------------------------
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        if getattr(self._pins, "head", None) is not None:
+            yield
+            return
+        self._pins.head = self._checked_head()
+        try:
+            yield
+        finally:
+            self._pins.head = None
+
+    def _pinned_head(self) -> Head:
+        head: Head | None = getattr(self._pins, "head", None)
+        assert head is not None, "a read outside Ledger.pinned"
+        return head
+
+    def _checked_head(self) -> Head:
+        """The latest block, once it is known not to be older than what was seen."""
+        for attempt in range(2):
+            head = self._block("latest")
+            too_old = head_too_old(head, int(time.time()), self._settings.ledger_max_head_age)
+            if too_old is not None:
+                raise StaleLedgerError(
+                    f"the ledger node at {self.url} {too_old}: refusing a stalled or "
+                    "replayed ledger"
+                )
+            try:
+                self._observe(head)
+                return head
+            except StaleLedgerError:
+                # Another process may have seen a block newer than the one just
+                # read; a node that is honest has it too by now.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _observe(self, head: Head) -> None:
+        self._marks.check(
+            self._chain_key,
+            head,
+            lambda number: self._block(number).hash,
+            f"the ledger node at {self.url} (chain {self.chain_id})",
+        )
+
+    def _block(self, number: int | str) -> Head:
+        block: Any = self._rpc(lambda: self.w3.eth.get_block(number))  # type: ignore[arg-type]
+        if block is None or block.get("hash") is None or block.get("number") is None:
+            raise UnavailableError(f"the ledger node at {self.url} has no block {number}")
+        return Head(
+            int(block["number"]), "0x" + bytes(block["hash"]).hex(), int(block["timestamp"])
+        )
+
+    def _chain_time(self) -> int:
+        with self.pinned():
+            return self._pinned_head().timestamp
+
     # -- primitives -----------------------------------------------------------------------
 
     def _call(self, data: bytes) -> bytes:
         tx: dict[str, Any] = {"to": self._contract_text, "data": data}
         if self._account is not None:
             tx["from"] = self._account.address
-        return self._reverting(lambda: bytes(self.w3.eth.call(tx)))  # type: ignore[arg-type]
+        with self.pinned():
+            at = self._pinned_head().number
+            return self._reverting(lambda: bytes(self.w3.eth.call(tx, at)))  # type: ignore[arg-type]
 
     def _transact(self, data: bytes, gas: int) -> TxReceipt:
         return self._send(self._contract_text, data)[0]
 
     def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
         c = codec()
+        with self.pinned():
+            to_block = self._pinned_head().number
         query: Any = {
             "address": self._contract_text,
             "fromBlock": 0,
-            "toBlock": "latest",
+            "toBlock": to_block,
             "topics": [
                 [c.topic(n) for n in event_names],
                 *[None if t is None else t for t in topics],
@@ -240,6 +319,8 @@ class JsonRpcLedger(ContractLedger):
                 f"transaction 0x{bytes(tx_hash).hex()} failed in block "
                 f"{receipt['blockNumber']} (out of gas?)"
             )
+        # What this account wrote must never be read back older (a revocation, say).
+        self._observe(Head(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex()))
         created = receipt.get("contractAddress")
         return (
             TxReceipt(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from sedis.core.errors import CorruptError, NotFoundError, PermissionDeniedError
-from sedis.core.records import ImageRecord, Status
+from sedis.core.records import Grant, ImageRecord, Status
 from sedis.oci import model
 from sedis.oci.source import ImageSource
 from sedis.oci.streams import iter_reader
@@ -80,6 +80,18 @@ class SealedImageSource(ImageSource):
 def check_access(session: Session, ref: str) -> tuple[ImageRecord, sealing.ShareManifest]:
     """The ledger's word on whether the acting identity may pull, and its share manifest."""
     ledger = session.reader
+    # One block for every answer: the status and the grant must agree.
+    with ledger.pinned():
+        record, grant = _record_and_grant(session, ref)
+    if grant is None:
+        return record, access.owner_view(session, record)
+    return record, access.fetch_manifest(session, grant.manifest_cid, grant.manifest_hash)
+
+
+def _record_and_grant(session: Session, ref: str) -> tuple[ImageRecord, Grant | None]:
+    """The record of a pullable image and the live grant to the acting identity (None: its
+    owner, who needs none)."""
+    ledger = session.reader
     digest = naming.resolve(ledger, ref)
     record = ledger.image(digest)
     if record is None:
@@ -93,12 +105,12 @@ def check_access(session: Session, ref: str) -> tuple[ImageRecord, sealing.Share
     grant = ledger.grant_of(digest, me)
     if grant is None or grant.revoked_at is not None:
         if record.owner.lower() == me.lower():
-            return record, access.owner_view(session, record)
+            return record, None
         raise PermissionDeniedError(f"{me} has no grant to {digest}")
     if not ledger.is_granted(digest, me):
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(grant.expires_at or 0))
         raise PermissionDeniedError(f"the grant of {digest} to {me} expired at {when}")
-    return record, access.fetch_manifest(session, grant.manifest_cid, grant.manifest_hash)
+    return record, grant
 
 
 def open_image(

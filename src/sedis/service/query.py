@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 
 def verify_digest(ledger: Ledger, digest: str, signers: list[str]) -> Verdict:
+    # One block for every answer, so the record, its history and approvals agree.
+    with ledger.pinned():
+        return _verify_pinned(ledger, digest, signers)
+
+
+def _verify_pinned(ledger: Ledger, digest: str, signers: list[str]) -> Verdict:
     record = ledger.image(digest)
     if record is None:
         return decide(digest, None)
@@ -219,10 +225,16 @@ def inspect(ledger: Ledger, ref: str, store: ContentStore | None = None) -> dict
 
 
 def list_images(ledger: Ledger, me: str | None, mine: bool, shared: bool) -> list[dict[str, Any]]:
+    with ledger.pinned():
+        return _list_pinned(ledger, me, mine, shared)
+
+
+def _list_pinned(ledger: Ledger, me: str | None, mine: bool, shared: bool) -> list[dict[str, Any]]:
     if mine and me is not None:
         records = ledger.images(owner=me)
     elif shared and me is not None:
-        digests = [g.digest for g in ledger.grants_to(me) if ledger.is_granted(g.digest, me)]
+        now = ledger.now()
+        digests = [g.digest for g in ledger.grants_to(me) if g.active_at(now)]
         records = [r for r in (ledger.image(d) for d in digests) if r is not None]
         records = [r for r in records if r.owner.lower() != me.lower()]
     else:

@@ -25,11 +25,11 @@ ANVIL = peers.PEERS / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bi
 
 
 @contextmanager
-def anvil_node(chain_id: int | None = None) -> Iterator[str]:
+def anvil_node(chain_id: int | None = None, *options: str) -> Iterator[str]:
     """A fresh anvil on a free loopback port; yields its URL, stops it by PID."""
     exe = peers.require_peer(ANVIL)
     port = peers.free_port()
-    extra = [] if chain_id is None else ["--chain-id", str(chain_id)]
+    extra = ([] if chain_id is None else ["--chain-id", str(chain_id)]) + list(options)
     proc = subprocess.Popen(
         [str(exe), "--host", "127.0.0.1", "--port", str(port), "--silent", *extra],
         stdout=subprocess.DEVNULL,
