@@ -84,3 +84,8 @@ def iter_reply_lines(
             yield line
     if tail:
         yield tail
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """A peer's own words for an error line: cut short, control characters blanked."""
+    return "".join(c if c.isprintable() else " " for c in text[:limit]).strip()

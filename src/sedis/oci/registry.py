@@ -54,7 +54,7 @@ from sedis.oci.reference import DockerName
 from sedis.oci.sink import ImageSink
 from sedis.oci.source import ImageSource
 from sedis.oci.streams import CHUNK, iter_reader
-from sedis.replies import IDENTITY, ReplyTooLong, read_courtesy, read_reply
+from sedis.replies import IDENTITY, ReplyTooLong, printable, read_courtesy, read_reply
 
 if TYPE_CHECKING:
     import httpx
@@ -231,7 +231,8 @@ class RegistryClient:
             errors = doc.get("errors") if isinstance(doc, dict) else None
             if isinstance(errors, list) and errors and isinstance(errors[0], dict):
                 first = errors[0]
-                detail = f": {first.get('code', '')} {first.get('message', '')}".rstrip()
+                detail = printable(f"{first.get('code', '')} {first.get('message', '')}")
+                detail = f": {detail}" if detail else ""
         label = f"{self.what}: {method} {what} answered {status}{detail}"
         if status == 401:
             raise AuthError(label)

@@ -32,7 +32,14 @@ from sedis.core.errors import (
     SedisError,
     UnavailableError,
 )
-from sedis.replies import IDENTITY, ReplyTooLong, iter_reply_lines, read_courtesy, read_reply
+from sedis.replies import (
+    IDENTITY,
+    ReplyTooLong,
+    iter_reply_lines,
+    printable,
+    read_courtesy,
+    read_reply,
+)
 from sedis.store import car
 from sedis.store.base import ContentStore, GcReport
 from sedis.store.cid import MAX_BLOCK_SIZE, Cid
@@ -151,11 +158,11 @@ class KuboStore(ContentStore):
         elif body.lstrip()[:1] in (b"{", b"["):
             try:
                 doc = jsonsafe.loads(body, what="its error reply")
-                message = _printable(str(doc.get("Message", ""))) if isinstance(doc, dict) else ""
+                message = printable(str(doc.get("Message", ""))) if isinstance(doc, dict) else ""
             except SedisError as exc:
                 message = str(exc)
         else:
-            message = _printable(body.decode("utf-8", "replace"))
+            message = printable(body.decode("utf-8", "replace"))
         message = message or f"it answered {response.status_code}"
         subject = params.get("arg", "")
         if any(marker in message.lower() for marker in _MISSING_MARKERS):
@@ -343,11 +350,6 @@ class KuboStore(ContentStore):
             return sum(1 for line in lines if b'"Key"' in line)
 
         return GcReport(self._call("repo/gc", {}, count_removed), 0)
-
-
-def _printable(text: str) -> str:
-    """A node's own words, cut short and with control characters blanked, for one line."""
-    return "".join(c if c.isprintable() else " " for c in text[:200]).strip()
 
 
 class _Collect:
