@@ -17,6 +17,7 @@ from sedis.oci.transports import RegistryOptions, open_source
 from sedis.store.cid import RAW, Cid
 from sedis.store.kubo import KuboStore
 from tests.hostile_http import Handler, Hostile, hostile_server
+from tests.oci_images import file, make_image, make_tar, sha
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -157,3 +158,28 @@ def test_an_endless_block_is_refused_at_the_block_size_limit() -> None:
         store.get_block(CID)
     assert str(err.value) == f"block {CID} from {node.url} is oversized"
     assert node.endless_sent and node.endless_sent[0] < 64 << 20
+
+
+def test_a_blob_sent_compressed_is_refused_not_inflated() -> None:
+    image = make_image([make_tar([file("etc/motd", "hello\n")])])
+    layer = image.layers[0]
+
+    def registry_answer(handler: Handler, hostile: Hostile) -> None:
+        if "/manifests/" in handler.path:
+            media = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+            handler.send_body(200, image.manifest, media)
+        else:
+            # What inflates to the right bytes, but was never asked for compressed.
+            handler.send_body(200, gzip.compress(layer), {"Content-Encoding": "gzip"})
+
+    with (
+        hostile_server(registry_answer) as registry,
+        open_source(f"docker://{registry.host}/acme/app:1", registry=INSECURE) as source,
+        pytest.raises(UnavailableError) as err,
+        source.open_blob(source.manifest.layers[0]) as stream,
+    ):
+        stream.read()
+    assert str(err.value) == (
+        f"docker://{registry.host}/acme/app: blob {sha(layer)} came gzip-compressed,"
+        " which was not asked for"
+    )

@@ -54,7 +54,14 @@ from sedis.oci.reference import DockerName
 from sedis.oci.sink import ImageSink
 from sedis.oci.source import ImageSource
 from sedis.oci.streams import CHUNK, iter_reader
-from sedis.replies import IDENTITY, ReplyTooLong, printable, read_courtesy, read_reply
+from sedis.replies import (
+    IDENTITY,
+    ReplyTooLong,
+    iter_reply,
+    printable,
+    read_courtesy,
+    read_reply,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -282,7 +289,11 @@ class RegistryClient:
         resp = self.request(
             "GET", f"{self.base}/blobs/{desc.digest}", stream=True, what=f"blob {desc.digest}"
         )
-        return iter_reader(resp.iter_bytes(CHUNK), resp.close)
+        # The digest check downstream stops an over-long blob at its declared size; the
+        # limit here only keeps a reader that does not check from reading forever, and
+        # raw reads keep a compressed reply from inflating inside one of them.
+        label = f"{self.what}: blob {desc.digest}"
+        return iter_reader(iter_reply(resp, desc.size + 2 * CHUNK, label), resp.close)
 
     # -- push --------------------------------------------------------------------------
 
