@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 
 import pytest
 
@@ -183,3 +184,26 @@ def test_a_blob_sent_compressed_is_refused_not_inflated() -> None:
         f"docker://{registry.host}/acme/app: blob {sha(layer)} came gzip-compressed,"
         " which was not asked for"
     )
+
+
+def test_an_auth_challenge_is_parsed_in_linear_time() -> None:
+    from sedis.oci.registry import parse_challenge
+
+    assert parse_challenge(
+        'Bearer realm="https://auth.example/token",service="reg.example",'
+        'scope="repository:a/b:pull", error=insufficient_scope'
+    ) == (
+        "bearer",
+        {
+            "realm": "https://auth.example/token",
+            "service": "reg.example",
+            "scope": "repository:a/b:pull",
+            "error": "insufficient_scope",
+        },
+    )
+    assert parse_challenge(r'Bearer realm="a\"b",x=1') == ("bearer", {"realm": r"a\"b", "x": "1"})
+    # A registry controls the whole header (up to the 16 KiB a response head may have).
+    for hostile in ("a" * 16000, 'a="' + '\\"' * 8000, "a =" * 5000, " a" * 8000 + "="):
+        started = time.thread_time()
+        parse_challenge("Bearer " + hostile)
+        assert time.thread_time() - started < 0.05, hostile[:10]
