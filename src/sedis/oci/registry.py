@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -98,8 +99,14 @@ class RegistryClient:
         self.base = f"{self.root}/v2/{name.repository}"
         self.what = f"docker://{name.registry}/{name.repository}"
         self._auth: str | None = None
+        if options.insecure:
+            verify: bool | ssl.SSLContext = False
+        elif isinstance(options.verify, str):  # a CA bundle: httpx takes one only as a context
+            verify = ssl.create_default_context(cafile=options.verify)
+        else:
+            verify = options.verify
         self._http = httpx.Client(
-            verify=options.verify if not options.insecure else False,
+            verify=verify,
             timeout=options.timeout,
             follow_redirects=True,
             headers=IDENTITY,
