@@ -236,6 +236,21 @@ def _(tmp: Path) -> object:
     return f"oci:{root}"
 
 
+@case("layout-index-open-escaped-quotes", InvalidInputError, "index.json is not valid JSON")
+def _(tmp: Path) -> object:
+    # A string of \" pairs that never ends: the depth check must stay linear on it.
+    root = layout(tmp)
+    (root / "index.json").write_bytes(b'{"schemaVersion":2,"x":"' + b'\\"' * ((2 << 20) - 16))
+    return f"oci:{root}"
+
+
+@case("layout-index-too-deep", InvalidInputError, "nested deeper than 64 levels")
+def _(tmp: Path) -> object:
+    root = layout(tmp)
+    (root / "index.json").write_bytes(b'{"manifests":' + b"[" * ((4 << 20) - 64))
+    return f"oci:{root}"
+
+
 def _with_manifest(
     tmp: Path, raw: bytes, media_type: str = "application/vnd.oci.image.manifest.v1+json"
 ) -> str:

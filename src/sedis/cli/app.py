@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or bool(os.environ.get("SEDIS_DEBUG"))
+    if debug:
+        _log_to_stderr()
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="sedis", standalone_mode=False)
@@ -85,6 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", debug)
         return 70
     return result if isinstance(result, int) else 0
+
+
+def _log_to_stderr() -> None:
+    """With --debug, what the library notes on the way (sedis.* loggers) goes to stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("sedis: debug: %(message)s"))
+    logger = logging.getLogger("sedis")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
 
 
 def _fail(message: str, debug: bool) -> None:

@@ -4,11 +4,15 @@ Authentication follows the registry's lead: a request goes out anonymously,
 and a 401 challenge says what to do. ``Basic`` gets the configured username
 and password; ``Bearer`` sends them (or nothing, for anonymous pulls) to the
 token endpoint the challenge names, for the scope it needs, and retries with
-the token. TLS is the default; ``insecure`` means plain HTTP.
+the token. TLS is the default; ``insecure`` means plain HTTP. Credentials go to
+a plain-HTTP token endpoint only when the registry itself is plain HTTP, and to
+one on another host only with a note in the debug log (Docker Hub's own token
+endpoint is on another host, so that cannot be refused outright).
 
-Nothing a registry says is trusted: manifests are bounded and checked against
-the digest asked for (and against Docker-Content-Digest when the registry
-sends one), and blobs stream through the usual digest check. A push sends
+Nothing a registry says is trusted: every reply is read no further than its
+limit (sedis.replies), manifests are checked against the digest asked for (and
+against Docker-Content-Digest when the registry sends one), and blobs stream
+through the usual digest check. A push sends
 every blob first and the manifests only at commit, so an interrupted push
 leaves no tag pointing at a half-uploaded image.
 """
@@ -16,17 +20,20 @@ leaves no tag pointing at a half-uploaded image.
 from __future__ import annotations
 
 import base64
-import json
+import logging
 import re
+import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from sedis.core import jsonsafe
 from sedis.core.errors import (
     AuthError,
     CorruptError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    SedisError,
     UnavailableError,
 )
 from sedis.oci.model import (
@@ -48,6 +55,14 @@ from sedis.oci.reference import DockerName
 from sedis.oci.sink import ImageSink
 from sedis.oci.source import ImageSource
 from sedis.oci.streams import CHUNK, iter_reader
+from sedis.replies import (
+    IDENTITY,
+    ReplyTooLong,
+    iter_reply,
+    printable,
+    read_courtesy,
+    read_reply,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -56,7 +71,12 @@ if TYPE_CHECKING:
 
 MAX_TOKEN_BYTES = 64 * 1024
 MAX_ERROR_BYTES = 16 * 1024
-_PARAM_RE = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+# What a push or a HEAD answers with is never used, only read to keep the connection.
+MAX_IGNORED_BYTES = 16 * 1024
+_log = logging.getLogger(__name__)
+# Possessive, and a name starts only where a word does: a header of one long
+# word (or one long quoted string) is scanned once, not once per character.
+_PARAM_RE = re.compile(r'(?<!\w)(\w++)\s*+=\s*+(?:"((?:[^"\\]++|\\.)*+)"|([^\s,]++))')
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -79,10 +99,17 @@ class RegistryClient:
         self.base = f"{self.root}/v2/{name.repository}"
         self.what = f"docker://{name.registry}/{name.repository}"
         self._auth: str | None = None
+        if options.insecure:
+            verify: bool | ssl.SSLContext = False
+        elif isinstance(options.verify, str):  # a CA bundle: httpx takes one only as a context
+            verify = ssl.create_default_context(cafile=options.verify)
+        else:
+            verify = options.verify
         self._http = httpx.Client(
-            verify=options.verify if not options.insecure else False,
+            verify=verify,
             timeout=options.timeout,
             follow_redirects=True,
+            headers=IDENTITY,
         )
 
     def close(self) -> None:
@@ -105,28 +132,61 @@ class RegistryClient:
             return
         if scheme != "bearer" or "realm" not in params:
             raise AuthError(f"{self.what}: unsupported auth challenge {challenge[:100]!r}")
+        realm = self._realm(params["realm"])
         query = {"scope": f"repository:{self.name.repository}:{actions}"}
         if params.get("service"):
             query["service"] = params["service"]
         headers = {}
         if self.options.username is not None:
+            if realm.scheme == "http" and not self.options.insecure:
+                raise AuthError(
+                    f"{self.what}: the token endpoint {realm} is plain HTTP; credentials"
+                    " go over plain HTTP only to a registry named with --insecure"
+                )
+            if realm.host != self._http_host():
+                _log.info(
+                    "%s: sending the registry credentials to the token endpoint on %s",
+                    self.what,
+                    realm.netloc.decode("ascii", "replace"),
+                )
             headers["Authorization"] = self._basic()
+        label = f"{self.what}: the token endpoint's reply"
         try:
-            resp = self._http.get(params["realm"], params=query, headers=headers)
+            request = self._http.build_request("GET", realm, params=query, headers=headers)
+            resp = self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise UnavailableError(f"{self.what}: token endpoint failed ({exc})") from None
-        if resp.status_code in (401, 403):
-            raise AuthError(f"{self.what}: the token endpoint refused the credentials")
-        if resp.status_code != 200 or len(resp.content) > MAX_TOKEN_BYTES:
-            raise UnavailableError(f"{self.what}: token endpoint answered {resp.status_code}")
         try:
-            doc = resp.json()
-        except ValueError:
-            raise UnavailableError(f"{self.what}: token endpoint sent no JSON") from None
+            if resp.status_code in (401, 403):
+                raise AuthError(f"{self.what}: the token endpoint refused the credentials")
+            if resp.status_code != 200:
+                raise UnavailableError(f"{self.what}: token endpoint answered {resp.status_code}")
+            body = read_reply(resp, MAX_TOKEN_BYTES, label)
+        except httpx.HTTPError as exc:
+            raise UnavailableError(f"{self.what}: token endpoint failed ({exc})") from None
+        finally:
+            resp.close()
+        doc = jsonsafe.loads(body, what=label)
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
             raise UnavailableError(f"{self.what}: token endpoint sent no token")
         self._auth = f"Bearer {token}"
+
+    def _realm(self, realm: str) -> httpx.URL:
+        import httpx
+
+        try:
+            url = httpx.URL(realm)
+        except httpx.InvalidURL:
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host:
+            raise AuthError(f"{self.what}: the token endpoint {realm[:100]!r} is not an HTTP URL")
+        return url
+
+    def _http_host(self) -> str:
+        import httpx
+
+        return httpx.URL(self.root).host
 
     # -- requests --------------------------------------------------------------------
 
@@ -151,7 +211,8 @@ class RegistryClient:
                 sent["Authorization"] = self._auth
             try:
                 req = self._http.build_request(method, url, headers=sent, content=content)
-                resp = self._http.send(req, stream=stream)
+                # Always streamed: a body is read only as far as its limit.
+                resp = self._http.send(req, stream=True)
             except httpx.HTTPError as exc:
                 raise UnavailableError(
                     f"{self.what}: {method} {what or url} failed ({exc})"
@@ -164,6 +225,8 @@ class RegistryClient:
                 self._authenticate(challenge, actions)
                 continue
             if resp.status_code in ok:
+                if not stream:
+                    read_courtesy(resp, MAX_IGNORED_BYTES)
                 return resp
             self._fail(resp, method, what or url)
         raise AuthError(f"{self.what}: not authorized for {what or url}")  # pragma: no cover
@@ -171,15 +234,21 @@ class RegistryClient:
     def _fail(self, resp: httpx.Response, method: str, what: str) -> None:
         status = resp.status_code
         detail = ""
-        try:
-            body = resp.read()[:MAX_ERROR_BYTES] if not resp.is_closed else resp.content
-            errors = json.loads(body).get("errors") or []
-            if errors and isinstance(errors[0], dict):
-                detail = f": {errors[0].get('code', '')} {errors[0].get('message', '')}".rstrip()
-        except Exception:  # noqa: S110 - the error body is a courtesy, never required
-            pass
-        finally:
-            resp.close()
+        # The error body is a courtesy, never required: one that is too long or
+        # malformed only loses its detail.
+        body = read_courtesy(resp, MAX_ERROR_BYTES)
+        if body is None:
+            detail = f" (its error body is over {MAX_ERROR_BYTES} bytes)"
+        else:
+            try:
+                doc = jsonsafe.loads(body)
+            except SedisError:
+                doc = None
+            errors = doc.get("errors") if isinstance(doc, dict) else None
+            if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+                first = errors[0]
+                detail = printable(f"{first.get('code', '')} {first.get('message', '')}")
+                detail = f": {detail}" if detail else ""
         label = f"{self.what}: {method} {what} answered {status}{detail}"
         if status == 401:
             raise AuthError(label)
@@ -194,6 +263,8 @@ class RegistryClient:
     # -- pull --------------------------------------------------------------------------
 
     def get_manifest(self, reference: str) -> tuple[bytes, str | None]:
+        import httpx
+
         resp = self.request(
             "GET",
             f"{self.base}/manifests/{reference}",
@@ -202,19 +273,17 @@ class RegistryClient:
             what=f"manifest {reference}",
         )
         try:
-            declared = resp.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
-                raise InvalidInputError(f"{self.what}: manifest {reference} is over the limit")
-            body = bytearray()
-            for chunk in resp.iter_bytes():
-                body += chunk
-                if len(body) > MAX_MANIFEST_BYTES:
-                    raise InvalidInputError(f"{self.what}: manifest {reference} is over the limit")
+            raw = read_reply(resp, MAX_MANIFEST_BYTES, f"{self.what}: manifest {reference}")
             content_type = resp.headers.get("Content-Type", "").split(";")[0].strip() or None
             header_digest = resp.headers.get("Docker-Content-Digest")
+        except ReplyTooLong:
+            raise InvalidInputError(
+                f"{self.what}: manifest {reference} is over the limit"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UnavailableError(f"{self.what}: manifest {reference} failed ({exc})") from None
         finally:
             resp.close()
-        raw = bytes(body)
         digest = sha256_digest(raw)
         if reference.startswith("sha256:") and digest != reference:
             raise CorruptError(f"{self.what}: manifest {reference} came back as {digest}")
@@ -229,7 +298,11 @@ class RegistryClient:
         resp = self.request(
             "GET", f"{self.base}/blobs/{desc.digest}", stream=True, what=f"blob {desc.digest}"
         )
-        return iter_reader(resp.iter_bytes(CHUNK), resp.close)
+        # The digest check downstream stops an over-long blob at its declared size; the
+        # limit here only keeps a reader that does not check from reading forever, and
+        # raw reads keep a compressed reply from inflating inside one of them.
+        label = f"{self.what}: blob {desc.digest}"
+        return iter_reader(iter_reply(resp, desc.size + 2 * CHUNK, label), resp.close)
 
     # -- push --------------------------------------------------------------------------
 

@@ -4,12 +4,15 @@ IPFS Cluster's proxy).
 The node is not trusted. Reads go block by block (block/get) and every block
 is checked against its CID here, so a lying node can withhold content but
 never substitute it. A CAR is checked locally in full before it is uploaded.
+Every reply is read no further than its limit (sedis.replies), and every JSON
+document in one goes through the depth bound first: sedis runs with the
+recursion limit that py-evm raised, where a deep enough document would crash
+the parser instead of failing it.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import tempfile
 import time
 from collections import deque
@@ -21,7 +24,22 @@ from urllib.parse import quote
 
 import httpx
 
-from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError, UnavailableError
+from sedis.core import jsonsafe
+from sedis.core.errors import (
+    CorruptError,
+    InvalidInputError,
+    NotFoundError,
+    SedisError,
+    UnavailableError,
+)
+from sedis.replies import (
+    IDENTITY,
+    ReplyTooLong,
+    iter_reply_lines,
+    printable,
+    read_courtesy,
+    read_reply,
+)
 from sedis.store import car
 from sedis.store.base import ContentStore, GcReport
 from sedis.store.cid import MAX_BLOCK_SIZE, Cid
@@ -37,6 +55,14 @@ _LOOKUP = {"offline": "true", "timeout": "5s"}
 # A local lookup answers in milliseconds; waiting longer only means "absent".
 _LOCAL_LOOKUP = {"offline": "true", "timeout": "1s"}
 _MISSING_MARKERS = ("not found", "timed out", "timeout", "no link named")
+# How much of each reply is read. An error, a stat or a pin change is a line or
+# two; pin/ls is about 100 bytes a pin; add and repo/gc give a line per file or
+# block, which is read one line at a time and never held whole.
+MAX_ERROR_BYTES = 16 * 1024
+MAX_REPLY_BYTES = 1024 * 1024
+MAX_PINS_BYTES = 64 * 1024 * 1024
+MAX_LINE_BYTES = 1024 * 1024
+MAX_LISTING_BYTES = 256 * 1024 * 1024
 
 
 class KuboStore(ContentStore):
@@ -45,6 +71,7 @@ class KuboStore(ContentStore):
         self._client = httpx.Client(
             base_url=f"{self.url}/api/v0/",
             timeout=httpx.Timeout(timeout, connect=5.0),
+            headers=IDENTITY,
         )
         self._pool: ThreadPoolExecutor | None = None
 
@@ -55,16 +82,51 @@ class KuboStore(ContentStore):
 
     # -- transport ---------------------------------------------------------------
 
+    def _call(
+        self,
+        command: str,
+        params: dict[str, str],
+        read: Callable[[httpx.Response], _T],
+        *,
+        replayable: bool = True,
+        **kwargs: Any,
+    ) -> _T:
+        """POST one RPC and ``read`` its reply, retrying connection failures with
+        backoff when it is safe."""
+
+        def once() -> _T:
+            request = self._client.build_request("POST", command, params=params, **kwargs)
+            response = self._client.send(request, stream=True)
+            try:
+                if response.status_code != 200:
+                    raise self._rpc_error(command, params, response)
+                return read(response)
+            finally:
+                response.close()
+
+        return self._retrying(once, command, replayable)
+
     def _post(
-        self, command: str, params: dict[str, str], *, replayable: bool = True, **kwargs: Any
-    ) -> httpx.Response:
-        """POST one RPC, retrying connection failures with backoff when it is safe."""
-        response = self._retrying(
-            lambda: self._client.post(command, params=params, **kwargs), command, replayable
+        self,
+        command: str,
+        params: dict[str, str],
+        *,
+        limit: int = MAX_REPLY_BYTES,
+        replayable: bool = True,
+        **kwargs: Any,
+    ) -> bytes:
+        """POST one RPC; its whole reply, refused past ``limit`` bytes."""
+        label = f"IPFS node at {self.url}: the {command} reply"
+        return self._call(
+            command,
+            params,
+            lambda response: read_reply(response, limit, label),
+            replayable=replayable,
+            **kwargs,
         )
-        if response.status_code != 200:
-            raise self._rpc_error(command, params, response)
-        return response
+
+    def _json(self, command: str, data: bytes) -> Any:
+        return jsonsafe.loads(data, what=f"the {command} reply of the IPFS node at {self.url}")
 
     def _retrying(self, call: Callable[[], _T], command: str, replayable: bool = True) -> _T:
         attempts = _RETRIES if replayable else 1
@@ -90,10 +152,18 @@ class KuboStore(ContentStore):
     def _rpc_error(
         self, command: str, params: dict[str, str], response: httpx.Response
     ) -> Exception:
-        try:
-            message = str(response.json().get("Message", ""))
-        except ValueError:
-            message = response.text[:200]
+        body = read_courtesy(response, MAX_ERROR_BYTES)
+        if body is None:
+            message = f"its error reply is over {MAX_ERROR_BYTES} bytes"
+        elif body.lstrip()[:1] in (b"{", b"["):
+            try:
+                doc = jsonsafe.loads(body, what="its error reply")
+                message = printable(str(doc.get("Message", ""))) if isinstance(doc, dict) else ""
+            except SedisError as exc:
+                message = str(exc)
+        else:
+            message = printable(body.decode("utf-8", "replace"))
+        message = message or f"it answered {response.status_code}"
         subject = params.get("arg", "")
         if any(marker in message.lower() for marker in _MISSING_MARKERS):
             return NotFoundError(f"{subject or command} not found on the IPFS node at {self.url}")
@@ -110,22 +180,16 @@ class KuboStore(ContentStore):
 
     def get_block(self, cid: Cid) -> bytes:
         params = {"arg": str(cid), **_LOOKUP}
-        data = self._retrying(lambda: self._fetch_block(cid, params), "block/get")
+        label = f"block {cid} from {self.url}"
+        try:
+            data = self._call(
+                "block/get", params, lambda response: read_reply(response, MAX_BLOCK_SIZE, label)
+            )
+        except ReplyTooLong:
+            raise CorruptError(f"block {cid} from {self.url} is oversized") from None
         if not cid.matches(data):
             raise CorruptError(f"block {cid} from {self.url} does not match its CID")
         return data
-
-    def _fetch_block(self, cid: Cid, params: dict[str, str]) -> bytes:
-        with self._client.stream("POST", "block/get", params=params) as response:
-            if response.status_code != 200:
-                response.read()
-                raise self._rpc_error("block/get", params, response)
-            data = bytearray()
-            for piece in response.iter_bytes():
-                data += piece
-                if len(data) > MAX_BLOCK_SIZE:
-                    raise CorruptError(f"block {cid} from {self.url} is oversized")
-        return bytes(data)
 
     def get_blocks(self, cids: Iterable[Cid]) -> Iterator[bytes]:
         pool = self._pool_get()
@@ -188,18 +252,34 @@ class KuboStore(ContentStore):
         return Entry(cid, body.content_bytes, tsize)
 
     def _upload(self, body: MultipartBody, params: dict[str, str], top: str) -> tuple[Cid, int]:
-        response = self._post(
+        label = f"IPFS node at {self.url}: the add reply"
+        names = (top, quote(top, safe=""))
+
+        def last_record_of_top(response: httpx.Response) -> Any:
+            # A line per file and directory added; the top one may come last or not.
+            found = None
+            for line in iter_reply_lines(response, MAX_LISTING_BYTES, MAX_LINE_BYTES, label):
+                if not line.strip():
+                    continue
+                record = self._json("add", line)
+                if isinstance(record, dict) and record.get("Name") in names and "Hash" in record:
+                    found = record
+            return found
+
+        record = self._call(
             "add",
             params,
+            last_record_of_top,
             replayable=False,
             content=body.chunks(),
             headers={"Content-Type": body.content_type},
         )
-        for line in reversed(response.text.splitlines()):
-            record = json.loads(line) if line.strip() else {}
-            if record.get("Name") in (top, quote(top, safe="")) and "Hash" in record:
-                return Cid.parse(record["Hash"]), int(record.get("Size", 0))
-        raise UnavailableError(f"IPFS node at {self.url} gave no CID for {top!r}")
+        if record is None:
+            raise UnavailableError(f"IPFS node at {self.url} gave no CID for {top!r}")
+        cid, size = record["Hash"], record.get("Size", 0)
+        if not isinstance(cid, str) or not isinstance(size, int | str) or not str(size).isdigit():
+            raise UnavailableError(f"IPFS node at {self.url} gave a malformed entry for {top!r}")
+        return Cid.parse(cid), int(size)
 
     def add_directory(self, children: Sequence[tuple[str, Entry]], *, pin: bool = True) -> Entry:
         # The node has no call that makes a directory from CIDs it holds, so the
@@ -235,8 +315,12 @@ class KuboStore(ContentStore):
 
     def pins(self) -> list[Cid]:
         # No cid-base: nodes refuse to print a CIDv0 pin in base32; any base parses.
-        response = self._post("pin/ls", {"type": "recursive"})
-        keys = response.json().get("Keys", {}) or {}
+        doc = self._json(
+            "pin/ls", self._post("pin/ls", {"type": "recursive"}, limit=MAX_PINS_BYTES)
+        )
+        keys = (doc.get("Keys") if isinstance(doc, dict) else None) or {}
+        if not isinstance(keys, dict):
+            raise UnavailableError(f"IPFS node at {self.url} gave a malformed pin list")
         return sorted((Cid.parse(key) for key in keys), key=str)
 
     # -- CAR, gc -----------------------------------------------------------------
@@ -259,9 +343,13 @@ class KuboStore(ContentStore):
         return car_reader.roots
 
     def gc(self) -> GcReport:
-        response = self._post("repo/gc", {})
-        removed = sum(1 for line in response.text.splitlines() if '"Key"' in line)
-        return GcReport(removed, 0)
+        label = f"IPFS node at {self.url}: the repo/gc reply"
+
+        def count_removed(response: httpx.Response) -> int:
+            lines = iter_reply_lines(response, MAX_LISTING_BYTES, MAX_LINE_BYTES, label)
+            return sum(1 for line in lines if b'"Key"' in line)
+
+        return GcReport(self._call("repo/gc", {}, count_removed), 0)
 
 
 class _Collect:
