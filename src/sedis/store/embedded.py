@@ -234,20 +234,44 @@ class EmbeddedStore(ContentStore):
 
     def gc(self) -> GcReport:
         with self._gc_guard(exclusive=True):
-            live: set[bytes] = set()
-            for root in self.pins():
-                stack = [root]
-                while stack:
-                    cid = stack.pop()
-                    if cid.digest in live:
-                        continue
-                    live.add(cid.digest)
-                    if cid.codec == DAG_PB and self._blocks.has_block(cid):
-                        stack.extend(reader.links_of(cid, self._blocks.get_block(cid)))
-            removed, freed = self._blocks.collect(live)
+            removed, freed = self._blocks.collect(self._reachable(self.pins()))
             for entry in os.scandir(self._blocks.tmp_dir()):
                 shutil.rmtree(entry.path, ignore_errors=True)  # a killed CAR import's staging
             return GcReport(removed, freed)
+
+    def release(self, roots: Iterable[Cid]) -> list[Cid]:
+        """Unpin these roots, and remove now the blocks that only they reached.
+
+        Only the released DAGs' blocks go, not every unpinned block as in gc, so
+        the blocks of an add that has not pinned its root yet are left alone. The
+        pin set is written first: a process killed before the removal leaves
+        unpinned blocks for the next gc, never a pin over missing blocks.
+        """
+        with self._gc_guard(exclusive=True):
+            with self._pins_lock:
+                pins = self._read_pins()
+                released = [root for root in dict.fromkeys(roots) if root in pins]
+                if not released:
+                    return []
+                pins.difference_update(released)
+                self._write_pins(pins)
+            doomed = self._reachable(released) - self._reachable(pins)
+            self._blocks.remove(doomed)
+            return released
+
+    def _reachable(self, roots: Iterable[Cid]) -> set[bytes]:
+        """The digests of every block that these roots reach (those present)."""
+        live: set[bytes] = set()
+        for root in roots:
+            stack = [root]
+            while stack:
+                cid = stack.pop()
+                if cid.digest in live:
+                    continue
+                live.add(cid.digest)
+                if cid.codec == DAG_PB and self._blocks.has_block(cid):
+                    stack.extend(reader.links_of(cid, self._blocks.get_block(cid)))
+        return live
 
     @contextmanager
     def _gc_guard(self, *, exclusive: bool) -> Iterator[None]:
