@@ -25,7 +25,7 @@ any manifest of its epoch when that epoch is released.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -182,29 +182,29 @@ def unshare(session: Session, ref: str, who: str, rotate: bool) -> UnshareResult
 def _rotate(session: Session, record: ImageRecord, address: str) -> UnshareResult:
     """Revoke ``address`` and move everyone left to keys it never held; re-runnable.
 
-    Whether the removed recipient's keys still open the current blobs is read
-    from the order of grants on the ledger: a rotation grants the owner first,
-    then re-grants everyone who stays, so a recipient whose latest grant comes
-    before the owner's latest holds an older epoch's keys. That tells a fresh
-    rotation (re-encrypt) from an interrupted one (only re-grant those left on
-    the old epoch, then release it), whichever version was interrupted.
+    Each grant's share manifest says its key epoch. A removed recipient whose
+    keys are of the owner's current epoch means a fresh rotation: re-encrypt.
+    One whose keys are older (or whose revoke went in one transaction with a
+    grant to the owner, the mark of a rotation whose old epoch is released)
+    means an interrupted rotation, by this version or an older one that sent
+    its transactions one by one: re-grant whoever is still on an older epoch,
+    then release the older epochs.
     """
     digest = record.digest
     ledger = session.ledger
     removed = ledger.grant_of(digest, address)
     if removed is None:
         raise NotFoundError(f"{address} holds no grant to {digest}")
-    history = [e for e in session.reader.audit_log(digest) if e.name == "GrantAdded"]
-    on_current_epoch = _epoch_reader(history, session.address)
+    events = session.reader.audit_log(digest)
     key = session.encryption_key
     current = owner_view(session, record)
     image = sealing.open_share(current, key)
     if image.source.private.digest != digest:
         raise CorruptError(f"the owner's share manifest of {digest} seals another image")
 
-    reseal = on_current_epoch(address)
+    reseal = not _rotated_out(session, events, removed, current.epoch)
     remaining = _live_recipients(session, record, exclude=address)
-    movers = [g for g in remaining if reseal or not on_current_epoch(g.recipient)]
+    movers = [g for g in remaining if reseal or _epoch_of(session, g) != current.epoch]
     # Every key is checked before anything is stored or sent.
     keys = {g.recipient: usable_key(session, g.recipient) for g in movers}
 
@@ -234,24 +234,38 @@ def _rotate(session: Session, record: ImageRecord, address: str) -> UnshareResul
         owner_grant = ledger.grant_of(digest, session.address)
         if owner_grant is not None:
             keep.add(owner_grant.manifest_cid)
+    history = [e for e in events if e.name == "GrantAdded"]
     released = _release_older_epochs(session, record, history, target, keep)
     result.released = [str(cid) for cid in released]
     return result
 
 
-def _epoch_reader(history: Sequence[AuditEvent], owner: str) -> Callable[[str], bool]:
-    latest: dict[str, tuple[int, int]] = {}
-    for event in history:
-        recipient = str(event.fields["recipient"]).lower()
-        latest[recipient] = max(latest.get(recipient, (-1, -1)), _position(event))
-    owner_since = latest.get(owner.lower())
+def _epoch_of(session: Session, grant: Grant) -> int | None:
+    """The key epoch of a grant's share manifest; None when the store no longer has it."""
+    try:
+        return fetch_manifest(session, grant.manifest_cid, grant.manifest_hash).epoch
+    except NotFoundError:
+        return None
 
-    def on_current_epoch(recipient: str) -> bool:
-        """Whether the recipient's latest grant is of the owner's current key epoch."""
-        since = latest.get(recipient.lower())
-        return owner_since is None or (since is not None and since >= owner_since)
 
-    return on_current_epoch
+def _rotated_out(
+    session: Session, events: Sequence[AuditEvent], removed: Grant, owner_epoch: int
+) -> bool:
+    """Whether the removed recipient's keys are of an epoch before the owner's current one."""
+    recipient, owner = removed.recipient.lower(), session.address.lower()
+    granted = [e for e in events if e.name == "GrantAdded" and _who(e) == recipient]
+    revoked = [e for e in events if e.name == "GrantRevoked" and _who(e) == recipient]
+    if granted and revoked and _position(revoked[-1]) > _position(granted[-1]):
+        rotations = {e.tx_hash for e in events if e.name == "GrantAdded" and _who(e) == owner}
+        if revoked[-1].tx_hash in rotations:
+            return True
+    epoch = _epoch_of(session, removed)
+    # A manifest the store lost tells nothing: re-encrypting is the safe answer.
+    return epoch is not None and epoch < owner_epoch
+
+
+def _who(event: AuditEvent) -> str:
+    return str(event.fields["recipient"]).lower()
 
 
 def _position(event: AuditEvent) -> tuple[int, int]:
