@@ -428,9 +428,13 @@ def _release_older_epochs(
             continue
         if share.epoch > 0 and share.epoch not in epochs_seen:
             epochs_seen.add(share.epoch)
-            blobs = _blob_set_root(store, _share_blobs(share))
-            if blobs in pinned and blobs not in keep_cids:
-                doomed.append(blobs)
+            try:
+                blobs = _blob_set_root(store, _share_blobs(share))
+            except NotFoundError:
+                pass  # a pinned DAG keeps every block: a missing one means no pin left
+            else:
+                if blobs in pinned and blobs not in keep_cids:
+                    doomed.append(blobs)
         doomed.append(cid)
     return store.release(doomed)
 
