@@ -52,3 +52,27 @@ def test_release_on_the_kubo_node_unpins_and_skips_what_is_not_pinned(jsipfs_url
     with pytest.raises(NotFoundError):
         node.get_block(pinned.cid)
     node.close()
+
+
+def test_a_release_killed_before_its_removal_is_finished_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = EmbeddedStore(tmp_path)
+    doomed = store.add_bytes(pseudo_random(300_000, "doomed"))
+    kept = store.add_bytes(pseudo_random(1000, "kept"))
+
+    def killed(digests: set[bytes]) -> tuple[int, int]:
+        raise KeyboardInterrupt  # the process dies between the pin set and the removal
+
+    monkeypatch.setattr(store._blocks, "remove", killed)
+    with pytest.raises(KeyboardInterrupt):
+        store.release([doomed.cid])
+    monkeypatch.undo()
+    assert doomed.cid not in store.pins() and store.has(doomed.cid)
+    store.close()
+
+    again = EmbeddedStore(tmp_path)
+    assert again.release([]) == []  # the re-run names nothing new, and still finishes
+    assert not again.has(doomed.cid) and again.has(kept.cid)
+    assert pseudo_random(300_000, "doomed")[5000:5256] not in pack_bytes(tmp_path)
+    again.close()
