@@ -6,7 +6,11 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,3 +281,53 @@ def test_an_older_versions_rotation_that_left_recipients_behind_completes_on_rer
     assert epoch_of(grants(image.digest)[world.addresses["bob"]]) == 1
     assert_gone(world, carol)
     assert_pulls(world, image, "bob", "behind-bob")
+
+
+def kill_when(world: World, name: str, reached: Callable[[], bool]) -> None:
+    """Run the rotation in a process of its own and SIGKILL it once ``reached`` holds."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEDIS_")}
+    env.update(SEDIS_HOME=str(world.home), SEDIS_PASSWORD=os.environ["SEDIS_PASSWORD"])
+    args = ["unshare", name, "--from", "carol", "--rotate", "--as", "alice"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sedis", *args], env=env, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not reached() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_a_rotation_killed_anywhere_completes_on_rerun_with_one_rotation(world: World) -> None:
+    source = world.image("killed", layers=2, size=8_000_000)
+    name = "rot/killed:v1"
+    published = world.publish(f"oci:{source}:v1", name, "--to", "bob", "-o", "json")
+    assert published.code == 0, published.err
+    digest = json.loads(published.out)["digest"]
+    assert world.sedis("share", name, "--to", "carol", "--as", "alice").code == 0
+    image = Published(name, digest, source)
+    carol = keep(load(), "carol", world.addresses["carol"], digest)
+    store_dir = load().store_dir
+    packs = set(os.listdir(store_dir / "packs"))
+    # Killed once the re-encryption has begun writing, then once the release has begun.
+    kill_when(world, name, lambda: bool(set(os.listdir(store_dir / "packs")) - packs))
+    assert grants(digest)[world.addresses["carol"]].revoked_at is None  # no transaction yet
+    kill_when(world, name, lambda: (store_dir / "releasing.json").exists())
+    if (store_dir / "releasing.json").exists():  # killed inside the release, as meant
+        assert grants(digest)[world.addresses["carol"]].revoked_at is not None
+
+    data = rotate(world, image)
+
+    assert data["epoch"] == 1
+    assert_gone(world, carol)
+    with open_ledger(load()) as ledger:
+        events = ledger.audit_log(digest)
+    owner_grants = [
+        e
+        for e in events
+        if e.name == "GrantAdded" and e.fields["recipient"] == world.addresses["alice"]
+    ]
+    assert len(owner_grants) == 2  # the publish's and one rotation's
+    assert len([e for e in events if e.name == "GrantRevoked"]) == 1
+    assert epoch_of(grants(digest)[world.addresses["bob"]]) == 1
+    assert_pulls(world, image, "bob", "killed-bob")
