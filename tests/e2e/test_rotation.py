@@ -331,3 +331,23 @@ def test_a_rotation_killed_anywhere_completes_on_rerun_with_one_rotation(world: 
     assert len([e for e in events if e.name == "GrantRevoked"]) == 1
     assert epoch_of(grants(digest)[world.addresses["bob"]]) == 1
     assert_pulls(world, image, "bob", "killed-bob")
+
+
+def test_a_revoked_image_is_not_rotated(world: World) -> None:
+    image = publish(world, "final")
+    revoked = world.sedis("status", image.name, "revoked", "--reason", "gone", "--as", "alice")
+    assert revoked.code == 0, revoked.err
+    settings = load()
+    with EmbeddedStore(settings.store_dir) as store:
+        before = store.locations()
+    before_grants, before_block = grants(image.digest), block_number()
+
+    result = world.sedis("unshare", image.name, "--from", "carol", "--rotate", "--as", "alice")
+
+    assert result.code == 9
+    assert one_line(result.err) == (
+        f"sedis: {image.digest} is revoked; its status, grants and tags can no longer change"
+    )
+    assert grants(image.digest) == before_grants and block_number() == before_block
+    with EmbeddedStore(settings.store_dir) as store:
+        assert store.locations() == before

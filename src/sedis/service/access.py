@@ -30,13 +30,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sedis.core.errors import (
+    ConflictError,
     CorruptError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
     SedisError,
 )
-from sedis.core.records import AuditEvent, Grant, GrantRequest, ImageRecord, digest_from_bytes
+from sedis.core.records import (
+    AuditEvent,
+    Grant,
+    GrantRequest,
+    ImageRecord,
+    Status,
+    digest_from_bytes,
+)
 from sedis.crypto import keywrap
 from sedis.crypto.layer_cipher import decrypt_checked
 from sedis.oci import model
@@ -191,6 +199,10 @@ def _rotate(session: Session, record: ImageRecord, address: str) -> UnshareResul
     then release the older epochs.
     """
     digest = record.digest
+    if record.status is Status.REVOKED:  # the contract would refuse the grants, after the work
+        raise ConflictError(
+            f"{digest} is revoked; its status, grants and tags can no longer change"
+        )
     ledger = session.ledger
     removed = ledger.grant_of(digest, address)
     if removed is None:
