@@ -351,3 +351,28 @@ def test_a_revoked_image_is_not_rotated(world: World) -> None:
     assert grants(image.digest) == before_grants and block_number() == before_block
     with EmbeddedStore(settings.store_dir) as store:
         assert store.locations() == before
+
+
+def test_a_rotation_keeps_ciphertext_that_another_image_shares(world: World) -> None:
+    """Two images of one owner with a layer in common hold one ciphertext of it (the key is
+    derived from the owner, the layer's digest and the epoch): rotating one keeps it for
+    the other."""
+    first = world.image("sibling-a", layers=3, size=200_000)
+    second = world.image("sibling-b", layers=3, size=200_000)
+    shared = set(layout_digests(first)[2]) & set(layout_digests(second)[2])
+    assert shared  # the third layer is the same in both
+    names = ("rot/sibling-a:v1", "rot/sibling-b:v1")
+    for source, name in zip((first, second), names, strict=True):
+        assert world.publish(f"oci:{source}:v1", name, "--to", "bob", "--to", "carol").code == 0
+    digests = [
+        json.loads(world.sedis("inspect", name, "-o", "json").out)["record"]["digest"]
+        for name in names
+    ]
+    kept = [keep(load(), "carol", world.addresses["carol"], digest) for digest in digests]
+    assert {cid for cid, _ in kept[0].blobs} & {cid for cid, _ in kept[1].blobs}  # one copy
+    image = Published(names[0], digests[0], first)
+
+    rotate(world, image)
+
+    assert_pulls(world, Published(names[1], "", second), "carol", "sibling-b-carol")
+    assert_pulls(world, image, "bob", "sibling-a-bob")
