@@ -376,3 +376,48 @@ def test_a_rotation_keeps_ciphertext_that_another_image_shares(world: World) -> 
 
     assert_pulls(world, Published(names[1], "", second), "carol", "sibling-b-carol")
     assert_pulls(world, image, "bob", "sibling-a-bob")
+
+
+def test_unshare_refuses_the_owner_and_a_recipient_never_granted(world: World) -> None:
+    source = world.image("refusals", layers=1, size=1000)
+    name = "rot/refusals:v1"
+    published = world.publish(f"oci:{source}:v1", name, "--to", "bob", "-o", "json")
+    assert published.code == 0, published.err
+    digest = json.loads(published.out)["digest"]
+    alice, carol = world.addresses["alice"], world.addresses["carol"]
+    before = block_number()
+    for rotate_flag in ([], ["--rotate"]):
+        itself = world.sedis("unshare", name, "--from", "alice", *rotate_flag, "--as", "alice")
+        assert itself.code == 2
+        assert one_line(itself.err) == "sedis: the owner cannot unshare an image from itself"
+    stranger = world.sedis("unshare", name, "--from", "carol", "--rotate", "--as", "alice")
+    assert stranger.code == 3
+    assert one_line(stranger.err) == f"sedis: {carol} holds no grant to {digest}"
+    plain = world.sedis("unshare", name, "--from", "carol", "--as", "alice")
+    assert plain.code == 3
+    assert one_line(plain.err) == f"sedis: {carol} holds no live grant to {digest}"
+    assert block_number() == before and alice in grants(digest)
+
+
+def test_a_rotation_refuses_an_owner_manifest_of_another_image(world: World) -> None:
+    """The owner's grant names a manifest (hash and all) that seals some other image."""
+    image, other = publish(world, "target"), publish(world, "decoy")
+    settings = load()
+    owner = Session(settings, "alice", lambda: PASSWORD)
+    decoy = owner.ledger.grant_of(other.digest, owner.address)
+    assert decoy is not None
+    owner.ledger.grant(image.digest, owner.address, decoy.manifest_cid, decoy.manifest_hash)
+    owner.close()
+    before_grants, before_block = grants(image.digest), block_number()
+    with EmbeddedStore(settings.store_dir) as store:
+        before_blocks = store.locations()
+
+    result = world.sedis("unshare", image.name, "--from", "carol", "--rotate", "--as", "alice")
+
+    assert result.code == 4
+    assert one_line(result.err) == (
+        f"sedis: the owner's share manifest of {image.digest} seals another image"
+    )
+    assert grants(image.digest) == before_grants and block_number() == before_block
+    with EmbeddedStore(settings.store_dir) as store:
+        assert store.locations() == before_blocks

@@ -4,7 +4,7 @@ Blocks live in pack files (see packstore): one per add, indexed when whole.
 A store from before packs (one file per block) is moved into a pack on open.
 
 Concurrency: adds, imports and pins hold a shared lock and garbage collection
-an exclusive one, so gc never sweeps the blocks of an add that has not pinned
+(or a release) an exclusive one, so gc never sweeps the blocks of an add that has not pinned
 its root yet. (filelock has no shared mode, hence flock directly.) The pin set
 is a small JSON file, replaced atomically under its own lock.
 """
