@@ -25,6 +25,7 @@ any manifest of its epoch when that epoch is released.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -49,7 +50,7 @@ from sedis.crypto import keywrap
 from sedis.crypto.layer_cipher import decrypt_checked
 from sedis.oci import model
 from sedis.oci.streams import iter_reader
-from sedis.service import naming, sealing
+from sedis.service import layout, naming, sealing
 from sedis.service.session import Session
 from sedis.store import dagpb, reader
 from sedis.store.cid import RAW, Cid
@@ -382,6 +383,23 @@ def _blob_set_root(store: ContentStore, blobs: Sequence[model.Descriptor]) -> Ci
     return Importer(_Discard()).directory_node(_blob_set(store, blobs)).cid
 
 
+def _layout_root(store: ContentStore, share: sealing.ShareManifest) -> Cid:
+    """The root of the layout an older version pinned for a rotated epoch: its blobs
+    and the owner's manifest, as ``layout.add_layout`` builds it, untagged."""
+    importer = Importer(_Discard())
+
+    def small(data: bytes) -> Entry:
+        return importer.add_stream(io.BytesIO(data))
+
+    manifest = (model.sha256_digest(share.raw).removeprefix("sha256:"), small(share.raw))
+    sha256 = importer.directory_node([*_blob_set(store, _share_blobs(share)), manifest])
+    blobs = importer.directory_node([("sha256", sha256)])
+    index = small(layout.index_json(share.raw, None))
+    return importer.directory_node(
+        [("blobs", blobs), ("index.json", index), ("oci-layout", small(layout.OCI_LAYOUT))]
+    ).cid
+
+
 def _share_blobs(share: sealing.ShareManifest) -> list[model.Descriptor]:
     extra = (share.source,) if share.report is None else (share.source, share.report)
     return [*share.manifest.descriptors(), *extra]
@@ -427,9 +445,16 @@ def _release_older_epochs(
                 doomed.append(root)
         except (SedisError, KeyError, IndexError, TypeError, ValueError):
             pass
+    checked: set[Cid] = set()
     for event in history:
         cid = _plain_cid(str(event.fields["manifestCid"]))
-        if cid is None or cid not in pinned or cid in keep_cids or cid in doomed:
+        if cid is None or cid in keep_cids or cid in checked:
+            continue
+        checked.add(cid)
+        # An older version kept the owner's manifest of a later epoch inside a
+        # layout of that epoch's blobs, pinned at the layout's root only.
+        in_layout = _who(event) == session.address.lower() and cid not in pinned
+        if cid not in pinned and not (in_layout and store.has(cid)):
             continue
         try:
             share_hash = digest_from_bytes(bytes.fromhex(str(event.fields["manifestHash"])[2:]))
@@ -438,16 +463,18 @@ def _release_older_epochs(
             continue
         if not older_of_this_image(share):
             continue
-        if share.epoch > 0 and share.epoch not in epochs_seen:
-            epochs_seen.add(share.epoch)
-            try:
-                blobs = _blob_set_root(store, _share_blobs(share))
-            except NotFoundError:
-                pass  # a pinned DAG keeps every block: a missing one means no pin left
-            else:
-                if blobs in pinned and blobs not in keep_cids:
-                    doomed.append(blobs)
-        doomed.append(cid)
+        roots: list[Cid] = []
+        try:
+            if share.epoch > 0 and share.epoch not in epochs_seen:
+                epochs_seen.add(share.epoch)
+                roots.append(_blob_set_root(store, _share_blobs(share)))
+            if in_layout and share.epoch > 0:
+                roots.append(_layout_root(store, share))
+        except NotFoundError:
+            pass  # a pinned DAG keeps every block: a missing one means no pin left
+        doomed.extend(r for r in roots if r in pinned and r not in keep_cids)
+        if cid in pinned:
+            doomed.append(cid)
     return store.release(doomed)
 
 
