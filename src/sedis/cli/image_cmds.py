@@ -264,11 +264,13 @@ def unshare(
         "epoch": result.epoch,
         "regranted": result.regranted,
         "transactions": result.transactions,
+        "released": result.released,
     }
     text = f"revoked the grant of {result.digest} to {result.recipient}"
     if result.rotated:
         text += (
             f"; re-encrypted under key epoch {result.epoch} for {len(result.regranted)} remaining"
+            f"; the store dropped {len(result.released)} pins of older epochs"
         )
     emit(output, data, text)
 

@@ -142,6 +142,13 @@ class Ledger(ABC):
     def revoke_grant(self, digest: str, recipient: str) -> TxReceipt: ...
 
     @abstractmethod
+    def change_grants(
+        self, digest: str, revoke: Sequence[str], grants: Sequence[GrantRequest]
+    ) -> TxReceipt:
+        """Revoke these recipients' grants, then make these grants, in one transaction:
+        all or none (a key rotation)."""
+
+    @abstractmethod
     def is_granted(self, digest: str, recipient: str) -> bool:
         """Granted and neither revoked nor expired, by chain time or local time (see now)."""
 

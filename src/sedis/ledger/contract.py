@@ -334,6 +334,22 @@ class ContractLedger(Ledger):
     def revoke_grant(self, digest: str, recipient: str) -> TxReceipt:
         return self._write("revokeGrant", digest_to_bytes(digest), checked_address(recipient))
 
+    def change_grants(
+        self, digest: str, revoke: Sequence[str], grants: Sequence[GrantRequest]
+    ) -> TxReceipt:
+        raw = digest_to_bytes(digest)
+        calls: list[tuple[str, tuple[Any, ...]]] = [
+            ("revokeGrant", (raw, checked_address(recipient))) for recipient in revoke
+        ]
+        calls.extend(
+            (
+                "grant",
+                _grant_args(digest, g.recipient, g.manifest_cid, g.manifest_hash, g.expires_at),
+            )
+            for g in grants
+        )
+        return self._write_all("grant", calls)
+
     @_one_block
     def is_granted(self, digest: str, recipient: str) -> bool:
         # Not the contract's isGranted: it judges expiry by the block's timestamp

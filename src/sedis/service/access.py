@@ -4,24 +4,63 @@ Every grant on the ledger names a share manifest by CID and hash; the owner
 holds a grant too, naming the owner's current manifest. Sharing wraps the
 existing blob keys for one more recipient in a new share manifest; the blobs
 are untouched. Unsharing revokes the grant, which stops future pulls;
-``rotate`` also re-encrypts every blob under a new key epoch and re-grants
-the remaining recipients, so the removed recipient's old keys open nothing new.
+``rotate`` also re-encrypts every blob under a new key epoch, re-grants the
+remaining recipients, and has the store drop the old epoch's ciphertext and
+share manifests, so the removed recipient's old keys open nothing the owner's
+store still serves. What a recipient already pulled, or could decrypt before,
+stays theirs: no encryption takes that back.
+
+A rotation is one ledger transaction (the revoke and every re-grant, all or
+none) between store work that a re-run repeats to the same result: blob keys
+are derived per epoch, so the new epoch's ciphertext and CIDs come out the
+same each time. A re-run after an interrupted rotation, by this version or an
+older one that sent its transactions one by one, finishes it.
+
+Stored form of an epoch after the first: a UnixFS directory of that epoch's
+sealed blobs (named by their hex digest, as in an OCI layout's blobs/sha256),
+pinned, and each share manifest pinned on its own. The directory holds no
+share manifest, so it is the same on every run and can be named again from
+any manifest of its epoch when that epoch is released.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError, PermissionDeniedError
-from sedis.core.records import Grant, ImageRecord
+from sedis.core.errors import (
+    ConflictError,
+    CorruptError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    SedisError,
+)
+from sedis.core.records import (
+    AuditEvent,
+    Grant,
+    GrantRequest,
+    ImageRecord,
+    Status,
+    digest_from_bytes,
+)
+from sedis.crypto import keywrap
+from sedis.crypto.layer_cipher import decrypt_checked
 from sedis.oci import model
+from sedis.oci.checked import CheckedBlob
+from sedis.oci.streams import iter_reader
 from sedis.service import layout, naming, sealing
 from sedis.service.session import Session
-from sedis.store.importer import Entry
+from sedis.store import dagpb, reader
+from sedis.store.cid import RAW, Cid
+from sedis.store.importer import Entry, Importer
 
 if TYPE_CHECKING:
     from jwcrypto.jwk import JWK
+
+    from sedis.store.base import ContentStore
 
 MAX_SHARE_MANIFEST = 4 * 1024 * 1024
 
@@ -90,7 +129,7 @@ def grant_to(
     manifest and grant it on the ledger; return the manifest's CID and the transaction."""
     keys = [session.public_key]
     if address.lower() != session.address.lower():
-        keys.append(session.recipient_key(address))
+        keys.append(usable_key(session, address))
     image = sealing.open_share(owner_view(session, record), session.encryption_key)
     cid, share_hash = _add_share(session, image, keys)
     tx = session.ledger.grant(record.digest, address, cid, share_hash, expires_at)
@@ -103,6 +142,27 @@ def _add_share(session: Session, image: sealing.SealedImage, keys: list[JWK]) ->
     return str(entry.cid), model.sha256_digest(raw)
 
 
+def usable_key(session: Session, address: str) -> JWK:
+    """A recipient's registered key, refused unless keys can be wrapped for it.
+
+    Wrapping a throwaway payload for it runs the very code a share manifest
+    will, so whatever that would refuse (a symmetric key, a point off its
+    curve) is refused here, before anything is stored or sent.
+    """
+    from jwcrypto.common import JWException
+
+    try:
+        key = session.recipient_key(address)
+        keywrap.wrap(b"{}", [key])
+    except (InvalidInputError, JWException, ValueError, TypeError, KeyError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise InvalidInputError(
+            f"{address} has registered an encryption key that cannot be used ({reason}); "
+            "nothing was changed"
+        ) from exc
+    return key
+
+
 @dataclass
 class UnshareResult:
     digest: str
@@ -111,6 +171,7 @@ class UnshareResult:
     epoch: int
     regranted: list[str] = field(default_factory=list)
     transactions: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)  # store pins dropped by a rotation
 
 
 def unshare(session: Session, ref: str, who: str, rotate: bool) -> UnshareResult:
@@ -118,33 +179,111 @@ def unshare(session: Session, ref: str, who: str, rotate: bool) -> UnshareResult
     address = session.resolve_recipient(who)
     if address.lower() == session.address.lower():
         raise InvalidInputError("the owner cannot unshare an image from itself")
+    if rotate:
+        return _rotate(session, record, address)
     ledger = session.ledger
     if not ledger.is_granted(record.digest, address):
         raise NotFoundError(f"{address} holds no live grant to {record.digest}")
-    current = owner_view(session, record)
-    result = UnshareResult(record.digest, address, rotate, current.epoch)
+    result = UnshareResult(record.digest, address, False, owner_view(session, record).epoch)
     result.transactions.append(ledger.revoke_grant(record.digest, address).tx_hash)
-    if not rotate:
-        return result
-
-    rotated = _reseal(session, sealing.open_share(current, session.encryption_key))
-    result.epoch = rotated.epoch
-    # The owner's manifest of the new epoch, pinned as a layout of its own.
-    owner_raw = sealing.share_manifest(rotated, [session.public_key])
-    blobs = {b.descriptor.digest: _entry(b) for b in rotated.blobs()}
-    _, owner_entry = layout.add_layout(session.store, owner_raw, blobs, None)
-    tx = ledger.grant(
-        record.digest, session.address, str(owner_entry.cid), model.sha256_digest(owner_raw)
-    )
-    result.transactions.append(tx.tx_hash)
-    for grant in _live_recipients(session, record, exclude=address):
-        cid, share_hash = _add_share(
-            session, rotated, [session.public_key, session.recipient_key(grant.recipient)]
-        )
-        tx = ledger.grant(record.digest, grant.recipient, cid, share_hash, grant.expires_at)
-        result.transactions.append(tx.tx_hash)
-        result.regranted.append(grant.recipient)
     return result
+
+
+def _rotate(session: Session, record: ImageRecord, address: str) -> UnshareResult:
+    """Revoke ``address`` and move everyone left to keys it never held; re-runnable.
+
+    Each grant's share manifest says its key epoch. A removed recipient whose
+    keys are of the owner's current epoch means a fresh rotation: re-encrypt.
+    One whose keys are older (or whose revoke went in one transaction with a
+    grant to the owner, the mark of a rotation whose old epoch is released)
+    means an interrupted rotation, by this version or an older one that sent
+    its transactions one by one: re-grant whoever is still on an older epoch,
+    then release the older epochs.
+    """
+    digest = record.digest
+    if record.status is Status.REVOKED:  # the contract would refuse the grants, after the work
+        raise ConflictError(
+            f"{digest} is revoked; its status, grants and tags can no longer change"
+        )
+    ledger = session.ledger
+    removed = ledger.grant_of(digest, address)
+    if removed is None:
+        raise NotFoundError(f"{address} holds no grant to {digest}")
+    events = session.reader.audit_log(digest)
+    key = session.encryption_key
+    current = owner_view(session, record)
+    image = sealing.open_share(current, key)
+    if image.source.private.digest != digest:
+        raise CorruptError(f"the owner's share manifest of {digest} seals another image")
+
+    reseal = not _rotated_out(session, events, removed, current.epoch)
+    remaining = _live_recipients(session, record, exclude=address)
+    movers = [g for g in remaining if reseal or _epoch_of(session, g) != current.epoch]
+    # Every key is checked before anything is stored or sent.
+    keys = {g.recipient: usable_key(session, g.recipient) for g in movers}
+
+    result = UnshareResult(digest, address, True, current.epoch)
+    store = session.store
+    grants: list[GrantRequest] = []
+    target = image
+    if reseal:
+        for blob in image.blobs():  # every plaintext checked before any new ciphertext
+            _check_plaintext(store, blob)
+        target = _reseal(session, image)
+        _pin_blob_set(store, target)
+        owner_cid, owner_hash = _add_share(session, target, [session.public_key])
+        grants.append(GrantRequest(session.address, owner_cid, owner_hash))
+    for g in movers:
+        cid, share_hash = _add_share(session, target, [session.public_key, keys[g.recipient]])
+        grants.append(GrantRequest(g.recipient, cid, share_hash, g.expires_at))
+        result.regranted.append(g.recipient)
+    revoke = [address] if removed.revoked_at is None else []
+    if revoke or grants:
+        result.transactions.append(ledger.change_grants(digest, revoke, grants).tx_hash)
+    result.epoch = target.epoch
+
+    keep = {g.manifest_cid for g in grants}
+    keep.update(g.manifest_cid for g in remaining if g not in movers)
+    if not reseal:
+        owner_grant = ledger.grant_of(digest, session.address)
+        if owner_grant is not None:
+            keep.add(owner_grant.manifest_cid)
+    history = [e for e in events if e.name == "GrantAdded"]
+    released = _release_older_epochs(session, record, history, target, keep)
+    result.released = [str(cid) for cid in released]
+    return result
+
+
+def _epoch_of(session: Session, grant: Grant) -> int | None:
+    """The key epoch of a grant's share manifest; None when the store no longer has it."""
+    try:
+        return fetch_manifest(session, grant.manifest_cid, grant.manifest_hash).epoch
+    except NotFoundError:
+        return None
+
+
+def _rotated_out(
+    session: Session, events: Sequence[AuditEvent], removed: Grant, owner_epoch: int
+) -> bool:
+    """Whether the removed recipient's keys are of an epoch before the owner's current one."""
+    recipient, owner = removed.recipient.lower(), session.address.lower()
+    granted = [e for e in events if e.name == "GrantAdded" and _who(e) == recipient]
+    revoked = [e for e in events if e.name == "GrantRevoked" and _who(e) == recipient]
+    if granted and revoked and _position(revoked[-1]) > _position(granted[-1]):
+        rotations = {e.tx_hash for e in events if e.name == "GrantAdded" and _who(e) == owner}
+        if revoked[-1].tx_hash in rotations:
+            return True
+    epoch = _epoch_of(session, removed)
+    # A manifest the store lost tells nothing: re-encrypting is the safe answer.
+    return epoch is not None and epoch < owner_epoch
+
+
+def _who(event: AuditEvent) -> str:
+    return str(event.fields["recipient"]).lower()
+
+
+def _position(event: AuditEvent) -> tuple[int, int]:
+    return event.block_number, event.log_index
 
 
 def _live_recipients(session: Session, record: ImageRecord, exclude: str) -> list[Grant]:
@@ -156,14 +295,50 @@ def _live_recipients(session: Session, record: ImageRecord, exclude: str) -> lis
     ]
 
 
+def _verified_plaintext(store: ContentStore, blob: sealing.SealedBlob) -> Iterator[bytes]:
+    """A sealed blob's plaintext: HMAC checked first, digest checked at the end.
+
+    Both passes read blocks checked against the blob's CID (never ``cat_again``),
+    so every read of a CID yields the same ciphertext, and so the same plaintext.
+    """
+    desc = blob.descriptor
+    ref = str(blob.cid)
+
+    def ciphertext() -> Iterator[bytes]:
+        size = 0
+        for piece in store.cat(ref):
+            size += len(piece)
+            if size > desc.size:
+                raise CorruptError(f"sealed blob {desc.digest} is larger than its descriptor says")
+            yield piece
+        if size != desc.size:
+            raise CorruptError(f"sealed blob {desc.digest} is smaller than its descriptor says")
+
+    return decrypt_checked(ciphertext, blob.private, blob.public, check_digest=True)
+
+
+OCTET_STREAM = "application/octet-stream"
+
+
+def _check_plaintext(store: ContentStore, blob: sealing.SealedBlob) -> None:
+    for _ in _verified_plaintext(store, blob):
+        pass
+
+
 def _reseal(session: Session, image: sealing.SealedImage) -> sealing.SealedImage:
-    """Decrypt every blob and encrypt it again under the next key epoch."""
+    """Encrypt every blob again under the next key epoch.
+
+    The caller has checked every blob's plaintext against its digest to the
+    end; this pass reads the same CID-checked ciphertext again, so the key
+    derived from that digest only ever meets that plaintext.
+    """
     store = session.store
     secret = sealing.owner_secret(session.encryption_key)
     epoch = image.epoch + 1
 
     def again(blob: sealing.SealedBlob) -> sealing.SealedBlob:
-        checked = sealing.checked_plaintext(store, blob, "application/octet-stream")
+        plain = model.Descriptor(OCTET_STREAM, blob.private.digest, blob.descriptor.size)
+        checked = CheckedBlob(plain, lambda: iter_reader(_verified_plaintext(store, blob)))
         private = sealing.derive_private_options(secret, checked, epoch)
         return sealing.seal_blob(store, checked, blob.descriptor.media_type, private)
 
@@ -177,5 +352,141 @@ def _reseal(session: Session, image: sealing.SealedImage) -> sealing.SealedImage
     )
 
 
-def _entry(blob: sealing.SealedBlob) -> Entry:
-    return Entry(blob.cid, blob.descriptor.size, blob.tsize)
+# -- the stored epochs ---------------------------------------------------------------
+
+
+def _blob_set(store: ContentStore, blobs: Sequence[model.Descriptor]) -> list[tuple[str, Entry]]:
+    """The entries of an epoch's blob directory, from its blobs' descriptors alone."""
+    children: dict[str, Entry] = {}
+    for desc in blobs:
+        cid = sealing.blob_cid(desc)
+        children[desc.digest.removeprefix("sha256:")] = Entry(
+            cid, desc.size, _tsize(store, cid, desc.size)
+        )
+    return sorted(children.items())
+
+
+def _tsize(store: ContentStore, cid: Cid, size: int) -> int:
+    """A file's cumulative DAG size, as a directory link records it."""
+    if cid.codec == RAW:
+        return size
+    block = store.get_block(cid)
+    return len(block) + sum(link.tsize or 0 for link in dagpb.decode(block).links)
+
+
+def _pin_blob_set(store: ContentStore, image: sealing.SealedImage) -> Cid:
+    return store.add_directory(_blob_set(store, [b.descriptor for b in image.blobs()])).cid
+
+
+class _Discard:
+    def put_block(self, cid: Cid, data: bytes | memoryview) -> None:
+        return None
+
+
+def _blob_set_root(store: ContentStore, blobs: Sequence[model.Descriptor]) -> Cid:
+    """The CID that ``_pin_blob_set`` gives these blobs, worked out without storing."""
+    return Importer(_Discard()).directory_node(_blob_set(store, blobs)).cid
+
+
+def _layout_root(store: ContentStore, share: sealing.ShareManifest) -> Cid:
+    """The root of the layout an older version pinned for a rotated epoch: its blobs
+    and the owner's manifest, as ``layout.add_layout`` builds it, untagged."""
+    importer = Importer(_Discard())
+
+    def small(data: bytes) -> Entry:
+        return importer.add_stream(io.BytesIO(data))
+
+    manifest = (model.sha256_digest(share.raw).removeprefix("sha256:"), small(share.raw))
+    sha256 = importer.directory_node([*_blob_set(store, _share_blobs(share)), manifest])
+    blobs = importer.directory_node([("sha256", sha256)])
+    index = small(layout.index_json(share.raw, None))
+    return importer.directory_node(
+        [("blobs", blobs), ("index.json", index), ("oci-layout", small(layout.OCI_LAYOUT))]
+    ).cid
+
+
+def _share_blobs(share: sealing.ShareManifest) -> list[model.Descriptor]:
+    extra = (share.source,) if share.report is None else (share.source, share.report)
+    return [*share.manifest.descriptors(), *extra]
+
+
+def _release_older_epochs(
+    session: Session,
+    record: ImageRecord,
+    history: Sequence[AuditEvent],
+    current: sealing.SealedImage,
+    keep: set[str],
+) -> list[Cid]:
+    """Unpin every share manifest and blob of an epoch before ``current``.
+
+    What is released is found on the ledger (the record's root, every manifest
+    ever granted) and checked in the store first: only pins that exist, and
+    only manifests that the owner's key opens to this image at an older epoch,
+    so a forged ledger answer cannot make the owner drop anything else.
+    """
+    store = session.store
+    pinned = set(store.pins())
+    key = session.encryption_key
+    keep_cids = {_plain_cid(ref) for ref in keep} | {
+        _blob_set_root(store, [b.descriptor for b in current.blobs()])
+    }
+    doomed: list[Cid] = []
+    epochs_seen: set[int] = set()
+
+    def older_of_this_image(share: sealing.ShareManifest) -> bool:
+        if share.epoch >= current.epoch:
+            return False
+        try:
+            private, _ = sealing.unwrap(share.source, key)
+        except SedisError:
+            return False
+        return private.digest == record.digest
+
+    root = _plain_cid(record.root_cid)
+    if root is not None and root in pinned and root not in keep_cids:
+        try:
+            raw, _ = root_manifest(session, record.root_cid)
+            if older_of_this_image(sealing.parse_share_manifest(raw)):
+                doomed.append(root)
+        except (SedisError, KeyError, IndexError, TypeError, ValueError):
+            pass
+    checked: set[Cid] = set()
+    for event in history:
+        cid = _plain_cid(str(event.fields["manifestCid"]))
+        if cid is None or cid in keep_cids or cid in checked:
+            continue
+        checked.add(cid)
+        # An older version kept the owner's manifest of a later epoch inside a
+        # layout of that epoch's blobs, pinned at the layout's root only.
+        in_layout = _who(event) == session.address.lower() and cid not in pinned
+        if cid not in pinned and not (in_layout and store.has(cid)):
+            continue
+        try:
+            share_hash = digest_from_bytes(bytes.fromhex(str(event.fields["manifestHash"])[2:]))
+            share = fetch_manifest(session, str(cid), share_hash)
+        except (SedisError, ValueError):
+            continue
+        if not older_of_this_image(share):
+            continue
+        roots: list[Cid] = []
+        try:
+            if share.epoch > 0 and share.epoch not in epochs_seen:
+                epochs_seen.add(share.epoch)
+                roots.append(_blob_set_root(store, _share_blobs(share)))
+            if in_layout and share.epoch > 0:
+                roots.append(_layout_root(store, share))
+        except NotFoundError:
+            pass  # a pinned DAG keeps every block: a missing one means no pin left
+        doomed.extend(r for r in roots if r in pinned and r not in keep_cids)
+        if cid in pinned:
+            doomed.append(cid)
+    return store.release(doomed)
+
+
+def _plain_cid(ref: str) -> Cid | None:
+    """The CID that ``ref`` names when it is a bare CID (a pin), else None."""
+    try:
+        cid, segments = reader.parse_ref(ref)
+    except SedisError:
+        return None
+    return None if segments else cid

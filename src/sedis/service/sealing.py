@@ -335,26 +335,6 @@ def open_sealed(
     )
 
 
-def checked_plaintext(store: ContentStore, blob: SealedBlob, media_type: str) -> CheckedBlob:
-    """A sealed blob's plaintext, checked whole against its digest, to seal again.
-
-    The first pass checks the HMAC, then decrypts to the end and checks the
-    digest, releasing nothing; the bytes read again later are pinned by the
-    blob's CID (every block is checked against it) and hashed once more."""
-    from sedis.oci.checked import CheckedBlob
-    from sedis.oci.streams import iter_reader
-
-    desc = blob.descriptor
-    for _ in open_sealed(store, desc, blob.private, blob.public):
-        pass
-    plain = model.Descriptor(media_type, blob.private.digest, desc.size)
-
-    def reopen() -> BinaryIO:
-        return iter_reader(open_sealed(store, desc, blob.private, blob.public))
-
-    return CheckedBlob(plain, reopen)
-
-
 def read_sealed(store: ContentStore, desc: model.Descriptor, key: JWK, limit: int) -> bytes:
     """A small sealed blob (a manifest or config), whole, verified."""
     if desc.size > limit + 64:

@@ -77,6 +77,23 @@ class ContentStore(ABC):
     def pins(self) -> list[Cid]:
         """The recursive pins."""
 
+    def release(self, roots: Iterable[Cid]) -> list[Cid]:
+        """Stop keeping these DAGs: unpin each one that is pinned; return those unpinned.
+
+        A store that can removes at once every block of theirs that no other pin
+        reaches; a Kubo node keeps such blocks until its own garbage collection.
+        """
+        from sedis.core.errors import NotFoundError
+
+        released: list[Cid] = []
+        for root in roots:
+            try:
+                self.unpin(root)
+            except NotFoundError:
+                continue
+            released.append(root)
+        return released
+
     @abstractmethod
     def import_car(self, stream: BinaryIO, name: str = "CAR") -> list[Cid]:
         """Import every block of a CAR and pin its roots; all or nothing."""

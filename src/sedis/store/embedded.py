@@ -4,7 +4,7 @@ Blocks live in pack files (see packstore): one per add, indexed when whole.
 A store from before packs (one file per block) is moved into a pack on open.
 
 Concurrency: adds, imports and pins hold a shared lock and garbage collection
-an exclusive one, so gc never sweeps the blocks of an add that has not pinned
+(or a release) an exclusive one, so gc never sweeps the blocks of an add that has not pinned
 its root yet. (filelock has no shared mode, hence flock directly.) The pin set
 is a small JSON file, replaced atomically under its own lock.
 """
@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from filelock import FileLock
 
-from sedis.core.errors import CorruptError, NotFoundError
+from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError
 from sedis.store import car, reader
 from sedis.store.base import ContentStore, GcReport
 from sedis.store.cid import DAG_PB, Cid
@@ -43,6 +43,7 @@ class EmbeddedStore(ContentStore):
         tune_allocator()
         self._blocks = PackStore(root)
         self._pins_file = root / "pins.json"
+        self._release_journal = root / "releasing.json"
         self._pins_lock = FileLock(str(root / "pins.lock"))
         self._gc_lock_file = root / "gc.lock"
         self._pool: ThreadPoolExecutor | None = None
@@ -181,13 +182,7 @@ class EmbeddedStore(ContentStore):
         return {Cid.parse(text) for text in raw.get("pins", [])}
 
     def _write_pins(self, pins: set[Cid]) -> None:
-        payload = json.dumps({"version": 1, "pins": sorted(str(c) for c in pins)}, indent=1)
-        tmp = self._pins_file.with_name(f"pins.json.{secrets.token_hex(6)}")
-        with open(tmp, "w") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._pins_file)
+        _write_atomic(self._pins_file, _cids_json(pins))
 
     # -- CAR import ----------------------------------------------------------------
 
@@ -234,20 +229,58 @@ class EmbeddedStore(ContentStore):
 
     def gc(self) -> GcReport:
         with self._gc_guard(exclusive=True):
-            live: set[bytes] = set()
-            for root in self.pins():
-                stack = [root]
-                while stack:
-                    cid = stack.pop()
-                    if cid.digest in live:
-                        continue
-                    live.add(cid.digest)
-                    if cid.codec == DAG_PB and self._blocks.has_block(cid):
-                        stack.extend(reader.links_of(cid, self._blocks.get_block(cid)))
-            removed, freed = self._blocks.collect(live)
+            removed, freed = self._blocks.collect(self._reachable(self.pins()))
+            self._release_journal.unlink(missing_ok=True)  # gc removed all it would
             for entry in os.scandir(self._blocks.tmp_dir()):
                 shutil.rmtree(entry.path, ignore_errors=True)  # a killed CAR import's staging
             return GcReport(removed, freed)
+
+    def release(self, roots: Iterable[Cid]) -> list[Cid]:
+        """Unpin these roots, and remove now the blocks that only they reached.
+
+        Only the released DAGs' blocks go, not every unpinned block as in gc, so
+        the blocks of an add that has not pinned its root yet are left alone. The
+        roots are noted in a journal before the pin set changes; a release killed
+        before its removal is finished by the next release or gc.
+        """
+        with self._gc_guard(exclusive=True):
+            self._finish_release()
+            with self._pins_lock:
+                pins = self._read_pins()
+                released = [root for root in dict.fromkeys(roots) if root in pins]
+                if not released:
+                    return []
+                _write_atomic(self._release_journal, _cids_json(released))
+                pins.difference_update(released)
+                self._write_pins(pins)
+            self._finish_release()
+            return released
+
+    def _finish_release(self) -> None:
+        """Remove what the journal's roots reach and no pin does; then drop the journal."""
+        try:
+            noted = json.loads(self._release_journal.read_text())
+            roots = [Cid.parse(text) for text in noted.get("pins", [])]
+        except FileNotFoundError:
+            return
+        except (ValueError, OSError, CorruptError, InvalidInputError) as exc:
+            raise CorruptError(f"{self._release_journal} is unreadable: {exc}") from exc
+        self._blocks.remove(self._reachable(roots) - self._reachable(self.pins()))
+        self._release_journal.unlink()
+
+    def _reachable(self, roots: Iterable[Cid]) -> set[bytes]:
+        """The digests of every block that these roots reach (those present)."""
+        live: set[bytes] = set()
+        for root in roots:
+            stack = [root]
+            while stack:
+                cid = stack.pop()
+                if cid.digest in live:
+                    continue
+                live.add(cid.digest)
+                if cid.codec == DAG_PB and self._blocks.has_block(cid):
+                    stack.extend(reader.links_of(cid, self._blocks.get_block(cid)))
+        return live
 
     @contextmanager
     def _gc_guard(self, *, exclusive: bool) -> Iterator[None]:
@@ -257,6 +290,19 @@ class EmbeddedStore(ContentStore):
             yield
         finally:
             os.close(fd)
+
+
+def _cids_json(cids: Iterable[Cid]) -> str:
+    return json.dumps({"version": 1, "pins": sorted(str(c) for c in cids)}, indent=1)
+
+
+def _write_atomic(path: Path, payload: str) -> None:
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(6)}")
+    with open(tmp, "w") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 class _StagedBlocks:

@@ -209,6 +209,30 @@ class PackStore:
                 freed += self._compact(pack)
         return len(dead), freed
 
+    def remove(self, digests: set[bytes]) -> tuple[int, int]:
+        """Drop these blocks now, and their bytes from disk; return (removed, bytes freed).
+
+        Every pack that held one is dropped or compacted, however little of it
+        was theirs, so no copy of them stays in a pack file. The caller holds
+        the store's exclusive lock.
+        """
+        if not digests:
+            return 0, 0
+        dead: list[tuple[bytes, str]] = []
+        with self._lock:
+            for digest in digests:
+                row = self._db.execute("SELECT pack FROM blocks WHERE digest = ?", (digest,))
+                found = row.fetchone()
+                if found is not None:
+                    dead.append((digest, found[0]))
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("DELETE FROM blocks WHERE digest = ?", [(d,) for d, _ in dead])
+            self._db.execute("COMMIT")
+        freed = 0
+        for pack in sorted({p for _, p in dead}):
+            freed += self._drop_pack(pack) if self._empty(pack) else self._compact(pack)
+        return len(dead), freed
+
     def _empty(self, pack: str) -> bool:
         with self._lock:
             row = self._db.execute("SELECT 1 FROM blocks WHERE pack = ? LIMIT 1", (pack,))
