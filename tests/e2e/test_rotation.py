@@ -3,7 +3,6 @@ rotation is all or none on the ledger, and a re-run finishes an interrupted one.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ import pytest
 from sedis.config import Settings, load
 from sedis.core.errors import UnavailableError
 from sedis.core.records import Grant
+from sedis.crypto.layer_cipher import LayerEncryptor
 from sedis.ledger import open_ledger
 from sedis.oci import model
 from sedis.service import access, layout, sealing
@@ -151,12 +151,16 @@ def test_a_rotation_checks_every_plaintext_before_it_encrypts_any(world: World) 
     opened = sealing.open_share(access.owner_view(owner, record), owner.encryption_key)
     # The last blob that is checked claims the config's digest over other bytes.
     config = opened.config
-    liar = sealing.seal_blob(
-        owner.store,
-        io.BytesIO(b'{"not":"the config"}'),
-        config.descriptor.media_type,
-        sealing.PrivateOptions(os.urandom(32), config.private.digest, os.urandom(16)),
+    # Forged by hand: sedis itself never seals bytes under another digest's key.
+    private = sealing.PrivateOptions(os.urandom(32), config.private.digest, os.urandom(16))
+    encryptor = LayerEncryptor(private)
+    ciphertext = encryptor.update(b'{"not":"the config"}')
+    public, sealed_digest = encryptor.finish()
+    stored = owner.store.add_bytes(ciphertext)
+    sealed = model.Descriptor(
+        config.descriptor.media_type, sealed_digest, len(ciphertext), urls=(f"ipfs://{stored.cid}",)
     )
+    liar = sealing.SealedBlob(sealed, private, public, stored.cid, stored.tsize)
     forged = sealing.SealedImage(opened.source, liar, opened.layers, opened.epoch, opened.report)
     raw = sealing.share_manifest(forged, [owner.public_key])
     entry = owner.store.add_bytes(raw)

@@ -364,7 +364,9 @@ def test_an_error_that_quotes_a_hostile_node_is_one_escaped_line(world: World) -
         result = on_terminal({**world.env, "SEDIS_STORE_URL": url}, "store", "pins")
     assert result.code == 5
     assert_no_raw_controls(result.err)
-    assert result.err == f"sedis: IPFS node at {url} refused pin/ls: \\x1b[2K TRUSTED \\u202eyalp\n"
+    # The node's own words lose their control characters where they are read
+    # (sedis.replies), and what is left is printed as it is.
+    assert result.err == f"sedis: IPFS node at {url} refused pin/ls: [2K TRUSTED yalp\n"
 
 
 def test_a_scan_report_quoting_the_image_is_escaped_in_the_table(
