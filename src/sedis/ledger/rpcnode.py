@@ -11,6 +11,7 @@ bound (sedis.core.jsonsafe). Every failure is one line that names the node.
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 import httpx
@@ -21,12 +22,15 @@ from web3.types import RPCEndpoint, RPCResponse
 
 from sedis.core import jsonsafe
 from sedis.core.errors import SedisError, UnavailableError
-from sedis.replies import IDENTITY, printable, read_courtesy, read_reply
+from sedis.replies import IDENTITY, iter_reply, printable, read_courtesy
 
 # The audit log asks for every event of the contract in one eth_getLogs, about
 # 1 KiB a log as JSON: this bound holds tens of thousands of them, and is still
 # a fixed cost, whatever the node sends.
 MAX_REPLY_BYTES = 64 * 1024 * 1024
+# The timeout bounds each network read; this bounds a whole reply, which a node
+# could otherwise drip a byte at a time for as long as it likes.
+MAX_REPLY_SECONDS = 120.0
 # An HTTP error's body is only a courtesy to the user.
 MAX_ERROR_BYTES = 16 * 1024
 _HEADERS = {"Content-Type": "application/json", "User-Agent": "sedis", **IDENTITY}
@@ -36,11 +40,18 @@ class BoundedHTTPProvider(JSONBaseProvider):
     """JSON-RPC over HTTP(S), with every reply bounded in size and depth."""
 
     def __init__(
-        self, url: str, *, timeout: float, limit: int = MAX_REPLY_BYTES, **kwargs: Any
+        self,
+        url: str,
+        *,
+        timeout: float,
+        limit: int = MAX_REPLY_BYTES,
+        deadline: float = MAX_REPLY_SECONDS,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.endpoint_uri = url
         self.limit = limit
+        self.deadline = deadline
         self._client = httpx.Client(timeout=timeout, headers=_HEADERS)
 
     def __str__(self) -> str:
@@ -74,7 +85,7 @@ class BoundedHTTPProvider(JSONBaseProvider):
             try:
                 if not response.is_success:
                     raise self._http_error(method, response)
-                data = read_reply(response, self.limit, what)
+                data = self._read(response, what)
             finally:
                 response.close()
         except (httpx.ConnectError, httpx.TimeoutException) as exc:
@@ -85,6 +96,15 @@ class BoundedHTTPProvider(JSONBaseProvider):
                 f"{type(exc).__name__}: {printable(str(exc))}"
             ) from exc
         return jsonsafe.loads(data, what=what)
+
+    def _read(self, response: httpx.Response, what: str) -> bytes:
+        give_up = time.monotonic() + self.deadline
+        body = bytearray()
+        for piece in iter_reply(response, self.limit, what):
+            body += piece
+            if time.monotonic() > give_up:
+                raise UnavailableError(f"{what} took over {self.deadline:g} s")
+        return bytes(body)
 
     def _http_error(self, method: str, response: httpx.Response) -> SedisError:
         said = f"the ledger node at {self.endpoint_uri} answered {response.status_code} to {method}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,38 @@ def test_a_compressed_or_cut_node_reply_fails_in_one_line(home: Path) -> None:
         )
         + ".*",
     )
+
+
+def test_a_reply_dripped_byte_by_byte_is_given_up_at_its_deadline() -> None:
+    """Each read comes well within the timeout, yet the reply as a whole is bounded in time."""
+    dripped: list[int] = []
+
+    def drip(handler: Handler, hostile: Hostile) -> None:
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        try:
+            for _ in range(200):  # 20 s at most, should the client never hang up
+                handler.wfile.write(b"1\r\n \r\n")
+                handler.wfile.flush()
+                dripped.append(1)
+                time.sleep(0.1)
+        except OSError:
+            pass
+        handler.close_connection = True
+
+    with hostile_server(drip) as node:
+        w3 = Web3(BoundedHTTPProvider(node.url, timeout=10, deadline=1.0))
+        start = time.monotonic()
+        with pytest.raises(UnavailableError) as refused:
+            w3.eth.chain_id  # noqa: B018
+        took = time.monotonic() - start
+    assert (
+        str(refused.value)
+        == f"the eth_chainId reply of the ledger node at {node.url} took over 1 s"
+    )
+    assert 1.0 <= took < 5.0, took
+    assert len(dripped) < 50, len(dripped)
 
 
 # -- batches, which web3 sends for w3.batch_requests() ---------------------------------
