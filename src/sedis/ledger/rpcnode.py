@@ -11,6 +11,7 @@ bound (sedis.core.jsonsafe). Every failure is one line that names the node.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, cast
 
@@ -34,10 +35,17 @@ MAX_REPLY_SECONDS = 120.0
 # An HTTP error's body is only a courtesy to the user.
 MAX_ERROR_BYTES = 16 * 1024
 _HEADERS = {"Content-Type": "application/json", "User-Agent": "sedis", **IDENTITY}
+# web3's request cache checks a block's finality with calls of its own, and logs
+# (with a traceback) any failure of theirs before carrying on uncached. A node's
+# bad reply fails the command where it matters; here it is a note for --debug.
+_log = logging.getLogger(__name__)
+_log.addHandler(logging.NullHandler())
 
 
 class BoundedHTTPProvider(JSONBaseProvider):
     """JSON-RPC over HTTP(S), with every reply bounded in size and depth."""
+
+    logger = _log
 
     def __init__(
         self,

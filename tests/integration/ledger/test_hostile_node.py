@@ -11,7 +11,11 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +154,63 @@ def test_a_deep_reply_after_honest_ones_fails_in_one_line(home: Path) -> None:
         2,
         re.escape(
             f"sedis: the eth_getBlockByNumber reply of the ledger node at {node.url}"
+            " is nested deeper than 64 levels"
+        ),
+    )
+
+
+@contextmanager
+def rpc_server(answer: Callable[[str, list[Any]], bytes]) -> Iterator[str]:
+    """A JSON-RPC node on 127.0.0.1 whose reply body ``answer`` picks by method and params."""
+
+    class Node(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = answer(request["method"], request["params"])
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Node)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_a_bad_reply_to_the_request_cache_check_stays_off_stderr(home: Path) -> None:
+    """web3's request cache asks the node again about a block before caching it, and
+    logs that check's failure with a traceback: the user still sees one line."""
+    genesis = {"number": "0x0", "hash": "0x" + "11" * 32, "timestamp": "0x1"}
+    asked: list[str] = []
+
+    def answer(method: str, params: list[Any]) -> bytes:
+        asked.append(method)
+        if method == "eth_chainId":
+            return CHAIN_ID
+        if method == "eth_getBlockByNumber" and params[0] == "0x0" and asked.count(method) == 1:
+            return json.dumps({"jsonrpc": "2.0", "id": 1, "result": genesis}).encode()
+        return b'{"jsonrpc":"2.0","id":1,"result":' + deep(DEEP) + b"}"
+
+    with rpc_server(answer) as url:
+        run = sedis(home, "ledger", "info", env={"SEDIS_LEDGER_URL": url})
+    assert asked.count("eth_getBlockByNumber") >= 3, asked  # the cache's own check among them
+    one_line(
+        run,
+        2,
+        re.escape(
+            f"sedis: the eth_getBlockByNumber reply of the ledger node at {url}"
             " is nested deeper than 64 levels"
         ),
     )
