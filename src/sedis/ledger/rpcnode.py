@@ -43,7 +43,7 @@ _log.addHandler(logging.NullHandler())
 
 
 class BoundedHTTPProvider(JSONBaseProvider):
-    """JSON-RPC over HTTP(S), with every reply bounded in size and depth."""
+    """JSON-RPC over HTTP(S), with every reply bounded in size, depth and time."""
 
     logger = _log
 
