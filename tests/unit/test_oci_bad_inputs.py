@@ -410,6 +410,33 @@ def _(tmp: Path) -> object:
     return docker_archive(tmp, docker_members(base_image(), b"[{oops"))
 
 
+@case(
+    "docker-manifest-too-deep", InvalidInputError, "manifest.json is nested deeper than 64 levels"
+)
+def _(tmp: Path) -> object:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    return docker_archive(tmp, docker_members(base_image(), deep))
+
+
+@case(
+    "docker-manifest-too-large",
+    InvalidInputError,
+    "manifest.json is 4194358 bytes, over the 4194304",
+)
+def _(tmp: Path) -> object:
+    save = [{"Config": "c.json", "RepoTags": ["x" * (4 << 20)], "Layers": []}]
+    return docker_archive(tmp, docker_members(base_image(), save))
+
+
+@case("docker-config-too-deep", InvalidInputError, "config is nested deeper than 64 levels")
+def _(tmp: Path) -> object:
+    image = base_image()
+    cfg = f"{sha(image.config)[7:]}.json"
+    deep = b'{"rootfs":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    members = [m if m.name != cfg else file(cfg, deep) for m in docker_members(image)]
+    return docker_archive(tmp, members)
+
+
 @case("docker-config-traversal", InvalidInputError, "climbs out with '..'")
 def _(tmp: Path) -> object:
     save = [{"Config": "../../etc/passwd", "RepoTags": [], "Layers": []}]

@@ -4,6 +4,9 @@ Transactions are signed here with the identity's key and sent raw, with an
 explicit gas limit, EIP-1559 fees where the node has a base fee, and a nonce
 read from the node's pending state. Every receipt's status is checked.
 
+Replies are bounded in size and depth by the transport (rpcnode.py), since the
+node is not trusted to keep them small or shallow.
+
 Reads are pinned to a block: the latest block is read once per read (or per
 Ledger.pinned block), checked against this SEDIS_HOME's high-water mark for
 the chain (see heads.py) and, when ledger.max_head_age is set, against the
@@ -43,6 +46,7 @@ DEPLOYMENTS_FILE = "deployments.json"
 _DEV_FUNDING = 10**20
 _RECEIPT_TIMEOUT = 120.0
 _GAS_MARGIN = 1.25
+_NODE_TIMEOUT = 10.0
 
 
 class InsufficientFundsError(UnavailableError):
@@ -72,13 +76,12 @@ class JsonRpcLedger(ContractLedger):
     def connect(
         cls, settings: Settings, account: LocalAccount | None = None, need_contract: bool = True
     ) -> JsonRpcLedger:
-        from web3 import HTTPProvider, Web3
+        from web3 import Web3
 
-        provider = HTTPProvider(
-            settings.ledger_url,
-            request_kwargs={"timeout": 10},
-            exception_retry_configuration=None,
-            cache_allowed_requests=True,
+        from sedis.ledger.rpcnode import BoundedHTTPProvider
+
+        provider = BoundedHTTPProvider(
+            settings.ledger_url, timeout=_NODE_TIMEOUT, cache_allowed_requests=True
         )
         w3 = Web3(provider)
         chain_id = _rpc(settings.ledger_url, lambda: int(w3.eth.chain_id))
@@ -112,7 +115,9 @@ class JsonRpcLedger(ContractLedger):
         self.contract = bytes.fromhex(contract[2:])
 
     def close(self) -> None:
-        """Nothing to release: the HTTP session is pooled per URL by web3."""
+        close = getattr(self.w3.provider, "close", None)
+        if close is not None:
+            close()
 
     def info(self) -> LedgerInfo:
         with self.pinned():
@@ -302,6 +307,8 @@ class JsonRpcLedger(ContractLedger):
             try:
                 tx_hash = self.w3.eth.send_raw_transaction(raw)
                 break
+            except SedisError:
+                raise
             except Exception as exc:
                 # Another process that signs as this account may have taken the nonce.
                 if "nonce" in str(exc).lower() and attempt < 2:
@@ -336,7 +343,9 @@ class JsonRpcLedger(ContractLedger):
             return {"gasPrice": self._rpc(lambda: int(self.w3.eth.gas_price))}
         try:
             tip = int(self.w3.eth.max_priority_fee)
-        except Exception:
+        except SedisError:
+            raise
+        except Exception:  # a node without eth_maxPriorityFeePerGas
             tip = 10**9
         return {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip}
 
@@ -391,11 +400,6 @@ def _rpc(url: str, fn: Callable[[], T]) -> T:
 
 
 def _unavailable(url: str, exc: Exception) -> UnavailableError:
-    from requests.exceptions import ConnectionError as RequestsConnectionError
-    from requests.exceptions import Timeout
-
-    if isinstance(exc, RequestsConnectionError | Timeout):
-        return UnavailableError(f"cannot reach the ledger node at {url}")
     return UnavailableError(f"the ledger node at {url} failed: {type(exc).__name__}: {exc}")
 
 

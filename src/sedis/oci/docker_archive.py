@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError
+from sedis.core.jsonsafe import check_depth
 from sedis.oci.archive_sink import ArchiveSink
 from sedis.oci.compression import GZIP, decompressed, sniff
 from sedis.oci.layout import blob_path, read_layout_index
@@ -106,6 +107,8 @@ def synthesize_manifest(config: Descriptor, layers: list[Descriptor]) -> bytes:
 
 
 def _parse_save_manifest(raw: bytes, what: str) -> list[_SaveEntry]:
+    """``raw`` is read no further than MAX_MANIFEST_BYTES; its depth is bounded here."""
+    check_depth(raw, what=f"{what}: manifest.json")
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
