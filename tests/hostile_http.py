@@ -144,6 +144,20 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on a free loopback port until the block ends; yields HOST:PORT."""
+    server = _Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@contextmanager
 def hostile_server(answer: Answer, tls: tuple[Path, Path] | None = None) -> Iterator[Hostile]:
     server = _Server(("127.0.0.1", 0), Handler)
     port = server.server_address[1]

@@ -8,10 +8,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
+
+from tests.hostile_http import serving
 
 _MAX_BODY = 4 << 20
 _MAX_REQUESTS = 20_000
@@ -82,17 +84,9 @@ def _handler(proxy: ReplayingProxy) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def replaying_proxy(upstream: str) -> Iterator[ReplayingProxy]:
     proxy = ReplayingProxy(upstream)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(proxy))
-    server.daemon_threads = True
-    proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(proxy)) as address:
+        proxy.url = f"http://{address}"
         yield proxy
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def rpc(url: str, method: str, *params: Any) -> Any:
