@@ -114,6 +114,8 @@ def publish(
     output: Format = OutputOption,
 ) -> None:
     """Scan, encrypt, store and record an image, and share it with recipients."""
+    from contextlib import closing
+
     from sedis.core.errors import PolicyViolationError
     from sedis.scan.policy import parse_threshold
     from sedis.service import publish as publishing
@@ -129,12 +131,16 @@ def publish(
         open_source(source, platform, insecure, decryption_key) as src,
     ):
         checked = unlock_while(acting, lambda: publishing.check(acting, src, to))
-        # Every layer is read twice: checked whole first, then sealed.
-        total = sum(d.size for d in src.manifest.descriptors()) + sum(
-            d.size for d in src.manifest.layers
-        )
+        # A remote source's layers are read twice here: checked whole as they
+        # are fetched, then sealed (a local one was checked while the keys unlocked).
+        total = sum(d.size for d in src.manifest.descriptors())
+        if checked.image is None and checked.record is None:
+            total += sum(d.size for d in src.manifest.layers)
         try:
-            with progress("publishing", total, output == Format.text) as advance:
+            with (
+                closing(checked),
+                progress("publishing", total, output == Format.text) as advance,
+            ):
                 result = publishing.publish_checked(
                     acting, src, image_name, checked, scan=hook, progress=advance
                 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sedis.core.errors import ConflictError, InvalidInputError
@@ -55,10 +56,21 @@ class Checked:
     addresses: list[str]
     keys: dict[str, JWK]  # each recipient's public encryption key, from the key directory
     record: ImageRecord | None  # an earlier run's, when there was one
+    # Every blob checked whole, when the source's blobs are local files and
+    # nothing is recorded yet (a remote source is checked as it is fetched,
+    # in publish_checked, where its progress can be shown).
+    image: CheckedImage | None = None
+
+    def close(self) -> None:
+        if self.image is not None:
+            self.image.close()
 
 
 def check(session: Session, source: ImageSource, recipients: list[str]) -> Checked:
-    """The checks that need no key: the CLI runs them while the keys unlock."""
+    """The checks that need no key: the CLI runs them while the keys unlock.
+
+    Publish_checked takes over what this returns (its checked blobs), and
+    closes it; a caller that does not go on closes it itself."""
     manifest = source.manifest
     if any(desc.encrypted for desc in manifest.descriptors()):
         raise InvalidInputError(
@@ -71,7 +83,14 @@ def check(session: Session, source: ImageSource, recipients: list[str]) -> Check
         raise ConflictError(f"{manifest.digest} is already published by {record.owner}")
     if record is not None and record.status is not Status.TRUSTED:
         raise ConflictError(f"{manifest.digest} is recorded but {record.status.value}")
-    return Checked(addresses, keys, record)
+    image = None
+    if record is None and all(source.blob_file(d) is not None for d in manifest.layers):
+        image = CheckedImage(source, spool_dir=_spool_dir(session))
+    return Checked(addresses, keys, record, image)
+
+
+def _spool_dir(session: Session) -> Path:
+    return session.settings.home / "tmp"
 
 
 def publish(
@@ -84,7 +103,10 @@ def publish(
     progress: Progress | None = None,
 ) -> PublishResult:
     checked = check(session, source, recipients)
-    return publish_checked(session, source, name, checked, scan=scan, progress=progress)
+    try:
+        return publish_checked(session, source, name, checked, scan=scan, progress=progress)
+    finally:
+        checked.close()
 
 
 def publish_checked(
@@ -96,7 +118,8 @@ def publish_checked(
     scan: scanning.ScanHook = scanning.skip,
     progress: Progress | None = None,
 ) -> PublishResult:
-    """Publish what ``check`` passed (for these recipients, from this source)."""
+    """Publish what ``check`` passed (for these recipients, from this source);
+    closes ``checked``."""
     manifest = source.manifest
     digest = manifest.digest
     addresses, record = checked.addresses, checked.record
@@ -109,8 +132,10 @@ def publish_checked(
     if record is None:
         # Every blob is checked whole before anything reads it for the scan or
         # for sealing: nothing is encrypted before it is checked (oci.checked).
-        spool = session.settings.home / "tmp"
-        with CheckedImage(source, spool_dir=spool, progress=progress) as image:
+        checking = checked.image or CheckedImage(
+            source, spool_dir=_spool_dir(session), progress=progress
+        )
+        with checking as image:
             # Scan next: a refusal leaves nothing stored and nothing recorded.
             scanned = scan(CheckedSource(image))
             root, manifest_entry, share, report_cid = _seal(
