@@ -149,8 +149,10 @@ class CheckedImage:
         *,
         spool_dir: Path | None = None,
         progress: Progress | None = None,
+        threads: int = CHECK_THREADS,
     ) -> None:
         self.source = source
+        self._threads = threads
         self.manifest = source.manifest
         self._spool_dir = spool_dir
         self._progress = progress
@@ -176,8 +178,8 @@ class CheckedImage:
         self._blobs[config.digest] = CheckedBlob(config, lambda: io.BytesIO(raw))
         layers = list({d.digest: d for d in self.manifest.layers}.values())
         local = [(d, self.source.blob_file(d)) for d in layers]
-        if self.source.concurrent_reads and len(layers) > 1:
-            with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="sedis-check") as pool:
+        if self.source.concurrent_reads and len(layers) > 1 and self._threads > 1:
+            with ThreadPoolExecutor(self._threads, thread_name_prefix="sedis-check") as pool:
                 checked = list(pool.map(lambda pair: self._check(*pair), local))
         else:
             checked = [self._check(desc, path) for desc, path in local]
@@ -194,10 +196,12 @@ class CheckedImage:
 
     def _check_in_place(self, desc: Descriptor, path: Path) -> CheckedBlob:
         before = _identity(path)
-        with self.source.open_blob(desc) as stream:  # a verifying stream: raises on mismatch
-            while chunk := stream.read(CHUNK):
+        buffer = bytearray(CHUNK)
+        # A verifying stream: it raises on a mismatch. (Sources hand out buffered readers.)
+        with cast(io.BufferedIOBase, self.source.open_blob(desc)) as stream:
+            while got := stream.readinto(buffer):
                 if self._progress is not None:
-                    self._progress(len(chunk))
+                    self._progress(got)
         if _identity(path) != before:
             raise CorruptError(f"{self._name(desc)}: {path} changed while it was checked")
         source = self.source
@@ -226,15 +230,16 @@ class CheckedImage:
         spool.close()
         self._spools.append(fd)
         written = 0
-        with self.source.open_blob(desc) as stream:  # a verifying stream: raises on mismatch
-            while chunk := stream.read(CHUNK):
-                view = memoryview(chunk)
+        buffer = bytearray(CHUNK)
+        # A verifying stream: it raises on a mismatch. (Sources hand out buffered readers.)
+        with cast(io.BufferedIOBase, self.source.open_blob(desc)) as stream:
+            while got := stream.readinto(buffer):
+                view = memoryview(buffer)[:got]
                 while view:
-                    done = os.write(fd, view)
-                    view = view[done:]
-                written += len(chunk)
+                    view = view[os.write(fd, view) :]
+                written += got
                 if self._progress is not None:
-                    self._progress(len(chunk))
+                    self._progress(got)
         if written != desc.size:  # pragma: no cover - the verifying stream checks the size
             raise CorruptError(f"{self._name(desc)}: {written} bytes spooled of {desc.size}")
         return CheckedBlob(desc, lambda: _spool_stream(fd, desc.size))

@@ -85,7 +85,8 @@ def check(session: Session, source: ImageSource, recipients: list[str]) -> Check
         raise ConflictError(f"{manifest.digest} is recorded but {record.status.value}")
     image = None
     if record is None and all(source.blob_file(d) is not None for d in manifest.layers):
-        image = CheckedImage(source, spool_dir=_spool_dir(session))
+        # One thread: this runs beside scrypt, which has the other core.
+        image = CheckedImage(source, spool_dir=_spool_dir(session), threads=1)
     return Checked(addresses, keys, record, image)
 
 
