@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sedis.core.records import ImageRecord, ScanSummary
     from sedis.oci.source import ImageSource
     from sedis.oci.transports import RegistryOptions
+    from sedis.service.publish import Checked
     from sedis.service.sealing import ShareManifest
     from sedis.service.session import Session
 
@@ -80,6 +81,27 @@ def open_source(
         raise
 
 
+def _checked_while_unlocking(acting: Session, src: ImageSource, to: list[str]) -> Checked:
+    """Publish's key-free checks, beside scrypt: the ledger reads on the loader
+    thread, and the blobs' hashes on a thread of their own from the start."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sedis.service import publish as publishing
+
+    with ThreadPoolExecutor(1, thread_name_prefix="sedis-check") as pool:
+        hashing = pool.submit(publishing.check_local_blobs, acting, src)
+        try:
+            checked = unlock_while(acting, lambda: publishing.check(acting, src, to))
+        except BaseException:
+            # The unlock's (or the ledger's) error is the one to report.
+            with suppress(Exception):
+                blobs = hashing.result()
+                if blobs is not None:
+                    blobs.close()
+            raise
+        return checked.with_blobs(hashing.result())
+
+
 def publish(
     source: str = typer.Argument(
         ..., help="docker-archive:PATH, oci:DIR[:TAG], oci-archive:PATH, docker://…"
@@ -130,7 +152,7 @@ def publish(
         session(as_name, password_env) as acting,
         open_source(source, platform, insecure, decryption_key) as src,
     ):
-        checked = unlock_while(acting, lambda: publishing.check(acting, src, to))
+        checked = _checked_while_unlocking(acting, src, to)
         # A remote source's layers are read twice here: checked whole as they
         # are fetched, then sealed (a local one was checked while the keys unlocked).
         total = sum(d.size for d in src.manifest.descriptors())

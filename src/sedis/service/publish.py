@@ -65,12 +65,22 @@ class Checked:
         if self.image is not None:
             self.image.close()
 
+    def with_blobs(self, image: CheckedImage | None) -> Checked:
+        """These checks with ``image``'s checked blobs, if there is still something to seal."""
+        if image is None or self.record is not None:
+            if image is not None:
+                image.close()
+            return self
+        self.close()
+        return dataclasses.replace(self, image=image)
+
 
 def check(session: Session, source: ImageSource, recipients: list[str]) -> Checked:
     """The checks that need no key: the CLI runs them while the keys unlock.
 
-    Publish_checked takes over what this returns (its checked blobs), and
-    closes it; a caller that does not go on closes it itself."""
+    Publish_checked takes over what this returns (with any checked blobs, see
+    ``Checked.with_blobs``), and closes it; a caller that does not go on
+    closes it itself."""
     manifest = source.manifest
     if any(desc.encrypted for desc in manifest.descriptors()):
         raise InvalidInputError(
@@ -83,11 +93,17 @@ def check(session: Session, source: ImageSource, recipients: list[str]) -> Check
         raise ConflictError(f"{manifest.digest} is already published by {record.owner}")
     if record is not None and record.status is not Status.TRUSTED:
         raise ConflictError(f"{manifest.digest} is recorded but {record.status.value}")
-    image = None
-    if record is None and all(source.blob_file(d) is not None for d in manifest.layers):
-        # One thread: this runs beside scrypt, which has the other core.
-        image = CheckedImage(source, spool_dir=_spool_dir(session), threads=1)
-    return Checked(addresses, keys, record, image)
+    return Checked(addresses, keys, record)
+
+
+def check_local_blobs(session: Session, source: ImageSource) -> CheckedImage | None:
+    """Every blob checked whole, when all of them are local files (they need no
+    key, so the CLI checks them while the keys unlock); None for a remote source,
+    which publish checks as it fetches it."""
+    if not all(source.blob_file(d) is not None for d in source.manifest.layers):
+        return None
+    # One thread: this runs beside scrypt and the code loading.
+    return CheckedImage(source, spool_dir=_spool_dir(session), threads=1)
 
 
 def _spool_dir(session: Session) -> Path:
