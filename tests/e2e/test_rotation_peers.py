@@ -187,3 +187,32 @@ def test_the_rotation_transaction_is_all_or_none_on_a_json_rpc_node(world: World
         with pytest.raises(InvalidInputError, match="is not after the chain's time"):
             ledger.change_grants(digest, [carol], [expired])
     assert grants(digest) == before
+
+
+def test_an_unusable_key_stops_a_publish_and_a_share_before_anything_is_stored(
+    world: World, jsipfs_url: str
+) -> None:
+    erin = world.addresses["erin"]
+    register(world, "erin", OCT_KEY)
+    node = KuboStore(jsipfs_url)
+    alice = world.addresses["alice"]
+    refusal = (
+        f"sedis: {erin} has registered an encryption key that cannot be used "
+        "(cannot wrap keys for a oct key (EC or RSA only)); nothing was changed"
+    )
+    try:
+        source = world.image("oct-publish", layers=1, size=1000)
+        pins, sent = node.pins(), nonce(alice)
+        refused = world.publish(f"oci:{source}:v1", "peers/oct-publish:v1", "--to", "erin")
+        assert refused.code == 2
+        assert refused.err.strip() == refusal
+        assert (node.pins(), nonce(alice)) == (pins, sent)
+
+        name, _, _ = publish(world, "oct-share", "bob")
+        pins, sent = node.pins(), nonce(alice)
+        refused = world.sedis("share", name, "--to", "erin", "--as", "alice")
+        assert refused.code == 2
+        assert refused.err.strip() == refusal
+        assert (node.pins(), nonce(alice)) == (pins, sent)
+    finally:
+        register(world, "erin", IdentityStore(world.home).get("erin").encryption_key_bytes())

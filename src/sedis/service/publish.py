@@ -87,7 +87,9 @@ def check(session: Session, source: ImageSource, recipients: list[str]) -> Check
             f"{source.reference} is encrypted: give --decryption-key to publish it"
         )
     addresses = [session.resolve_recipient(who) for who in recipients]
-    keys = {address: session.recipient_key(address) for address in addresses}
+    # Refused here, before anything is hashed, scanned or stored, when no
+    # share manifest could be wrapped for a recipient's registered key.
+    keys = {address: access.usable_key(session, address) for address in addresses}
     record = session.reader.image(manifest.digest)
     if record is not None and record.owner.lower() != session.address.lower():
         raise ConflictError(f"{manifest.digest} is already published by {record.owner}")
