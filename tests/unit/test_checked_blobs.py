@@ -132,3 +132,46 @@ def test_a_key_for_one_digest_cannot_seal_another(tmp_path: Path) -> None:
     other = new_private_options(sha(b"two"))
     with EmbeddedStore(tmp_path / "store") as store, pytest.raises(ValueError, match="cannot seal"):
         sealing.seal_blob(store, blob, "x", other)
+
+
+def test_a_spool_that_cannot_be_made_is_one_clear_refusal(tmp_path: Path) -> None:
+    from sedis.core.errors import InvalidInputError
+
+    root, _ = _layout(tmp_path)
+    not_a_dir = tmp_path / "spool"
+    not_a_dir.write_bytes(b"a file where the spool directory should be")
+    with (
+        OciLayoutSource(root) as inner,
+        pytest.raises(InvalidInputError, match=f"cannot make a spool file in {not_a_dir}"),
+    ):
+        CheckedImage(_Streaming(inner), spool_dir=not_a_dir)
+
+
+def test_one_blob_described_with_two_sizes_is_refused(tmp_path: Path) -> None:
+    import json
+
+    image = make_image([LAYER, LAYER], compress=False)
+    doc = json.loads(image.manifest)
+    doc["layers"][0]["size"] += 1  # the second, true, description must not cover for it
+    image.manifest = json.dumps(doc).encode()
+    write_layout(tmp_path / "img", image)
+    with (
+        OciLayoutSource(tmp_path / "img") as source,
+        pytest.raises(CorruptError, match="described with two sizes"),
+    ):
+        CheckedImage(source)
+
+
+def test_the_checked_source_hands_out_only_the_checked_blobs(tmp_path: Path) -> None:
+    from sedis.core.errors import InvalidInputError
+
+    root, _ = _layout(tmp_path)
+    with OciLayoutSource(root) as source, CheckedImage(source) as image:
+        checked = CheckedSource(image)
+        layer = source.manifest.layers[0]
+        other = Descriptor(layer.media_type, sha(b"other"), 5)
+        with pytest.raises(InvalidInputError, match=f"no blob {other.digest}"):
+            checked.open_blob(other)
+        resized = Descriptor(layer.media_type, layer.digest, layer.size + 1)
+        with pytest.raises(CorruptError, match="has the wrong size"):
+            checked.open_blob(resized)

@@ -167,13 +167,15 @@ class CheckedImage:
     def blob(self, desc: Descriptor) -> CheckedBlob:
         return self._blobs[desc.digest]
 
-    @property
-    def config_bytes(self) -> bytes:
-        with self.blob(self.manifest.config).open() as stream:
-            return stream.read()
-
     def _check_all(self) -> None:
         config = self.manifest.config
+        sizes: dict[str, int] = {}
+        for desc in self.manifest.descriptors():
+            # A blob is checked once per digest, so every descriptor of it must agree.
+            if sizes.setdefault(desc.digest, desc.size) != desc.size:
+                raise CorruptError(
+                    f"{self.source.reference}: blob {desc.digest} is described with two sizes"
+                )
         raw = self.source.read_blob(config, MAX_CONFIG_BYTES)
         self._blobs[config.digest] = CheckedBlob(config, lambda: io.BytesIO(raw))
         layers = list({d.digest: d for d in self.manifest.layers}.values())
@@ -218,18 +220,20 @@ class CheckedImage:
         return CheckedBlob(desc, reopen)
 
     def _spool(self, desc: Descriptor) -> CheckedBlob:
-        if self._spool_dir is not None:
-            self._spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
+            if self._spool_dir is not None:
+                self._spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             # TemporaryFile is O_TMPFILE (no name at all) on Linux, else a
             # 0600 file unlinked at once: no other process can open it.
             spool = tempfile.TemporaryFile(dir=self._spool_dir)  # noqa: SIM115 - fd kept below
         except OSError as exc:
-            raise InvalidInputError(f"cannot make a spool file: {exc.strerror}") from None
+            where = self._spool_dir or tempfile.gettempdir()
+            raise InvalidInputError(
+                f"cannot make a spool file in {where}: {exc.strerror}"
+            ) from None
         fd = os.dup(spool.fileno())
         spool.close()
         self._spools.append(fd)
-        written = 0
         buffer = bytearray(CHUNK)
         # A verifying stream: it raises on a mismatch. (Sources hand out buffered readers.)
         with cast(io.BufferedIOBase, self.source.open_blob(desc)) as stream:
@@ -237,11 +241,8 @@ class CheckedImage:
                 view = memoryview(buffer)[:got]
                 while view:
                     view = view[os.write(fd, view) :]
-                written += got
                 if self._progress is not None:
                     self._progress(got)
-        if written != desc.size:  # pragma: no cover - the verifying stream checks the size
-            raise CorruptError(f"{self._name(desc)}: {written} bytes spooled of {desc.size}")
         return CheckedBlob(desc, lambda: _spool_stream(fd, desc.size))
 
     def close(self) -> None:
