@@ -138,15 +138,13 @@ class LayerEncryptor:
         self._aes = Cipher(algorithms.AES(private.symkey), modes.CTR(private.nonce)).encryptor()
         self._mac = hmac.new(private.symkey, digestmod=hashlib.sha256)
         self._digest = hashlib.sha256()  # of the ciphertext: the stored blob's digest
-        # AES here; the two hashes of the ciphertext on threads of their own,
-        # so neither waits for the other (each is as long as the AES pass).
-        self._hashing = (BackgroundHashes(self._mac), BackgroundHashes(self._digest))
+        # AES here, both hashes of the ciphertext on the other core.
+        self._hashing = BackgroundHashes(self._mac, self._digest)
         self.size = 0
 
     def update(self, plaintext: bytes) -> bytes:
         ciphertext = self._aes.update(plaintext)
-        for hashing in self._hashing:
-            hashing.update(ciphertext)
+        self._hashing.update(ciphertext)
         self.size += len(ciphertext)
         return ciphertext
 
@@ -154,8 +152,7 @@ class LayerEncryptor:
         """The public options (carrying the HMAC) and the ciphertext's digest."""
         tail = self._aes.finalize()
         assert not tail  # CTR is a stream mode: nothing is held back
-        for hashing in self._hashing:
-            hashing.finish()
+        self._hashing.finish()
         return PublicOptions(self._mac.digest()), "sha256:" + self._digest.hexdigest()
 
 
