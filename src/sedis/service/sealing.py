@@ -122,7 +122,7 @@ def seal_blob(
     private: PrivateOptions,
     progress: Callable[[int], None] | None = None,
 ) -> SealedBlob:
-    """Encrypt one checked blob straight into the store (no plaintext touches the disk).
+    """Encrypt one checked blob straight into the store, which sees only ciphertext.
 
     ``private`` must be for this blob's checked digest (derived from it, or
     drawn at random for it): it encrypts the checked bytes and nothing else."""
