@@ -47,7 +47,6 @@ from sedis.core.records import (
     digest_from_bytes,
 )
 from sedis.crypto import keywrap
-from sedis.crypto.layer_cipher import decrypt_checked
 from sedis.oci import model
 from sedis.oci.checked import CheckedBlob
 from sedis.oci.streams import iter_reader
@@ -301,20 +300,9 @@ def _verified_plaintext(store: ContentStore, blob: sealing.SealedBlob) -> Iterat
     Both passes read blocks checked against the blob's CID (never ``cat_again``),
     so every read of a CID yields the same ciphertext, and so the same plaintext.
     """
-    desc = blob.descriptor
-    ref = str(blob.cid)
-
-    def ciphertext() -> Iterator[bytes]:
-        size = 0
-        for piece in store.cat(ref):
-            size += len(piece)
-            if size > desc.size:
-                raise CorruptError(f"sealed blob {desc.digest} is larger than its descriptor says")
-            yield piece
-        if size != desc.size:
-            raise CorruptError(f"sealed blob {desc.digest} is smaller than its descriptor says")
-
-    return decrypt_checked(ciphertext, blob.private, blob.public, check_digest=True)
+    return sealing.open_sealed(
+        store, blob.descriptor, blob.private, blob.public, hashed_reread=True
+    )
 
 
 OCTET_STREAM = "application/octet-stream"

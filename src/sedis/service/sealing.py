@@ -307,6 +307,7 @@ def open_sealed(
     public: PublicOptions,
     *,
     check_digest: bool = True,
+    hashed_reread: bool = False,
 ) -> Iterator[bytes]:
     """Verified plaintext of one sealed blob.
 
@@ -317,6 +318,9 @@ def open_sealed(
     again without re-hashing where the store allows it (cat_again): any change
     in between changes the plaintext, whose digest is checked at the end
     (by the caller, when it says so) before any output is renamed into place.
+    ``hashed_reread`` checks every block against its CID on pass two as well,
+    for a caller that encrypts what it reads (a rotation), where any change in
+    between must not reach a key.
     """
     cid = str(blob_cid(desc))
 
@@ -331,7 +335,11 @@ def open_sealed(
             raise CorruptError(f"sealed blob {desc.digest} is smaller than its descriptor says")
 
     return decrypt_checked(
-        ciphertext, private, public, check_digest=check_digest, reopen=lambda: ciphertext(True)
+        ciphertext,
+        private,
+        public,
+        check_digest=check_digest,
+        reopen=None if hashed_reread else lambda: ciphertext(True),
     )
 
 
