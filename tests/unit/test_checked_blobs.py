@@ -175,3 +175,28 @@ def test_the_checked_source_hands_out_only_the_checked_blobs(tmp_path: Path) -> 
         resized = Descriptor(layer.media_type, layer.digest, layer.size + 1)
         with pytest.raises(CorruptError, match="has the wrong size"):
             checked.open_blob(resized)
+
+
+def test_a_symlinked_docker_archive_is_checked_where_it_lies(tmp_path: Path) -> None:
+    from sedis.oci.docker_archive import DockerArchiveSource
+    from tests.oci_images import legacy_docker_archive
+
+    image = make_image([LAYER], compress=False)
+    archive = legacy_docker_archive(tmp_path / "app.tar", image)
+    link = tmp_path / "link.tar"
+    link.symlink_to(archive)
+    with DockerArchiveSource(link) as source, CheckedImage(source) as checked:
+        layer = source.manifest.layers[0]
+        assert checked.blob(layer).open().read() == LAYER
+
+
+def test_checks_called_off_stop_within_a_read(tmp_path: Path) -> None:
+    import threading
+
+    from sedis.oci.checked import CheckCancelled
+
+    root, _ = _layout(tmp_path)
+    cancel = threading.Event()
+    cancel.set()
+    with OciLayoutSource(root) as source, pytest.raises(CheckCancelled, match="called off"):
+        CheckedImage(source, cancel=cancel)

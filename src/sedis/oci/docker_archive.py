@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from sedis.core import jsonsafe
 from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError
-from sedis.core.jsonsafe import check_depth
 from sedis.oci.archive_sink import ArchiveSink
 from sedis.oci.compression import GZIP, decompressed, sniff
 from sedis.oci.layout import blob_path, read_layout_index
@@ -108,11 +108,7 @@ def synthesize_manifest(config: Descriptor, layers: list[Descriptor]) -> bytes:
 
 def _parse_save_manifest(raw: bytes, what: str) -> list[_SaveEntry]:
     """``raw`` is read no further than MAX_MANIFEST_BYTES; its depth is bounded here."""
-    check_depth(raw, what=f"{what}: manifest.json")
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InvalidInputError(f"{what}: manifest.json is not valid JSON ({exc})") from None
+    doc = jsonsafe.loads(raw, what=f"{what}: manifest.json")
     if not isinstance(doc, list) or not doc:
         raise InvalidInputError(f"{what}: manifest.json is not a non-empty list")
     entries = []
@@ -267,7 +263,7 @@ class DockerArchiveSource(ImageSource):
         return True, counter.size
 
     def blob_file(self, desc: Descriptor) -> Path | None:
-        return self.archive.path
+        return self.archive.backing_file(desc.hex)
 
     def _open_raw(self, desc: Descriptor) -> BinaryIO:
         if not self.legacy:

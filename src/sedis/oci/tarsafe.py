@@ -396,7 +396,9 @@ class ArchiveIndex:
         return section(self.path, entry.offset, entry.size)
 
     def backing_file(self, name: str) -> Path:
-        return self.path
+        # The archive itself, with any link that named it followed: its identity
+        # is what oci.checked watches, and a symlinked archive is an ordinary one.
+        return self.path.resolve()
 
     def read_small(self, name: str, limit: int) -> bytes:
         entry = self.resolve(name)
