@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -62,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or bool(os.environ.get("SEDIS_DEBUG"))
-    if debug:
-        _log_to_stderr()
+    handler = _log_to_stderr() if debug else None
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="sedis", standalone_mode=False)
@@ -86,18 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", debug)
         return 70
+    finally:
+        if handler is not None:
+            logging.getLogger("sedis").removeHandler(handler)
     return result if isinstance(result, int) else 0
 
 
-def _log_to_stderr() -> None:
-    """With --debug, what the library notes on the way (sedis.* loggers) goes to stderr."""
-    import logging
-
+def _log_to_stderr() -> logging.Handler:
+    """With --debug, what the library notes on the way (sedis.* loggers) goes to stderr,
+    for this call of main only."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("sedis: debug: %(message)s"))
     logger = logging.getLogger("sedis")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+    return handler
 
 
 def _fail(message: str, debug: bool) -> None:
