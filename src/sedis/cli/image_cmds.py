@@ -84,21 +84,30 @@ def open_source(
 def _checked_while_unlocking(acting: Session, src: ImageSource, to: list[str]) -> Checked:
     """Publish's key-free checks, beside scrypt: the ledger reads on the loader
     thread, and the blobs' hashes on a thread of their own from the start."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from sedis.service import publish as publishing
 
+    cancel = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="sedis-check") as pool:
-        hashing = pool.submit(publishing.check_local_blobs, acting, src)
-        try:
-            checked = unlock_while(acting, lambda: publishing.check(acting, src, to))
-        except BaseException:
-            # The unlock's (or the ledger's) error is the one to report.
+        hashing = pool.submit(publishing.check_local_blobs, acting, src, cancel)
+
+        def call_off() -> None:
+            cancel.set()
             with suppress(Exception):
                 blobs = hashing.result()
                 if blobs is not None:
                     blobs.close()
+
+        try:
+            checked = unlock_while(acting, lambda: publishing.check(acting, src, to))
+        except BaseException:
+            call_off()  # the unlock's (or the ledger's) error is the one to report, at once
             raise
+        if checked.record is not None:
+            call_off()  # recorded already: nothing will be sealed
+            return checked
         return checked.with_blobs(hashing.result())
 
 

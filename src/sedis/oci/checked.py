@@ -28,6 +28,7 @@ import io
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,6 +54,10 @@ def _identity(path: Path) -> tuple[int, ...]:
     if not stat.S_ISREG(st.st_mode):
         raise CorruptError(f"{path} is no longer a regular file")
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class CheckCancelled(Exception):
+    """The checks were called off (their caller no longer needs them)."""
 
 
 class _Unchanged(io.RawIOBase):
@@ -150,9 +155,11 @@ class CheckedImage:
         spool_dir: Path | None = None,
         progress: Progress | None = None,
         threads: int = CHECK_THREADS,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.source = source
         self._threads = threads
+        self._cancel = cancel
         self.manifest = source.manifest
         self._spool_dir = spool_dir
         self._progress = progress
@@ -202,6 +209,8 @@ class CheckedImage:
         # A verifying stream: it raises on a mismatch. (Sources hand out buffered readers.)
         with cast(io.BufferedIOBase, self.source.open_blob(desc)) as stream:
             while got := stream.readinto(buffer):
+                if self._cancel is not None and self._cancel.is_set():
+                    raise CheckCancelled(f"{self._name(desc)}: the check was called off")
                 if self._progress is not None:
                     self._progress(got)
         if _identity(path) != before:

@@ -14,6 +14,7 @@ record; one that finds a record adds only the grants and tag it lacks.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,14 +99,17 @@ def check(session: Session, source: ImageSource, recipients: list[str]) -> Check
     return Checked(addresses, keys, record)
 
 
-def check_local_blobs(session: Session, source: ImageSource) -> CheckedImage | None:
+def check_local_blobs(
+    session: Session, source: ImageSource, cancel: threading.Event | None = None
+) -> CheckedImage | None:
     """Every blob checked whole, when all of them are local files (they need no
     key, so the CLI checks them while the keys unlock); None for a remote source,
-    which publish checks as it fetches it."""
+    which publish checks as it fetches it. Setting ``cancel`` calls the checks
+    off (CheckCancelled) within a read of a mebibyte."""
     if not all(source.blob_file(d) is not None for d in source.manifest.layers):
         return None
     # One thread: this runs beside scrypt and the code loading.
-    return CheckedImage(source, spool_dir=_spool_dir(session), threads=1)
+    return CheckedImage(source, spool_dir=_spool_dir(session), threads=1, cancel=cancel)
 
 
 def _spool_dir(session: Session) -> Path:
