@@ -31,6 +31,7 @@ from sedis.fsutil import atomic_write_bytes
 from sedis.ledger.abi import Log, codec, load_artifact
 from sedis.ledger.contract import ContractLedger, Reverted, checked_address
 from sedis.ledger.heads import Head, HighWaterMarks, StaleLedgerError, head_too_old
+from sedis.replies import printable
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -227,9 +228,19 @@ class JsonRpcLedger(ContractLedger):
         block: Any = self._rpc(lambda: self.w3.eth.get_block(number))  # type: ignore[arg-type]
         if block is None or block.get("hash") is None or block.get("number") is None:
             raise UnavailableError(f"the ledger node at {self.url} has no block {number}")
-        return Head(
-            int(block["number"]), "0x" + bytes(block["hash"]).hex(), int(block["timestamp"])
-        )
+        # Checked before it can become a mark: a malformed block from a node
+        # must not be written to heads.json, where it would stop every chain.
+        try:
+            head = Head(
+                int(block["number"]), "0x" + bytes(block["hash"]).hex(), int(block["timestamp"])
+            )
+        except (KeyError, TypeError, ValueError):
+            head = None
+        if head is None or head.number < 0 or len(head.hash) != 66 or head.timestamp < 0:
+            raise UnavailableError(
+                f"the ledger node at {self.url} answered a malformed block {number}"
+            )
+        return head
 
     def _chain_time(self) -> int:
         with self.pinned():
@@ -327,7 +338,12 @@ class JsonRpcLedger(ContractLedger):
                 f"{receipt['blockNumber']} (out of gas?)"
             )
         # What this account wrote must never be read back older (a revocation, say).
-        self._observe(Head(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex()))
+        # The receipt only ever raises the mark: one at or below it (another
+        # process saw a later block already) does not make a landed write fail.
+        written = Head(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+        mark = self._marks.mark(self._chain_key)
+        if mark is None or written.number > mark.number:
+            self._observe(written)
         created = receipt.get("contractAddress")
         return (
             TxReceipt(
@@ -400,7 +416,9 @@ def _rpc(url: str, fn: Callable[[], T]) -> T:
 
 
 def _unavailable(url: str, exc: Exception) -> UnavailableError:
-    return UnavailableError(f"the ledger node at {url} failed: {type(exc).__name__}: {exc}")
+    # The node's own words, cut short: an error object may be as long as a reply.
+    detail = printable(str(exc))
+    return UnavailableError(f"the ledger node at {url} failed: {type(exc).__name__}: {detail}")
 
 
 def _revert_data(exc: Exception) -> bytes:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from web3 import Web3
 
 from sedis.core.errors import InvalidInputError, UnavailableError
 from sedis.ledger.rpcnode import MAX_REPLY_BYTES, BoundedHTTPProvider
-from tests.hostile_http import Handler, Hostile, hostile_server
+from tests.hostile_http import Handler, Hostile, hostile_server, serving
 from tests.integration.test_hostile_peers import DEEP, MAX_SENT, Run, one_line, sedis
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -177,16 +176,35 @@ def rpc_server(answer: Callable[[str, list[Any]], bytes]) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Node)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(Node) as address:
+        yield f"http://{address}"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"number": "0x5", "hash": "0x11", "timestamp": "0x1"},
+        {"number": "0x5", "hash": "0x" + "11" * 32},
+    ],
+    ids=["short-hash", "no-timestamp"],
+)
+def test_a_malformed_block_is_refused_and_never_becomes_a_mark(
+    home: Path, block: dict[str, str]
+) -> None:
+    """A block that cannot be a mark is one line, and heads.json never holds it
+    (where it would stop every later command on every chain)."""
+
+    def answer(method: str, params: list[Any]) -> bytes:
+        if method == "eth_chainId":
+            return CHAIN_ID
+        return json.dumps({"jsonrpc": "2.0", "id": 1, "result": block}).encode()
+
+    with rpc_server(answer) as url:
+        run = sedis(home, "ledger", "info", env={"SEDIS_LEDGER_URL": url})
+    one_line(
+        run, 5, re.escape(f"sedis: the ledger node at {url} answered a malformed block") + " .+"
+    )
+    assert not (home / "ledger" / "heads.json").exists()
 
 
 def test_a_bad_reply_to_the_request_cache_check_stays_off_stderr(home: Path) -> None:

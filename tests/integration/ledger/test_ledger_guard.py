@@ -224,3 +224,41 @@ def test_a_node_without_a_head_is_one_clear_error(sedis: Run) -> None:
         refused = sedis("ledger", "info", env={"SEDIS_LEDGER_URL": proxy.url})
         one_line_error(refused, 5, f"the ledger node at {proxy.url}")
         assert "latest" in refused.stderr
+
+
+def test_a_write_below_a_mark_another_process_raised_still_succeeds(
+    anvil_url: str, anvil_contract: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process on the same SEDIS_HOME may see a later block between this one's
+    transaction and its receipt: the write landed, and must not be reported as failed."""
+    from sedis.config import Settings
+    from sedis.ledger import open_ledger
+    from sedis.ledger.jsonrpc import JsonRpcLedger
+
+    settings = Settings(home=tmp_path, ledger_url=anvil_url, ledger_contract=anvil_contract)
+    owner = Account.create()
+    ledger = open_ledger(settings, owner)
+    other = open_ledger(settings)  # the other process: same marks file
+    digest, _ = published(ledger)
+    sent = JsonRpcLedger._send
+
+    def racing(self: JsonRpcLedger, *args: Any, **kwargs: Any) -> Any:
+        original = self.w3.eth.wait_for_transaction_receipt
+
+        def receipt(*a: Any, **k: Any) -> Any:
+            got = original(*a, **k)
+            rpc(anvil_url, "evm_mine")
+            other.info()  # reads, and raises the mark past the receipt's block
+            return got
+
+        monkeypatch.setattr(self.w3.eth, "wait_for_transaction_receipt", receipt)
+        try:
+            return sent(self, *args, **kwargs)
+        finally:
+            monkeypatch.setattr(self.w3.eth, "wait_for_transaction_receipt", original)
+
+    monkeypatch.setattr(JsonRpcLedger, "_send", racing)
+    reader = Account.create()
+    ledger.grant(digest, reader.address, "bafymanifest", rand_digest())
+    monkeypatch.undo()
+    assert ledger.is_granted(digest, reader.address)
