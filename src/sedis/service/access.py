@@ -74,10 +74,13 @@ def fetch_manifest(session: Session, cid: str, expected_hash: str) -> sealing.Sh
 
 def root_manifest(session: Session, root_cid: str) -> tuple[bytes, str]:
     """The share manifest that a published layout's index.json names, and its CID."""
-    import json
-
-    index = json.loads(session.store.read_bytes(f"{root_cid}/index.json", 64 * 1024))
-    digest = model.check_digest(index["manifests"][0]["digest"])
+    what = f"index.json of {root_cid}"
+    index = model.parse_index(
+        session.store.read_bytes(f"{root_cid}/index.json", 64 * 1024), None, what
+    )
+    if not index.manifests:
+        raise CorruptError(f"{what} names no manifest")
+    digest = index.manifests[0].digest
     ref = f"{root_cid}/blobs/sha256/{digest.removeprefix('sha256:')}"
     raw = session.store.read_bytes(ref, MAX_SHARE_MANIFEST)
     if model.sha256_digest(raw) != digest:
