@@ -430,3 +430,34 @@ def test_a_rotation_refuses_an_owner_manifest_of_another_image(world: World) -> 
     assert grants(image.digest) == before_grants and block_number() == before_block
     with EmbeddedStore(settings.store_dir) as store:
         assert store.locations() == before_blocks
+
+
+def test_a_rotation_from_an_owner_manifest_older_than_a_recipients_is_refused(
+    world: World,
+) -> None:
+    """An owner grant that names an older epoch's manifest (a stale or forged answer)
+    would rotate into the very keys a recipient already holds: refused before any work."""
+    image = publish(world, "stale-owner")
+    settings = load()
+    owner = Session(settings, "alice", lambda: PASSWORD)
+    record = owner.reader.image(image.digest)
+    assert record is not None
+    old_owner_raw = access.owner_view(owner, record).raw
+    owner.close()
+    rotate(world, image, "carol")  # bob now holds epoch 1
+    owner = Session(settings, "alice", lambda: PASSWORD)
+    entry = owner.store.add_bytes(old_owner_raw)  # the epoch-0 manifest, back in the store
+    owner.ledger.grant(
+        image.digest, owner.address, str(entry.cid), model.sha256_digest(old_owner_raw)
+    )
+    owner.close()
+    before_grants, before_block = grants(image.digest), block_number()
+
+    result = world.sedis("unshare", image.name, "--from", "bob", "--rotate", "--as", "alice")
+
+    assert result.code == 4
+    assert one_line(result.err) == (
+        f"sedis: the owner's share manifest of {image.digest} is of key epoch 0, "
+        f"but {world.addresses['bob']} holds epoch 1: the ledger's answers disagree"
+    )
+    assert grants(image.digest) == before_grants and block_number() == before_block

@@ -218,8 +218,17 @@ def _rotate(session: Session, record: ImageRecord, address: str) -> UnshareResul
     if image.source.private.digest != digest:
         raise CorruptError(f"the owner's share manifest of {digest} seals another image")
 
-    reseal = not _rotated_out(session, events, removed, current.epoch)
     remaining = _live_recipients(session, record, exclude=address)
+    # Keys are derived from (digest, epoch): rotating from an owner manifest
+    # older than one a recipient holds would make that recipient's keys again.
+    for grant in (removed, *remaining):
+        held = _epoch_of(session, grant)
+        if held is not None and held > current.epoch:
+            raise CorruptError(
+                f"the owner's share manifest of {digest} is of key epoch {current.epoch}, "
+                f"but {grant.recipient} holds epoch {held}: the ledger's answers disagree"
+            )
+    reseal = not _rotated_out(session, events, removed, current.epoch)
     movers = [g for g in remaining if reseal or _epoch_of(session, g) != current.epoch]
     # Every key is checked before anything is stored or sent.
     keys = {g.recipient: usable_key(session, g.recipient) for g in movers}
@@ -271,7 +280,12 @@ def _rotated_out(
     recipient, owner = removed.recipient.lower(), session.address.lower()
     granted = [e for e in events if e.name == "GrantAdded" and _who(e) == recipient]
     revoked = [e for e in events if e.name == "GrantRevoked" and _who(e) == recipient]
-    if granted and revoked and _position(revoked[-1]) > _position(granted[-1]):
+    if (
+        removed.revoked_at is not None
+        and granted
+        and revoked
+        and _position(revoked[-1]) > _position(granted[-1])
+    ):
         rotations = {e.tx_hash for e in events if e.name == "GrantAdded" and _who(e) == owner}
         if revoked[-1].tx_hash in rotations:
             return True
