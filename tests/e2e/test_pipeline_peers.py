@@ -126,8 +126,10 @@ def _plaintext_windows(layout: Path) -> set[bytes]:
             texts.append(gzip.decompress(blob))
         for text in texts:
             windows.update(text[i : i + 64] for i in range(0, len(text) - 63, 64))
-    # A run of one repeated byte (tar padding) says nothing about the content.
-    return {w for w in windows if len(set(w)) > 1}
+    # A window of a few distinct bytes (tar padding, an ELF header's zeros with a
+    # flag in them) says nothing about the content, and the store's own index
+    # pages can hold the same shape by chance.
+    return {w for w in windows if len(set(w)) >= 8}
 
 
 def test_no_stored_file_holds_plaintext(world: World, busybox: Path) -> None:
