@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from sedis.core.address import Address
 from sedis.core.errors import InvalidInputError
 
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 class Status(Enum):
@@ -61,7 +61,7 @@ class ScanSummary:
 @dataclass(frozen=True, slots=True)
 class ImageRecord:
     digest: str
-    owner: str
+    owner: Address
     config_digest: str
     root_cid: str
     published_at: int
@@ -82,14 +82,14 @@ class StatusEntry:
     previous: Status
     reason: str
     at: int
-    by: str
+    by: Address
 
 
 @dataclass(frozen=True, slots=True)
 class GrantRequest:
     """A grant to make: who, and the share manifest that carries their wrapped keys."""
 
-    recipient: str
+    recipient: Address
     manifest_cid: str
     manifest_hash: str
     expires_at: int | None = None
@@ -100,21 +100,17 @@ class Grant:
     """A recipient's access to an image, through a manifest carrying its wrapped keys."""
 
     digest: str
-    recipient: str
+    recipient: Address
     manifest_cid: str
     manifest_hash: str
     granted_at: int
     expires_at: int | None = None
     revoked_at: int | None = None
-    by: str | None = None
+    by: Address | None = None
 
     def active_at(self, now: int) -> bool:
         """Granted: neither revoked nor expired at ``now``."""
         return grant_live(self.expires_at, self.revoked_at is not None, now)
-
-    def live(self, chain_time: int, local_time: int) -> bool:
-        """Neither revoked nor expired by the chain's clock or the local one."""
-        return self.active_at(grant_clock(chain_time, local_time))
 
 
 def grant_clock(chain_time: int, local_time: int) -> int:
@@ -135,7 +131,7 @@ def grant_live(expires_at: int | None, revoked: bool, now: int) -> bool:
 @dataclass(frozen=True, slots=True)
 class Attestation:
     digest: str
-    attester: str
+    attester: Address
     kind: str
     payload_hash: str
     cid: str
@@ -151,7 +147,7 @@ class TagEntry:
     tag: str
     digest: str
     previous: str | None
-    by: str
+    by: Address
     at: int
 
     @property
@@ -163,7 +159,7 @@ class TagEntry:
 class KeyEntry:
     """An account's entry in the key directory."""
 
-    address: str
+    address: Address
     encryption_key: bytes
     paillier_n: bytes
     registered_at: int
@@ -172,7 +168,7 @@ class KeyEntry:
 @dataclass(frozen=True, slots=True)
 class UsageReport:
     digest: str
-    reporter: str
+    reporter: Address
     window_start: int
     window_end: int
     cid: str
@@ -208,7 +204,7 @@ class LedgerInfo:
     chain_id: int
     contract: str | None
     block_number: int
-    account: str | None = None
+    account: Address | None = None
     balance_wei: int | None = None
 
 
@@ -231,10 +227,6 @@ def digest_from_bytes(raw: bytes) -> str:
 def optional_digest(raw: bytes) -> str | None:
     """The contract stores 'none' as 32 zero bytes."""
     return None if raw == bytes(32) else digest_from_bytes(raw)
-
-
-def is_address(text: str) -> bool:
-    return _ADDRESS.fullmatch(text) is not None
 
 
 def short_digest(digest: str) -> str:

@@ -1,19 +1,23 @@
-"""The Ledger interface: what sedis records on, and reads from, the ImageLedger contract.
+"""What sedis reads from, and records on, the ImageLedger contract.
 
-Digests and hashes are ``sha256:<hex>`` strings, addresses ``0x`` strings, and
-times Unix seconds of chain time. Writes need an account that signs; they
-return the receipt of a transaction that succeeded, or raise a SedisError
-that names the refusal. Reads never need an account.
+Two interfaces. A ``LedgerReader`` answers questions and never signs: one
+is shared by every thread of a host, and never changes whose identity it
+acts as, since it acts as nobody. A ``LedgerWriter`` is bound, when it is
+made (``LedgerReader.writer``), to one ``Signer``; every write it sends is
+signed by that signer and no other.
+
+Digests and hashes are ``sha256:<hex>`` strings, accounts ``Address``
+values, and times Unix seconds of chain time. A write returns the receipt of
+a transaction that succeeded, or raises a SedisError that names the refusal.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
-from types import TracebackType
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import Protocol
 
+from sedis.core.address import Address
 from sedis.core.records import (
     Attestation,
     AuditEvent,
@@ -29,33 +33,21 @@ from sedis.core.records import (
     TxReceipt,
     UsageReport,
 )
-
-if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
+from sedis.crypto.signer import Signer
 
 
-class Ledger(ABC):
+class LedgerReader(Protocol):
     # -- the chain ------------------------------------------------------------
 
-    @property
-    @abstractmethod
-    def address(self) -> str | None:
-        """The acting account, or None when this ledger only reads."""
-
-    @abstractmethod
-    def sign_with(self, account: LocalAccount) -> None:
-        """Sign writes with ``account`` from now on (a ledger opened to read, then
-        given the account once its key is unlocked)."""
-
-    @abstractmethod
     def info(self) -> LedgerInfo: ...
 
-    @abstractmethod
-    def balance(self, address: str) -> int:
+    def balance(self, address: Address) -> int:
         """An account's balance in wei."""
+        ...
 
-    @abstractmethod
-    def close(self) -> None: ...
+    def now(self) -> int:
+        """The time a grant's expiry is judged at: the chain's or the local clock, the later."""
+        ...
 
     def pinned(self) -> AbstractContextManager[None]:
         """Reads inside this block all answer from one block of the chain.
@@ -63,155 +55,118 @@ class Ledger(ABC):
         A use case that reads several things (a record, its status, a grant)
         wraps them in it, so that they agree with each other. Outside one,
         each read answers from the latest block. Nested blocks share the
-        outer one's block.
+        outer one's block; each thread pins on its own.
         """
-        return nullcontext()
+        ...
 
-    @abstractmethod
-    def now(self) -> int:
-        """The time a grant's expiry is judged at: the chain's or the local clock, the later."""
+    def writer(self, signer: Signer) -> LedgerWriter:
+        """A new writer on this ledger whose writes ``signer`` signs."""
+        ...
 
-    def __enter__(self) -> Ledger:
-        return self
+    def close(self) -> None: ...
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    # -- images and their status ------------------------------------------------
 
-    # -- images ---------------------------------------------------------------
+    def image(self, digest: str) -> ImageRecord | None:
+        """The record of a published image; None for a digest never published."""
+        ...
 
-    @abstractmethod
+    def images(self, owner: Address | None = None) -> list[ImageRecord]:
+        """Every published image (or one owner's), oldest first."""
+        ...
+
+    def images_by_config(self, config_digest: str) -> list[ImageRecord]:
+        """The images whose config (the image ID a container runs) has this digest."""
+        ...
+
+    def statuses(self, digests: Sequence[str]) -> dict[str, Status]:
+        """The current status of each digest; UNKNOWN for one never published."""
+        ...
+
+    def status_history(self, digest: str) -> list[StatusEntry]:
+        """Publication (as TRUSTED) and every change after it, in order."""
+        ...
+
+    # -- grants -----------------------------------------------------------------
+
+    def grant_of(self, digest: str, recipient: Address) -> Grant | None:
+        """The latest grant to a recipient, revoked or expired ones included."""
+        ...
+
+    def grants(self, digest: str) -> list[Grant]:
+        """The latest grant of each recipient of an image."""
+        ...
+
+    def grants_to(self, recipient: Address) -> list[Grant]:
+        """The latest grant to a recipient for each image shared with it."""
+        ...
+
+    # -- attestations, tags, keys, usage, the audit log --------------------------
+
+    def attestations(self, digest: str) -> list[Attestation]: ...
+
+    def resolve(self, name: str, tag: str) -> str | None:
+        """The digest that name:tag points at, or None."""
+        ...
+
+    def tag_history(self, name: str, tag: str) -> list[TagEntry]: ...
+
+    def tags_of(self, digest: str) -> list[TagEntry]:
+        """The tags that point at an image now."""
+        ...
+
+    def name_owner(self, name: str) -> Address | None:
+        """The account that first tagged a name, and alone may move its tags."""
+        ...
+
+    def keys_of(self, address: Address) -> KeyEntry | None: ...
+
+    def usage_reports(self, digest: str) -> list[UsageReport]: ...
+
+    def audit_log(self, digest: str | None = None) -> list[AuditEvent]:
+        """Every event of the contract (or of one image), in chain order."""
+        ...
+
+
+class LedgerWriter(Protocol):
+    @property
+    def address(self) -> Address:
+        """The account every write is signed as."""
+        ...
+
     def publish(
-        self, digest: str, config_digest: str, root_cid: str, scan: ScanSummary
-    ) -> TxReceipt: ...
-
-    @abstractmethod
-    def publish_shared(
         self,
         digest: str,
         config_digest: str,
         root_cid: str,
         scan: ScanSummary,
-        grants: Sequence[GrantRequest],
+        grants: Sequence[GrantRequest] = (),
         tag: tuple[str, str] | None = None,
     ) -> TxReceipt:
         """Record an image with its first grants and its tag in one transaction, all or none."""
+        ...
 
-    @abstractmethod
-    def image(self, digest: str) -> ImageRecord | None:
-        """The record of a published image; None for a digest never published."""
-
-    @abstractmethod
-    def images(self, owner: str | None = None) -> list[ImageRecord]:
-        """Every published image (or one owner's), oldest first."""
-
-    @abstractmethod
-    def images_by_config(self, config_digest: str) -> list[ImageRecord]:
-        """The images whose config (the image ID a container runs) has this digest."""
-
-    # -- status -----------------------------------------------------------------
-
-    @abstractmethod
     def set_status(self, digest: str, status: Status, reason: str) -> TxReceipt: ...
 
-    @abstractmethod
-    def status(self, digest: str) -> Status:
-        """The current status; UNKNOWN for a digest never published."""
+    def grant(self, digest: str, grant: GrantRequest) -> TxReceipt: ...
 
-    @abstractmethod
-    def status_history(self, digest: str) -> list[StatusEntry]:
-        """Publication (as TRUSTED) and every change after it, in order."""
+    def revoke_grant(self, digest: str, recipient: Address) -> TxReceipt: ...
 
-    # -- grants -----------------------------------------------------------------
-
-    @abstractmethod
-    def grant(
-        self,
-        digest: str,
-        recipient: str,
-        manifest_cid: str,
-        manifest_hash: str,
-        expires_at: int | None = None,
-    ) -> TxReceipt: ...
-
-    @abstractmethod
-    def revoke_grant(self, digest: str, recipient: str) -> TxReceipt: ...
-
-    @abstractmethod
     def change_grants(
-        self, digest: str, revoke: Sequence[str], grants: Sequence[GrantRequest]
+        self, digest: str, revoke: Sequence[Address], grants: Sequence[GrantRequest]
     ) -> TxReceipt:
         """Revoke these recipients' grants, then make these grants, in one transaction:
         all or none (a key rotation)."""
+        ...
 
-    @abstractmethod
-    def is_granted(self, digest: str, recipient: str) -> bool:
-        """Granted and neither revoked nor expired, by chain time or local time (see now)."""
-
-    @abstractmethod
-    def grant_of(self, digest: str, recipient: str) -> Grant | None:
-        """The latest grant to a recipient, revoked or expired ones included."""
-
-    @abstractmethod
-    def grants(self, digest: str) -> list[Grant]:
-        """The latest grant of each recipient of an image."""
-
-    @abstractmethod
-    def grants_to(self, recipient: str) -> list[Grant]:
-        """The latest grant to a recipient for each image shared with it."""
-
-    # -- attestations, tags, keys, usage ------------------------------------------------
-
-    @abstractmethod
     def attest(self, digest: str, kind: str, payload_hash: str, cid: str = "") -> TxReceipt: ...
 
-    @abstractmethod
-    def attestations(self, digest: str) -> list[Attestation]: ...
-
-    @abstractmethod
     def set_tag(self, name: str, tag: str, digest: str) -> TxReceipt: ...
 
-    @abstractmethod
-    def resolve(self, name: str, tag: str) -> str | None:
-        """The digest that name:tag points at, or None."""
-
-    @abstractmethod
-    def tag_history(self, name: str, tag: str) -> list[TagEntry]: ...
-
-    @abstractmethod
-    def tags_of(self, digest: str) -> list[TagEntry]:
-        """The tags that point at an image now."""
-
-    @abstractmethod
-    def name_owner(self, name: str) -> str | None:
-        """The account that first tagged a name, and alone may move its tags."""
-
-    @abstractmethod
     def register_keys(self, encryption_key: bytes, paillier_n: bytes) -> TxReceipt:
-        """Put the acting account's public keys in the key directory."""
+        """Put the signer's public keys in the key directory."""
+        ...
 
-    @abstractmethod
-    def keys_of(self, address: str) -> KeyEntry | None: ...
-
-    @abstractmethod
     def report_usage(
         self, digest: str, window_start: int, window_end: int, cid: str, blob_hash: str
     ) -> TxReceipt: ...
-
-    @abstractmethod
-    def usage_reports(self, digest: str) -> list[UsageReport]: ...
-
-    # -- the audit log -------------------------------------------------------------
-
-    @abstractmethod
-    def audit_log(self, digest: str | None = None) -> list[AuditEvent]:
-        """Every event of the contract (or of one image), in chain order."""
-
-    # -- conveniences ------------------------------------------------------------
-
-    def statuses(self, digests: Sequence[str]) -> dict[str, Status]:
-        return {d: self.status(d) for d in digests}

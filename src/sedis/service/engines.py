@@ -1,0 +1,195 @@
+"""What use cases run on: shared engines, and the actor a use case acts for.
+
+``Engines`` holds the ledger reader, the content store, the location of the
+vulnerability database and one bounded executor. It is built once per
+process (``Engines.from_settings``), opens each engine on first use, and is
+safe to share between threads; several processes may each build one over
+the same ``SEDIS_HOME``.
+
+An ``Actor`` is one identity: its address, a ledger writer bound to its
+signer, its keyring (the key that unwraps what was shared with it) and the
+directory that turns the names it uses for recipients into addresses.
+Read-only use cases take no actor.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+from sedis.core.address import Address
+from sedis.core.errors import NotFoundError
+from sedis.scan.vulndb.db import path_in
+
+if TYPE_CHECKING:
+    from jwcrypto.jwk import JWK
+
+    from sedis.config import Settings
+    from sedis.crypto.signer import Signer
+    from sedis.ledger.base import LedgerReader, LedgerWriter
+    from sedis.store.base import ContentStore
+
+E = TypeVar("E")
+
+
+class _Lazy(Generic[E]):
+    """An engine opened by the first thread that needs it; the others wait for it."""
+
+    def __init__(self, open_engine: Callable[[], E]) -> None:
+        self._open = open_engine
+        self._lock = threading.Lock()
+        self._engine: E | None = None
+
+    def get(self) -> E:
+        engine = self._engine
+        if engine is None:
+            with self._lock:
+                engine = self._engine
+                if engine is None:
+                    engine = self._engine = self._open()
+        return engine
+
+    def opened(self) -> E | None:
+        return self._engine
+
+
+class Engines:
+    """The shared engines of one process (see the module's docstring)."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        ledger: Callable[[], LedgerReader],
+        store: Callable[[], ContentStore],
+        vulndb: Path | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.home = home
+        self.vulndb = vulndb if vulndb is not None else path_in(home)
+        self._ledger = _Lazy(ledger)
+        self._store = _Lazy(store)
+        self._threads = threads or min(32, os.cpu_count() or 1)
+        self._executor = _Lazy(self._new_executor)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, threads: int | None = None) -> Engines:
+        """The engines the settings name: embedded ones, or the nodes their URLs give."""
+        from sedis.ledger import open_ledger
+        from sedis.store import open_store
+
+        return cls(
+            settings.home,
+            ledger=lambda: open_ledger(settings),
+            store=lambda: open_store(settings),
+            threads=threads,
+        )
+
+    @property
+    def ledger(self) -> LedgerReader:
+        return self._ledger.get()
+
+    @property
+    def store(self) -> ContentStore:
+        return self._store.get()
+
+    @property
+    def executor(self) -> Executor:
+        """The process's worker threads: hashing, checking and sealing blobs."""
+        return self._executor.get()
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where blobs fetched from a network are kept while they are checked."""
+        return self.home / "tmp"
+
+    def writer_for(self, signer: Signer) -> LedgerWriter:
+        """A ledger writer of its own, bound to ``signer``."""
+        return self.ledger.writer(signer)
+
+    def _new_executor(self) -> Executor:
+        return ThreadPoolExecutor(self._threads, thread_name_prefix="sedis-work")
+
+    def close(self) -> None:
+        executor = self._executor.opened()
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        for lazy in (self._store, self._ledger):
+            engine = lazy.opened()
+            if engine is not None:
+                engine.close()
+
+    def __enter__(self) -> Engines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Keyring(Protocol):
+    """An identity's encryption keys: the public one, and the private one that unwraps."""
+
+    @property
+    def public_key(self) -> JWK: ...
+
+    def private_key(self) -> JWK:
+        """The private key (which may wait for it to be unlocked)."""
+        ...
+
+
+class Directory(Protocol):
+    """Turns the name a user gives a recipient (an identity, a contact, an address) into
+    an address."""
+
+    def resolve(self, who: str) -> Address: ...
+
+
+class AddressesOnly:
+    """The directory of a host with no address book: every recipient is an address."""
+
+    def resolve(self, who: str) -> Address:
+        return Address.parse(who)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """One identity acting: its address, its ledger writer, its keys, its directory."""
+
+    address: Address
+    ledger: LedgerWriter
+    keys: Keyring
+    directory: Directory
+
+    @classmethod
+    def of(
+        cls,
+        engines: Engines,
+        signer: Signer,
+        keys: Keyring,
+        directory: Directory | None = None,
+    ) -> Actor:
+        return cls(signer.address, engines.writer_for(signer), keys, directory or AddressesOnly())
+
+
+def recipient_key(engines: Engines, actor: Actor, address: Address) -> JWK:
+    """A recipient's public encryption key, from the ledger's key directory."""
+    from sedis.service.sealing import encode_recipient_key
+
+    if address == actor.address:
+        return actor.keys.public_key
+    entry = engines.ledger.keys_of(address)
+    if entry is None:
+        raise NotFoundError(
+            f"{address} has no keys in the key directory "
+            "(the recipient must run `sedis identity register`)"
+        )
+    return encode_recipient_key(entry.encryption_key)
