@@ -104,3 +104,53 @@ def progress(description: str, total: int | None, enabled: bool) -> Iterator[Cal
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(markup_free(description), total=total)
         yield lambda n: bar.advance(task, n)
+
+
+class _Bar:
+    """A use case's progress (see service.progress), drawn once it says its total."""
+
+    def __init__(self, description: str, enabled: bool) -> None:
+        self._description = description
+        self._enabled = enabled and sys.stderr.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        if not self._enabled or self._bar is not None:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+        )
+        self._bar = Progress(*columns, console=Console(stderr=True), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(markup_free(self._description), total=total)
+
+    def advance(self, done: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, done)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@contextmanager
+def progress_bar(description: str, enabled: bool) -> Iterator[_Bar]:
+    """A byte progress bar on stderr when it is a terminal (and ``enabled``); else silent."""
+    bar = _Bar(description, enabled)
+    try:
+        yield bar
+    finally:
+        bar.stop()

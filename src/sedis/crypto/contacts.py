@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sedis.core.address import Address
 from sedis.core.errors import (
     ConflictError,
     CorruptError,
@@ -111,6 +112,17 @@ class AddressBook:
             yield
         finally:
             lock.release()
+
+
+class AddressBookDirectory:
+    """The CLI's directory of recipients: local identities, then contacts, then addresses."""
+
+    def __init__(self, identities: IdentityStore, contacts: AddressBook) -> None:
+        self._identities = identities
+        self._contacts = contacts
+
+    def resolve(self, who: str) -> Address:
+        return Address.parse(resolve_recipient(who, self._identities, self._contacts))
 
 
 def resolve_recipient(who: str, identities: IdentityStore, contacts: AddressBook) -> str:

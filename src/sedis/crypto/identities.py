@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from phe import PaillierPrivateKey
 
     from sedis.config import Settings
+    from sedis.crypto.signer import AccountSigner
 
 IDENTITIES_DIR = "identities"
 PUBLIC_FILE = "identity.json"
@@ -226,6 +227,21 @@ class IdentityStore:
             )
         return key
 
+    def unlock_signer(self, name: str, password: str) -> AccountSigner:
+        """A signer for the identity's account (see unlock_account)."""
+        from sedis.crypto.signer import AccountSigner
+
+        return AccountSigner(self.unlock_account(name, password))
+
+    def unlock_keys(self, name: str, password: str) -> UnlockedKeys:
+        """The identity's encryption keys, the private one unlocked."""
+        identity = self.get(name)
+        return UnlockedKeys(identity, self.unlock_encryption_key(name, password))
+
+    def unlock(self, name: str, password: str) -> tuple[AccountSigner, UnlockedKeys]:
+        """Everything an identity acts with: its signer and its encryption keys."""
+        return self.unlock_signer(name, password), self.unlock_keys(name, password)
+
     def unlock_paillier(self, name: str, password: str) -> PaillierPrivateKey:
         identity = self.get(name)
         raw = self._unseal(name, PAILLIER_FILE, "paillier-key", password)
@@ -289,6 +305,31 @@ class IdentityStore:
         )
         _fsync_dir(directory)
         return identity
+
+
+class UnlockedKeys:
+    """An identity's encryption keys, its private key in memory."""
+
+    def __init__(self, identity: Identity, private: JWK) -> None:
+        self._identity = identity
+        self._private = private
+
+    @property
+    def public_key(self) -> JWK:
+        return public_key_of(self._identity)
+
+    def private_key(self) -> JWK:
+        return self._private
+
+    def __repr__(self) -> str:  # never the key
+        return f"UnlockedKeys({self._identity.name})"
+
+
+def public_key_of(identity: Identity) -> JWK:
+    """An identity's public encryption key, as recorded in its identity file."""
+    from jwcrypto.jwk import JWK
+
+    return JWK(**identity.encryption_jwk)
 
 
 def acting_identity(settings: Settings, as_name: str | None) -> str:

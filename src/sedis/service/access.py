@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sedis.core.access import live_grants
+from sedis.core.address import Address
 from sedis.core.errors import (
     ConflictError,
     CorruptError,
@@ -51,7 +53,7 @@ from sedis.oci import model
 from sedis.oci.checked import CheckedBlob
 from sedis.oci.streams import iter_reader
 from sedis.service import layout, naming, sealing
-from sedis.service.session import Session
+from sedis.service.engines import Actor, Engines, recipient_key
 from sedis.store import dagpb, reader
 from sedis.store.cid import RAW, Cid
 from sedis.store.importer import Entry, Importer
@@ -64,87 +66,96 @@ if TYPE_CHECKING:
 MAX_SHARE_MANIFEST = 4 * 1024 * 1024
 
 
-def fetch_manifest(session: Session, cid: str, expected_hash: str) -> sealing.ShareManifest:
+def fetch_manifest(store: ContentStore, cid: str, expected_hash: str) -> sealing.ShareManifest:
     """A share manifest from the store, checked against the hash the ledger holds."""
-    raw = session.store.read_bytes(cid, MAX_SHARE_MANIFEST)
+    raw = store.read_bytes(cid, MAX_SHARE_MANIFEST)
     if model.sha256_digest(raw) != expected_hash:
         raise CorruptError(f"share manifest {cid} does not match the hash on the ledger")
     return sealing.parse_share_manifest(raw)
 
 
-def root_manifest(session: Session, root_cid: str) -> tuple[bytes, str]:
+def root_manifest(store: ContentStore, root_cid: str) -> tuple[bytes, str]:
     """The share manifest that a published layout's index.json names, and its CID."""
     what = f"index.json of {root_cid}"
-    index = model.parse_index(
-        session.store.read_bytes(f"{root_cid}/index.json", 64 * 1024), None, what
-    )
+    index = model.parse_index(store.read_bytes(f"{root_cid}/index.json", 64 * 1024), None, what)
     if not index.manifests:
         raise CorruptError(f"{what} names no manifest")
     digest = index.manifests[0].digest
     ref = f"{root_cid}/blobs/sha256/{digest.removeprefix('sha256:')}"
-    raw = session.store.read_bytes(ref, MAX_SHARE_MANIFEST)
+    raw = store.read_bytes(ref, MAX_SHARE_MANIFEST)
     if model.sha256_digest(raw) != digest:
         raise CorruptError(f"the manifest in {root_cid} does not match its digest")
-    return raw, str(session.store.resolve(ref))
+    return raw, str(store.resolve(ref))
 
 
-def owned(session: Session, ref: str) -> ImageRecord:
-    digest = naming.resolve(session.reader, ref)
-    record = session.reader.image(digest)
+def owned(engines: Engines, actor: Actor, ref: str) -> ImageRecord:
+    digest = naming.resolve(engines.ledger, ref)
+    record = engines.ledger.image(digest)
     if record is None:
         raise NotFoundError(f"{digest} is not on the ledger")
-    if record.owner.lower() != session.address.lower():
+    if record.owner != actor.address:
         raise PermissionDeniedError(
             f"only the owner of {digest} may change its grants ({record.owner})"
         )
     return record
 
 
-def owner_view(session: Session, record: ImageRecord) -> sealing.ShareManifest:
-    grant = session.reader.grant_of(record.digest, session.address)
+def owner_view(engines: Engines, owner: Address, record: ImageRecord) -> sealing.ShareManifest:
+    """The share manifest the owner's own grant names (or the published layout's)."""
+    grant = engines.ledger.grant_of(record.digest, owner)
     if grant is None:
-        raw, _ = root_manifest(session, record.root_cid)
+        raw, _ = root_manifest(engines.store, record.root_cid)
         return sealing.parse_share_manifest(raw)
-    return fetch_manifest(session, grant.manifest_cid, grant.manifest_hash)
+    return fetch_manifest(engines.store, grant.manifest_cid, grant.manifest_hash)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ShareResult:
     digest: str
-    recipient: str
+    recipient: Address
     manifest_cid: str
     expires_at: int | None
-    transactions: list[str] = field(default_factory=list)
+    transactions: tuple[str, ...] = ()
 
 
-def share(session: Session, ref: str, who: str, expires_at: int | None) -> ShareResult:
-    record = owned(session, ref)
-    address = session.resolve_recipient(who)
-    cid, tx_hash = grant_to(session, record, address, expires_at)
-    return ShareResult(record.digest, address, cid, expires_at, [tx_hash])
+def share(
+    engines: Engines, actor: Actor, ref: str, who: str, *, expires_at: int | None = None
+) -> ShareResult:
+    """Give ``who`` access to an image the actor owns: a share manifest with the image's
+    keys wrapped for them, and a grant on the ledger (lapsing at ``expires_at``)."""
+    address = actor.directory.resolve(who)
+    with engines.ledger.pinned():
+        record = owned(engines, actor, ref)
+    cid, tx_hash = grant_to(engines, actor, record, address, expires_at)
+    return ShareResult(record.digest, address, cid, expires_at, (tx_hash,))
 
 
 def grant_to(
-    session: Session, record: ImageRecord, address: str, expires_at: int | None = None
+    engines: Engines,
+    actor: Actor,
+    record: ImageRecord,
+    address: Address,
+    expires_at: int | None = None,
 ) -> tuple[str, str]:
     """Wrap the image's current keys for ``address`` (and the owner) in a new share
     manifest and grant it on the ledger; return the manifest's CID and the transaction."""
-    keys = [session.public_key]
-    if address.lower() != session.address.lower():
-        keys.append(usable_key(session, address))
-    image = sealing.open_share(owner_view(session, record), session.encryption_key)
-    cid, share_hash = _add_share(session, image, keys)
-    tx = session.ledger.grant(record.digest, address, cid, share_hash, expires_at)
+    keys = [actor.keys.public_key]
+    if address != actor.address:
+        keys.append(usable_key(engines, actor, address))
+    view = owner_view(engines, actor.address, record)
+    image = sealing.open_share(view, actor.keys.private_key())
+    cid, share_hash = _add_share(engines.store, image, keys)
+    tx = actor.ledger.grant(record.digest, GrantRequest(address, cid, share_hash, expires_at))
     return cid, tx.tx_hash
 
 
-def _add_share(session: Session, image: sealing.SealedImage, keys: list[JWK]) -> tuple[str, str]:
+def _add_share(store: ContentStore, image: sealing.SealedImage, keys: list[JWK]) -> tuple[str, str]:
     raw = sealing.share_manifest(image, keys)
-    entry = session.store.add_bytes(raw, pin=True)
+    entry = store.add_bytes(raw, pin=True)
     return str(entry.cid), model.sha256_digest(raw)
 
 
-def usable_key(session: Session, address: str) -> JWK:
+def usable_key(engines: Engines, actor: Actor, address: Address) -> JWK:
     """A recipient's registered key, refused unless keys can be wrapped for it.
 
     Wrapping a throwaway payload for it runs the very code a share manifest
@@ -154,7 +165,7 @@ def usable_key(session: Session, address: str) -> JWK:
     from jwcrypto.common import JWException
 
     try:
-        key = session.recipient_key(address)
+        key = recipient_key(engines, actor, address)
         keywrap.wrap(b"{}", [key])
     except (InvalidInputError, JWException, ValueError, TypeError, KeyError) as exc:
         reason = str(exc) or type(exc).__name__
@@ -165,33 +176,41 @@ def usable_key(session: Session, address: str) -> JWK:
     return key
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class UnshareResult:
     digest: str
-    recipient: str
+    recipient: Address
     rotated: bool
     epoch: int
-    regranted: list[str] = field(default_factory=list)
-    transactions: list[str] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)  # store pins dropped by a rotation
+    regranted: tuple[Address, ...] = ()
+    transactions: tuple[str, ...] = ()
+    released: tuple[str, ...] = ()  # store pins dropped by a rotation
 
 
-def unshare(session: Session, ref: str, who: str, rotate: bool) -> UnshareResult:
-    record = owned(session, ref)
-    address = session.resolve_recipient(who)
-    if address.lower() == session.address.lower():
+def unshare(
+    engines: Engines, actor: Actor, ref: str, who: str, *, rotate: bool = False
+) -> UnshareResult:
+    """Revoke ``who``'s grant to an image the actor owns; ``rotate`` also re-encrypts
+    it under a new key epoch for everyone who remains."""
+    address = actor.directory.resolve(who)
+    if address == actor.address:
         raise InvalidInputError("the owner cannot unshare an image from itself")
+    ledger = engines.ledger
     if rotate:
-        return _rotate(session, record, address)
-    ledger = session.ledger
-    if not ledger.is_granted(record.digest, address):
+        # Not in one pinned block: a rotation reads the ledger again after it writes.
+        return _rotate(engines, actor, owned(engines, actor, ref), address)
+    with ledger.pinned():
+        record = owned(engines, actor, ref)
+        grant = ledger.grant_of(record.digest, address)
+        now = ledger.now()
+    if grant is None or not grant.active_at(now):
         raise NotFoundError(f"{address} holds no live grant to {record.digest}")
-    result = UnshareResult(record.digest, address, False, owner_view(session, record).epoch)
-    result.transactions.append(ledger.revoke_grant(record.digest, address).tx_hash)
-    return result
+    epoch = owner_view(engines, actor.address, record).epoch
+    receipt = actor.ledger.revoke_grant(record.digest, address)
+    return UnshareResult(record.digest, address, False, epoch, transactions=(receipt.tx_hash,))
 
 
-def _rotate(session: Session, record: ImageRecord, address: str) -> UnshareResult:
+def _rotate(engines: Engines, actor: Actor, record: ImageRecord, address: Address) -> UnshareResult:
     """Revoke ``address`` and move everyone left to keys it never held; re-runnable.
 
     Each grant's share manifest says its key epoch. A removed recipient whose
@@ -207,77 +226,88 @@ def _rotate(session: Session, record: ImageRecord, address: str) -> UnshareResul
         raise ConflictError(
             f"{digest} is revoked; its status, grants and tags can no longer change"
         )
-    ledger = session.ledger
+    ledger = engines.ledger
     removed = ledger.grant_of(digest, address)
     if removed is None:
         raise NotFoundError(f"{address} holds no grant to {digest}")
-    events = session.reader.audit_log(digest)
-    key = session.encryption_key
-    current = owner_view(session, record)
+    events = ledger.audit_log(digest)
+    key = actor.keys.private_key()
+    store = engines.store
+    current = owner_view(engines, actor.address, record)
     image = sealing.open_share(current, key)
     if image.source.private.digest != digest:
         raise CorruptError(f"the owner's share manifest of {digest} seals another image")
 
-    remaining = _live_recipients(session, record, exclude=address)
+    remaining = _live_recipients(engines, actor, record, exclude=address)
     # Keys are derived from (digest, epoch): rotating from an owner manifest
     # older than one a recipient holds would make that recipient's keys again.
     for grant in (removed, *remaining):
-        held = _epoch_of(session, grant)
+        held = _epoch_of(store, grant)
         if held is not None and held > current.epoch:
             raise CorruptError(
                 f"the owner's share manifest of {digest} is of key epoch {current.epoch}, "
                 f"but {grant.recipient} holds epoch {held}: the ledger's answers disagree"
             )
-    reseal = not _rotated_out(session, events, removed, current.epoch)
-    movers = [g for g in remaining if reseal or _epoch_of(session, g) != current.epoch]
+    reseal = not _rotated_out(store, actor.address, events, removed, current.epoch)
+    movers = [g for g in remaining if reseal or _epoch_of(store, g) != current.epoch]
     # Every key is checked before anything is stored or sent.
-    keys = {g.recipient: usable_key(session, g.recipient) for g in movers}
+    keys = {g.recipient: usable_key(engines, actor, g.recipient) for g in movers}
 
-    result = UnshareResult(digest, address, True, current.epoch)
-    store = session.store
     grants: list[GrantRequest] = []
+    regranted: list[Address] = []
+    transactions: list[str] = []
     target = image
     if reseal:
         for blob in image.blobs():  # every plaintext checked before any new ciphertext
             _check_plaintext(store, blob)
-        target = _reseal(session, image)
+        target = _reseal(store, key, image)
         _pin_blob_set(store, target)
-        owner_cid, owner_hash = _add_share(session, target, [session.public_key])
-        grants.append(GrantRequest(session.address, owner_cid, owner_hash))
+        owner_cid, owner_hash = _add_share(store, target, [actor.keys.public_key])
+        grants.append(GrantRequest(actor.address, owner_cid, owner_hash))
     for g in movers:
-        cid, share_hash = _add_share(session, target, [session.public_key, keys[g.recipient]])
+        cid, share_hash = _add_share(store, target, [actor.keys.public_key, keys[g.recipient]])
         grants.append(GrantRequest(g.recipient, cid, share_hash, g.expires_at))
-        result.regranted.append(g.recipient)
+        regranted.append(g.recipient)
     revoke = [address] if removed.revoked_at is None else []
     if revoke or grants:
-        result.transactions.append(ledger.change_grants(digest, revoke, grants).tx_hash)
-    result.epoch = target.epoch
+        transactions.append(actor.ledger.change_grants(digest, revoke, grants).tx_hash)
 
     keep = {g.manifest_cid for g in grants}
     keep.update(g.manifest_cid for g in remaining if g not in movers)
     if not reseal:
-        owner_grant = ledger.grant_of(digest, session.address)
+        owner_grant = ledger.grant_of(digest, actor.address)
         if owner_grant is not None:
             keep.add(owner_grant.manifest_cid)
     history = [e for e in events if e.name == "GrantAdded"]
-    released = _release_older_epochs(session, record, history, target, keep)
-    result.released = [str(cid) for cid in released]
-    return result
+    released = _release_older_epochs(engines, actor, record, history, target, keep)
+    return UnshareResult(
+        digest,
+        address,
+        True,
+        target.epoch,
+        tuple(regranted),
+        tuple(transactions),
+        tuple(str(cid) for cid in released),
+    )
 
 
-def _epoch_of(session: Session, grant: Grant) -> int | None:
+def _epoch_of(store: ContentStore, grant: Grant) -> int | None:
     """The key epoch of a grant's share manifest; None when the store no longer has it."""
     try:
-        return fetch_manifest(session, grant.manifest_cid, grant.manifest_hash).epoch
+        return fetch_manifest(store, grant.manifest_cid, grant.manifest_hash).epoch
     except NotFoundError:
         return None
 
 
 def _rotated_out(
-    session: Session, events: Sequence[AuditEvent], removed: Grant, owner_epoch: int
+    store: ContentStore,
+    owner: Address,
+    events: Sequence[AuditEvent],
+    removed: Grant,
+    owner_epoch: int,
 ) -> bool:
     """Whether the removed recipient's keys are of an epoch before the owner's current one."""
-    recipient, owner = removed.recipient.lower(), session.address.lower()
+    recipient = removed.recipient
     granted = [e for e in events if e.name == "GrantAdded" and _who(e) == recipient]
     revoked = [e for e in events if e.name == "GrantRevoked" and _who(e) == recipient]
     if (
@@ -289,26 +319,26 @@ def _rotated_out(
         rotations = {e.tx_hash for e in events if e.name == "GrantAdded" and _who(e) == owner}
         if revoked[-1].tx_hash in rotations:
             return True
-    epoch = _epoch_of(session, removed)
+    epoch = _epoch_of(store, removed)
     # A manifest the store lost tells nothing: re-encrypting is the safe answer.
     return epoch is not None and epoch < owner_epoch
 
 
-def _who(event: AuditEvent) -> str:
-    return str(event.fields["recipient"]).lower()
+def _who(event: AuditEvent) -> Address:
+    return Address.parse(str(event.fields["recipient"]))
 
 
 def _position(event: AuditEvent) -> tuple[int, int]:
     return event.block_number, event.log_index
 
 
-def _live_recipients(session: Session, record: ImageRecord, exclude: str) -> list[Grant]:
-    skip = {exclude.lower(), session.address.lower()}
-    return [
-        g
-        for g in session.ledger.grants(record.digest)
-        if g.recipient.lower() not in skip and session.ledger.is_granted(record.digest, g.recipient)
-    ]
+def _live_recipients(
+    engines: Engines, actor: Actor, record: ImageRecord, exclude: Address
+) -> list[Grant]:
+    """Everyone but the owner and ``exclude`` whose grant lets them in now."""
+    ledger = engines.ledger
+    live = live_grants(ledger.grants(record.digest), ledger.now())
+    return [g for g in live if g.recipient not in (exclude, actor.address)]
 
 
 def _verified_plaintext(store: ContentStore, blob: sealing.SealedBlob) -> Iterator[bytes]:
@@ -330,15 +360,14 @@ def _check_plaintext(store: ContentStore, blob: sealing.SealedBlob) -> None:
         pass
 
 
-def _reseal(session: Session, image: sealing.SealedImage) -> sealing.SealedImage:
+def _reseal(store: ContentStore, key: JWK, image: sealing.SealedImage) -> sealing.SealedImage:
     """Encrypt every blob again under the next key epoch.
 
     The caller has checked every blob's plaintext against its digest to the
     end; this pass reads the same CID-checked ciphertext again, so the key
     derived from that digest only ever meets that plaintext.
     """
-    store = session.store
-    secret = sealing.owner_secret(session.encryption_key)
+    secret = sealing.owner_secret(key)
     epoch = image.epoch + 1
 
     def again(blob: sealing.SealedBlob) -> sealing.SealedBlob:
@@ -416,7 +445,8 @@ def _share_blobs(share: sealing.ShareManifest) -> list[model.Descriptor]:
 
 
 def _release_older_epochs(
-    session: Session,
+    engines: Engines,
+    actor: Actor,
     record: ImageRecord,
     history: Sequence[AuditEvent],
     current: sealing.SealedImage,
@@ -429,9 +459,9 @@ def _release_older_epochs(
     only manifests that the owner's key opens to this image at an older epoch,
     so a forged ledger answer cannot make the owner drop anything else.
     """
-    store = session.store
+    store = engines.store
     pinned = set(store.pins())
-    key = session.encryption_key
+    key = actor.keys.private_key()
     keep_cids = {_plain_cid(ref) for ref in keep} | {
         _blob_set_root(store, [b.descriptor for b in current.blobs()])
     }
@@ -450,7 +480,7 @@ def _release_older_epochs(
     root = _plain_cid(record.root_cid)
     if root is not None and root in pinned and root not in keep_cids:
         try:
-            raw, _ = root_manifest(session, record.root_cid)
+            raw, _ = root_manifest(store, record.root_cid)
             if older_of_this_image(sealing.parse_share_manifest(raw)):
                 doomed.append(root)
         except (SedisError, KeyError, IndexError, TypeError, ValueError):
@@ -463,12 +493,12 @@ def _release_older_epochs(
         checked.add(cid)
         # An older version kept the owner's manifest of a later epoch inside a
         # layout of that epoch's blobs, pinned at the layout's root only.
-        in_layout = _who(event) == session.address.lower() and cid not in pinned
+        in_layout = _who(event) == actor.address and cid not in pinned
         if cid not in pinned and not (in_layout and store.has(cid)):
             continue
         try:
             share_hash = digest_from_bytes(bytes.fromhex(str(event.fields["manifestHash"])[2:]))
-            share = fetch_manifest(session, str(cid), share_hash)
+            share = fetch_manifest(store, str(cid), share_hash)
         except (SedisError, ValueError):
             continue
         if not older_of_this_image(share):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from sedis.core.address import Address
 from sedis.core.errors import NotFoundError
+from sedis.core.records import GrantRequest, ScanSummary, Status, TxReceipt
 from sedis.scan.vulndb.db import path_in
 
 if TYPE_CHECKING:
@@ -113,8 +114,9 @@ class Engines:
         return self.home / "tmp"
 
     def writer_for(self, signer: Signer) -> LedgerWriter:
-        """A ledger writer of its own, bound to ``signer``."""
-        return self.ledger.writer(signer)
+        """A ledger writer of its own, bound to ``signer`` (the ledger opens at its first
+        write, like every engine here)."""
+        return _DeferredWriter(self._ledger, signer)
 
     def _new_executor(self) -> Executor:
         return ThreadPoolExecutor(self._threads, thread_name_prefix="sedis-work")
@@ -133,6 +135,58 @@ class Engines:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _DeferredWriter:
+    """A writer bound to one signer, made on the ledger when it first writes."""
+
+    def __init__(self, ledger: _Lazy[LedgerReader], signer: Signer) -> None:
+        self._ledger = ledger
+        self._signer = signer
+        self._writer = _Lazy(lambda: ledger.get().writer(signer))
+
+    @property
+    def address(self) -> Address:
+        return self._signer.address
+
+    def publish(
+        self,
+        digest: str,
+        config_digest: str,
+        root_cid: str,
+        scan: ScanSummary,
+        grants: Sequence[GrantRequest] = (),
+        tag: tuple[str, str] | None = None,
+    ) -> TxReceipt:
+        return self._writer.get().publish(digest, config_digest, root_cid, scan, grants, tag)
+
+    def set_status(self, digest: str, status: Status, reason: str) -> TxReceipt:
+        return self._writer.get().set_status(digest, status, reason)
+
+    def grant(self, digest: str, grant: GrantRequest) -> TxReceipt:
+        return self._writer.get().grant(digest, grant)
+
+    def revoke_grant(self, digest: str, recipient: Address) -> TxReceipt:
+        return self._writer.get().revoke_grant(digest, recipient)
+
+    def change_grants(
+        self, digest: str, revoke: Sequence[Address], grants: Sequence[GrantRequest]
+    ) -> TxReceipt:
+        return self._writer.get().change_grants(digest, revoke, grants)
+
+    def attest(self, digest: str, kind: str, payload_hash: str, cid: str = "") -> TxReceipt:
+        return self._writer.get().attest(digest, kind, payload_hash, cid)
+
+    def set_tag(self, name: str, tag: str, digest: str) -> TxReceipt:
+        return self._writer.get().set_tag(name, tag, digest)
+
+    def register_keys(self, encryption_key: bytes, paillier_n: bytes) -> TxReceipt:
+        return self._writer.get().register_keys(encryption_key, paillier_n)
+
+    def report_usage(
+        self, digest: str, window_start: int, window_end: int, cid: str, blob_hash: str
+    ) -> TxReceipt:
+        return self._writer.get().report_usage(digest, window_start, window_end, cid, blob_hash)
 
 
 class Keyring(Protocol):

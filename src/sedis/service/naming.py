@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from sedis.core.errors import InvalidInputError, NotFoundError
-from sedis.ledger.base import Ledger
+from sedis.ledger.base import LedgerReader
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # Docker's grammar for names, lower-case path components, and its tag grammar.
@@ -41,7 +41,7 @@ def is_digest(text: str) -> bool:
     return bool(_DIGEST.match(text))
 
 
-def resolve(ledger: Ledger, ref: str) -> str:
+def resolve(ledger: LedgerReader, ref: str) -> str:
     """The manifest digest that ``ref`` names on the ledger."""
     ref = ref.strip()
     if is_digest(ref):

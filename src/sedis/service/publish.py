@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sedis.core.access import live_grants
+from sedis.core.address import Address
 from sedis.core.errors import ConflictError, InvalidInputError
 from sedis.core.records import GrantRequest, ImageRecord, ScanSummary, Status
 from sedis.oci import model
-from sedis.oci.checked import CheckedBlob, CheckedImage, CheckedSource
+from sedis.oci.checked import CheckCancelled, CheckedBlob, CheckedImage, CheckedSource
 from sedis.oci.source import ImageSource
 from sedis.service import access, layout, scanning, sealing
+from sedis.service.engines import Actor, Engines
 from sedis.service.naming import ImageName
-from sedis.service.session import Session
 from sedis.store.importer import Entry
 
 if TYPE_CHECKING:
@@ -38,162 +40,188 @@ if TYPE_CHECKING:
 Progress = Callable[[int], None]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class PublishResult:
     digest: str
     config_digest: str
     root_cid: str
     name: str | None
-    recipients: list[str] = field(default_factory=list)
-    transactions: list[str] = field(default_factory=list)
+    recipients: tuple[Address, ...] = ()
+    transactions: tuple[str, ...] = ()
     already_recorded: bool = False
     scan: ScanSummary | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Checked:
-    """What publish learns before it needs a key: whom it shares with, and the record."""
+class _LedgerChecks:
+    """What publish learns from the ledger before it seals: whom it shares with, their
+    keys, and the record an earlier run left (if any)."""
 
-    addresses: list[str]
-    keys: dict[str, JWK]  # each recipient's public encryption key, from the key directory
-    record: ImageRecord | None  # an earlier run's, when there was one
-    # Every blob checked whole, when the source's blobs are local files and
-    # nothing is recorded yet (a remote source is checked as it is fetched,
-    # in publish_checked, where its progress can be shown).
-    image: CheckedImage | None = None
-
-    def close(self) -> None:
-        if self.image is not None:
-            self.image.close()
-
-    def with_blobs(self, image: CheckedImage | None) -> Checked:
-        """These checks with ``image``'s checked blobs, if there is still something to seal."""
-        if image is None or self.record is not None:
-            if image is not None:
-                image.close()
-            return self
-        self.close()
-        return dataclasses.replace(self, image=image)
+    addresses: tuple[Address, ...]
+    keys: tuple[JWK, ...]
+    record: ImageRecord | None
 
 
-def check(session: Session, source: ImageSource, recipients: list[str]) -> Checked:
-    """The checks that need no key: the CLI runs them while the keys unlock.
+def bytes_to_process(source: ImageSource) -> int:
+    """How many bytes a publish of ``source`` reads, for a progress bar: every blob is
+    checked whole, then its layers are read again as they are sealed."""
+    manifest = source.manifest
+    return sum(d.size for d in manifest.descriptors()) + sum(d.size for d in manifest.layers)
 
-    Publish_checked takes over what this returns (with any checked blobs, see
-    ``Checked.with_blobs``), and closes it; a caller that does not go on
-    closes it itself."""
+
+def publish(
+    engines: Engines,
+    actor: Actor,
+    source: ImageSource,
+    *,
+    name: ImageName | None = None,
+    recipients: Sequence[str] = (),
+    scan: scanning.ScanHook = scanning.skip,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> PublishResult:
+    """Check, scan, seal, store and record ``source`` as the actor, shared with
+    ``recipients`` (names the actor's directory resolves) and tagged ``name``.
+
+    Setting ``cancel`` calls the blob checks off (CheckCancelled) within a read
+    of a mebibyte; publish sets it itself when the ledger refuses, or holds a
+    record already, before the checks are done.
+    """
     manifest = source.manifest
     if any(desc.encrypted for desc in manifest.descriptors()):
         raise InvalidInputError(
             f"{source.reference} is encrypted: give --decryption-key to publish it"
         )
-    addresses = [session.resolve_recipient(who) for who in recipients]
-    # Refused here, before anything is hashed, scanned or stored, when no
-    # share manifest could be wrapped for a recipient's registered key.
-    keys = {address: access.usable_key(session, address) for address in addresses}
-    record = session.reader.image(manifest.digest)
-    if record is not None and record.owner.lower() != session.address.lower():
-        raise ConflictError(f"{manifest.digest} is already published by {record.owner}")
-    if record is not None and record.status is not Status.TRUSTED:
-        raise ConflictError(f"{manifest.digest} is recorded but {record.status.value}")
-    return Checked(addresses, keys, record)
-
-
-def check_local_blobs(
-    session: Session, source: ImageSource, cancel: threading.Event | None = None
-) -> CheckedImage | None:
-    """Every blob checked whole, when all of them are local files (they need no
-    key, so the CLI checks them while the keys unlock); None for a remote source,
-    which publish checks as it fetches it. Setting ``cancel`` calls the checks
-    off (CheckCancelled) within a read of a mebibyte."""
-    if not all(source.blob_file(d) is not None for d in source.manifest.layers):
-        return None
-    # One thread: this runs beside scrypt and the code loading.
-    return CheckedImage(source, spool_dir=_spool_dir(session), threads=1, cancel=cancel)
-
-
-def _spool_dir(session: Session) -> Path:
-    return session.settings.home / "tmp"
-
-
-def publish(
-    session: Session,
-    source: ImageSource,
-    name: ImageName | None,
-    recipients: list[str],
-    *,
-    scan: scanning.ScanHook = scanning.skip,
-    progress: Progress | None = None,
-) -> PublishResult:
-    checked = check(session, source, recipients)
+    # The ledger is asked on a worker while the blobs are checked here: either
+    # one's refusal calls the other off (the ledger's sets ``stop``).
+    stop = cancel if cancel is not None else threading.Event()
+    asked = engines.executor.submit(_ask_ledger, engines, actor, manifest.digest, recipients)
+    asked.add_done_callback(lambda done: _stop_unless_new(done, stop))
+    image: CheckedImage | None = None
     try:
-        return publish_checked(session, source, name, checked, scan=scan, progress=progress)
+        image = CheckedImage(
+            source,
+            spool_dir=engines.spool_dir,
+            progress=progress,
+            executor=engines.executor,
+            cancel=stop,
+        )
+    except CheckCancelled:
+        # The ledger's refusal or its record stopped the checks, or the caller did.
+        if asked.exception() is None and asked.result().record is None:
+            raise
+    except BaseException:
+        stop.set()
+        asked.exception()  # the ledger's question ends before the caller goes on
+        raise
+    try:
+        checks = asked.result()
+        if checks.record is not None:
+            return _complete(engines, actor, checks, manifest, name)
+        assert image is not None, "the checks stop early only for a record or a refusal"
+        return _publish_new(engines, actor, image, name, checks, scan, progress)
     finally:
-        checked.close()
+        if image is not None:
+            image.close()
 
 
-def publish_checked(
-    session: Session,
-    source: ImageSource,
+def _stop_unless_new(done: Future[_LedgerChecks], stop: threading.Event) -> None:
+    if done.exception() is not None or done.result().record is not None:
+        stop.set()
+
+
+def _ask_ledger(
+    engines: Engines, actor: Actor, digest: str, recipients: Sequence[str]
+) -> _LedgerChecks:
+    """The checks that need no key: refused here, before anything is scanned or stored,
+    when a recipient is unknown or has no usable key, or the image is someone else's."""
+    addresses = tuple(dict.fromkeys(actor.directory.resolve(who) for who in recipients))
+    keys = tuple(access.usable_key(engines, actor, address) for address in addresses)
+    record = engines.ledger.image(digest)
+    if record is not None and record.owner != actor.address:
+        raise ConflictError(f"{digest} is already published by {record.owner}")
+    if record is not None and record.status is not Status.TRUSTED:
+        raise ConflictError(f"{digest} is recorded but {record.status.value}")
+    return _LedgerChecks(addresses, keys, record)
+
+
+def _publish_new(
+    engines: Engines,
+    actor: Actor,
+    image: CheckedImage,
     name: ImageName | None,
-    checked: Checked,
-    *,
-    scan: scanning.ScanHook = scanning.skip,
-    progress: Progress | None = None,
+    checks: _LedgerChecks,
+    scan: scanning.ScanHook,
+    progress: Progress | None,
 ) -> PublishResult:
-    """Publish what ``check`` passed (for these recipients, from this source);
-    closes ``checked``."""
-    manifest = source.manifest
-    digest = manifest.digest
-    addresses, record = checked.addresses, checked.record
-    ledger = session.ledger
-    me = session.address
-    result = PublishResult(digest, manifest.config.digest, "", str(name) if name else None)
+    manifest = image.manifest
+    # Scan first: a refusal leaves nothing stored and nothing recorded.
+    scanned = scan(CheckedSource(image))
+    root, manifest_entry, share, report_cid = _seal(
+        engines, actor, image, name, list(checks.keys), scanned, progress
+    )
+    summary = _summary(scanned, report_cid)
     # The owner's own grant names the owner's current share manifest.
-    grantees = list({address.lower(): address for address in [me, *addresses]}.values())
-    result.recipients = addresses
-    if record is None:
-        # Every blob is checked whole before anything reads it for the scan or
-        # for sealing: nothing is encrypted before it is checked (oci.checked).
-        checking = checked.image or CheckedImage(
-            source, spool_dir=_spool_dir(session), progress=progress
-        )
-        with checking as image:
-            # Scan next: a refusal leaves nothing stored and nothing recorded.
-            scanned = scan(CheckedSource(image))
-            root, manifest_entry, share, report_cid = _seal(
-                session, image, name, list(checked.keys.values()), scanned, progress
-            )
-        result.scan = _summary(scanned, report_cid)
-        result.root_cid = str(root)
-        # The record, its grants and its tag in one transaction: all or none.
-        share_hash = model.sha256_digest(share)
-        grants = [GrantRequest(a, str(manifest_entry), share_hash) for a in grantees]
-        tag = (name.name, name.tag) if name is not None else None
-        receipt = ledger.publish_shared(
-            digest, manifest.config.digest, str(root), result.scan, grants, tag
-        )
-        result.transactions.append(receipt.tx_hash)
-        return result
+    share_hash = model.sha256_digest(share)
+    grantees = dict.fromkeys([actor.address, *checks.addresses])
+    grants = [GrantRequest(a, str(manifest_entry), share_hash) for a in grantees]
+    tag = (name.name, name.tag) if name is not None else None
+    # The record, its grants and its tag in one transaction: all or none.
+    receipt = actor.ledger.publish(
+        manifest.digest, manifest.config.digest, str(root), summary, grants, tag
+    )
+    return PublishResult(
+        manifest.digest,
+        manifest.config.digest,
+        str(root),
+        str(name) if name else None,
+        checks.addresses,
+        (receipt.tx_hash,),
+        False,
+        summary,
+    )
 
-    # Recorded already (by an earlier run, perhaps for fewer recipients or
-    # another tag): add whatever of the grants and the tag is missing.
-    result.already_recorded = True
-    result.scan = record.scan
-    result.root_cid = record.root_cid
-    for address in grantees:
-        if not ledger.is_granted(digest, address):
+
+def _complete(
+    engines: Engines,
+    actor: Actor,
+    checks: _LedgerChecks,
+    manifest: model.Manifest,
+    name: ImageName | None,
+) -> PublishResult:
+    """Recorded already (by an earlier run, perhaps for fewer recipients or another
+    tag): add whatever of the grants and the tag is missing."""
+    record = checks.record
+    assert record is not None
+    digest = record.digest
+    ledger = engines.ledger
+    transactions = []
+    with ledger.pinned():
+        live = {g.recipient for g in live_grants(ledger.grants(digest), ledger.now())}
+        tagged = ledger.resolve(name.name, name.tag) if name is not None else None
+    for address in dict.fromkeys([actor.address, *checks.addresses]):
+        if address not in live:
             # A share manifest of its own: the recorded one wraps no keys for a
             # recipient added since (and is stale after a rotation).
-            _, tx_hash = access.grant_to(session, record, address)
-            result.transactions.append(tx_hash)
-    if name is not None and ledger.resolve(name.name, name.tag) != digest:
-        result.transactions.append(ledger.set_tag(name.name, name.tag, digest).tx_hash)
-    return result
+            _, tx_hash = access.grant_to(engines, actor, record, address)
+            transactions.append(tx_hash)
+    if name is not None and tagged != digest:
+        transactions.append(actor.ledger.set_tag(name.name, name.tag, digest).tx_hash)
+    return PublishResult(
+        digest,
+        manifest.config.digest,
+        record.root_cid,
+        str(name) if name else None,
+        checks.addresses,
+        tuple(transactions),
+        True,
+        record.scan,
+    )
 
 
 def _seal(
-    session: Session,
+    engines: Engines,
+    actor: Actor,
     image: CheckedImage,
     name: ImageName | None,
     recipients: list[JWK],
@@ -204,8 +232,8 @@ def _seal(
 
     Returns the root, the share manifest's CID and bytes, and the sealed scan report's CID.
     """
-    store = session.store
-    secret = sealing.owner_secret(session.encryption_key)
+    store = engines.store
+    secret = sealing.owner_secret(actor.keys.private_key())
     manifest = image.manifest
 
     def seal(blob: CheckedBlob, media_type: str) -> sealing.SealedBlob:
@@ -226,7 +254,7 @@ def _seal(
         report = seal(report_blob, sealing.REPORT_MEDIA_TYPE)
     sealed = sealing.SealedImage(source_blob, config, tuple(layers), 0, report)
 
-    share = sealing.share_manifest(sealed, [session.public_key, *recipients])
+    share = sealing.share_manifest(sealed, [actor.keys.public_key, *recipients])
     blobs = {b.descriptor.digest: Entry(b.cid, b.descriptor.size, b.tsize) for b in sealed.blobs()}
     root, manifest_entry = layout.add_layout(store, share, blobs, name.tag if name else None)
     return root.cid, manifest_entry.cid, share, report.cid if report is not None else None

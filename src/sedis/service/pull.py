@@ -10,22 +10,44 @@ temporary place and renames into place only after all of that holds.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from sedis.core.errors import CorruptError, NotFoundError, PermissionDeniedError
-from sedis.core.records import Grant, ImageRecord, Status
+from sedis.core.access import PullDecision, check_sealed_manifest, decide_pull
+from sedis.core.access import latest_status_reason as _reason
+from sedis.core.errors import CorruptError, NotFoundError
+from sedis.core.records import ImageRecord, Status
 from sedis.oci import model
 from sedis.oci.source import ImageSource
 from sedis.oci.streams import iter_reader
+from sedis.oci.transports import copy_image
 from sedis.service import access, naming, sealing
-from sedis.service.session import Session
+from sedis.service.engines import Actor, Engines
+from sedis.service.progress import Progress
 
 if TYPE_CHECKING:
     from jwcrypto.jwk import JWK
 
+    from sedis.oci.sink import ImageSink
     from sedis.store.base import ContentStore
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    digest: str
+    config_digest: str
+    layers: int
+    as_owner: bool  # pulled with the owner's own keys, not a grant
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What the ledger let through: the record, and the share manifest that opens it."""
+
+    record: ImageRecord
+    share: sealing.ShareManifest
+    as_owner: bool
 
 
 class SealedImageSource(ImageSource):
@@ -44,15 +66,13 @@ class SealedImageSource(ImageSource):
         self._store = store
         self._key = key
         raw = sealing.read_sealed(store, share.source, key, model.MAX_MANIFEST_BYTES)
-        if model.sha256_digest(raw) != record.digest:
-            raise CorruptError(f"the sealed manifest does not match {record.digest}")
-        self.manifest = model.parse_manifest(raw, None, "sealed manifest")
-        if self.manifest.config.digest != record.config_digest:
-            raise CorruptError(f"the config of {record.digest} does not match the ledger")
+        manifest = model.parse_manifest(raw, None, "sealed manifest")
         sealed = (share.manifest.config, *share.manifest.layers)
-        plain = self.manifest.descriptors()
-        if len(sealed) != len(plain):
-            raise CorruptError(f"the share manifest of {record.digest} has the wrong blobs")
+        plain = manifest.descriptors()
+        check_sealed_manifest(
+            record, model.sha256_digest(raw), manifest.config.digest, len(plain), len(sealed)
+        )
+        self.manifest = manifest
         self._sealed = {p.digest: s for p, s in zip(plain, sealed, strict=True)}
 
     def sealed_ciphertext(self, sealed: model.Descriptor) -> Iterator[bytes]:
@@ -77,54 +97,60 @@ class SealedImageSource(ImageSource):
             yield chunk
 
 
-def check_access(session: Session, ref: str) -> tuple[ImageRecord, sealing.ShareManifest]:
-    """The ledger's word on whether the acting identity may pull, and its share manifest."""
-    ledger = session.reader
+def check_access(engines: Engines, actor: Actor, ref: str) -> Access:
+    """The ledger's word on whether the actor may open ``ref``, and its share manifest."""
+    ledger = engines.ledger
+    digest = naming.resolve(ledger, ref)
     # One block for every answer: the status and the grant must agree.
     with ledger.pinned():
-        record, grant = _record_and_grant(session, ref)
+        decision = _decide(engines, actor, digest)
+    record, grant = decision.record, decision.grant
     if grant is None:
-        return record, access.owner_view(session, record)
-    return record, access.fetch_manifest(session, grant.manifest_cid, grant.manifest_hash)
+        share = access.owner_view(engines, actor.address, record)
+    else:
+        share = access.fetch_manifest(engines.store, grant.manifest_cid, grant.manifest_hash)
+    return Access(record, share, decision.as_owner)
 
 
-def _record_and_grant(session: Session, ref: str) -> tuple[ImageRecord, Grant | None]:
-    """The record of a pullable image and the live grant to the acting identity (None: its
-    owner, who needs none)."""
-    ledger = session.reader
-    digest = naming.resolve(ledger, ref)
+def _decide(engines: Engines, actor: Actor, digest: str) -> PullDecision:
+    ledger = engines.ledger
     record = ledger.image(digest)
     if record is None:
         raise NotFoundError(f"{digest} was never published")
-    status = record.status
-    if status is not Status.TRUSTED:
-        history = ledger.status_history(digest)
-        reason = history[-1].reason if history else ""
-        raise PermissionDeniedError(f"{digest} is {status.value}: {reason}".rstrip(": "))
-    me = session.address
-    grant = ledger.grant_of(digest, me)
-    if grant is None or grant.revoked_at is not None:
-        if record.owner.lower() == me.lower():
-            return record, None
-        raise PermissionDeniedError(f"{me} has no grant to {digest}")
-    if not ledger.is_granted(digest, me):
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(grant.expires_at or 0))
-        raise PermissionDeniedError(f"the grant of {digest} to {me} expired at {when}")
-    return record, grant
+    reason = _reason(ledger.status_history(digest)) if record.status is not Status.TRUSTED else ""
+    grant = ledger.grant_of(digest, actor.address)
+    return decide_pull(record, grant, actor.address, ledger.now(), reason)
 
 
 def open_image(
-    session: Session, ref: str, progress: Callable[[int], None] | None = None
-) -> SealedImageSource:
-    record, share = check_access(session, ref)
-    return open_checked(session, record, share, progress)
-
-
-def open_checked(
-    session: Session,
-    record: ImageRecord,
-    share: sealing.ShareManifest,
+    engines: Engines,
+    actor: Actor,
+    granted: Access,
     progress: Callable[[int], None] | None = None,
 ) -> SealedImageSource:
-    """Open, with the acting identity's key, what check_access let through."""
-    return SealedImageSource(session.store, share, session.encryption_key, record, progress)
+    """Open, with the actor's key, what ``check_access`` let through."""
+    return SealedImageSource(
+        engines.store, granted.share, actor.keys.private_key(), granted.record, progress
+    )
+
+
+def pull(
+    engines: Engines,
+    actor: Actor,
+    ref: str,
+    sink: ImageSink,
+    *,
+    progress: Progress | None = None,
+) -> PullResult:
+    """Fetch, check, decrypt and verify the image ``ref`` names, and write it to ``sink``,
+    which puts it in place only once every byte has checked out."""
+    with sink:  # a refusal leaves nothing behind at the destination
+        granted = check_access(engines, actor, ref)
+        source = open_image(engines, actor, granted, progress.advance if progress else None)
+        if progress is not None:
+            progress.start(sum(d.size for d in source.manifest.descriptors()))
+        copy_image(source, sink)
+    manifest = source.manifest
+    return PullResult(
+        manifest.digest, manifest.config.digest, len(manifest.layers), granted.as_owner
+    )

@@ -1,254 +1,203 @@
-"""verify, status, inspect and list: reading (and marking) what the ledger says."""
+"""status, inspect and list: what the ledger says of images, and marking them."""
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from sedis.core.access import live_grants
+from sedis.core.address import Address
 from sedis.core.errors import NotFoundError, SedisError
-from sedis.core.records import Attestation, ImageRecord, Status
-from sedis.core.verdict import Verdict, decide, decide_named
-from sedis.ledger.base import Ledger
-from sedis.oci.model import Descriptor
-from sedis.oci.source import ImageSource
+from sedis.core.records import (
+    Attestation,
+    Grant,
+    ImageRecord,
+    ScanSummary,
+    Status,
+    StatusEntry,
+    TagEntry,
+)
 from sedis.service import naming
-from sedis.service.session import Session
+from sedis.service.engines import Actor, Engines
 
 if TYPE_CHECKING:
     from sedis.store.base import ContentStore
 
 
-def verify_digest(ledger: Ledger, digest: str, signers: list[str]) -> Verdict:
-    # One block for every answer, so the record, its history and approvals agree.
-    with ledger.pinned():
-        return _verify_pinned(ledger, digest, signers)
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    digest: str
+    status: Status
+    reason: str
+    transaction: str
 
 
-def _verify_pinned(ledger: Ledger, digest: str, signers: list[str]) -> Verdict:
-    record = ledger.image(digest)
-    if record is None:
-        return decide(digest, None)
-    attestations, reason = _evidence(ledger, digest, signers)
-    return decide(digest, record, attestations, signers, reason)
+def set_status(
+    engines: Engines, actor: Actor, ref: str, status: Status, reason: str
+) -> StatusChange:
+    """Append a status change to an image's history (the contract lets its owner only)."""
+    digest = naming.resolve(engines.ledger, ref)
+    receipt = actor.ledger.set_status(digest, status, reason)
+    return StatusChange(digest, status, reason, receipt.tx_hash)
 
 
-def _evidence(ledger: Ledger, digest: str, signers: list[str]) -> tuple[list[Attestation], str]:
-    """The attestations that may count, and the reason given for the latest status change."""
-    history = ledger.status_history(digest)
-    reason = history[-1].reason if history and history[-1].index > 0 else ""
-    return (ledger.attestations(digest) if signers else []), reason
+@dataclass(frozen=True, slots=True)
+class ScanEntry:
+    """One scan of an image: the one made at publish, or a later rescan's attestation."""
+
+    kind: str  # "publish" or "rescan"
+    at: int
+    by: Address
+    not_scanned: bool
+    counts: Mapping[str, int] | None  # None: not scanned, or the counts are sealed
+    report_digest: str | None
+    report_cid: str | None  # publish: the sealed report
+    envelope_cid: str | None  # rescan: the scan envelope
+    vulndb_digest: str | None
+    unreadable: str | None = None  # why a rescan's envelope could not be read
 
 
-def verify_named_source(
-    ledger: Ledger,
-    source: ImageSource,
-    name: str,
-    signers: list[str],
-    check_blobs: bool = True,
-) -> Verdict:
-    """The verdict on a source that must be the image ``name`` (NAME:TAG) names on the ledger.
-
-    The source's digest is computed here, as for ``verify_source``; the name
-    is resolved on the ledger, and the two must agree before the record
-    counts for anything.
-    """
-    image = naming.parse_name(name)
-    if check_blobs:
-        with BlobChecks([source]) as checks:
-            checks.wait(source)
-    digest = source.manifest.digest
-    try:
-        name_digest: str | None = naming.resolve(ledger, str(image))
-    except NotFoundError:
-        name_digest = None
-    record = ledger.image(digest)
-    attestations: list[Attestation] = []
-    reason = ""
-    if record is not None and digest == name_digest:
-        attestations, reason = _evidence(ledger, digest, signers)
-    return decide_named(str(image), digest, name_digest, record, attestations, signers, reason)
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    record: ImageRecord
+    status_history: tuple[StatusEntry, ...]
+    grants: tuple[Grant, ...]
+    attestations: tuple[Attestation, ...]
+    tags: tuple[TagEntry, ...]
+    scans: tuple[ScanEntry, ...]
+    tag_history: Mapping[str, tuple[TagEntry, ...]]
+    now: int  # the time the grants' expiry is judged at
 
 
-def verify_source(
-    ledger: Ledger, source: ImageSource, signers: list[str], check_blobs: bool = True
-) -> Verdict:
-    """The verdict on an image that is at hand: its digest is computed here, never trusted.
-
-    Every blob is read and checked against the manifest (unless the caller
-    has done so, with BlobChecks), so an archive whose layers were swapped is
-    caught, not just one whose manifest was.
-    """
-    if check_blobs:
-        with BlobChecks([source]) as checks:
-            checks.wait(source)
-    return verify_digest(ledger, source.manifest.digest, signers)
-
-
-class BlobChecks:
-    """Every blob of some sources read and checked on worker threads, from the start.
-
-    sha256 releases the GIL, so the checks run on the other cores while the
-    caller does something else (opening the ledger, say); blobs of a source
-    that reads files are checked side by side.
-    """
-
-    def __init__(self, sources: Iterable[ImageSource]) -> None:
-        self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="sedis-verify")
-        self._stop = threading.Event()
-        self._checks: dict[int, list[Future[None]]] = {}
-        for source in sources:
-            descriptors = source.manifest.descriptors()
-            if source.concurrent_reads:
-                jobs = [self._pool.submit(self._check, source, [desc]) for desc in descriptors]
-            else:
-                jobs = [self._pool.submit(self._check, source, descriptors)]
-            self._checks[id(source)] = jobs
-
-    def _check(self, source: ImageSource, descriptors: Iterable[Descriptor]) -> None:
-        """Read blobs to their ends: the source's streams raise unless they match."""
-        for desc in descriptors:
-            with source.open_blob(desc) as stream:
-                # Large reads: each re-takes the GIL once, so little is lost to a busy caller.
-                while stream.read(4 << 20):
-                    if self._stop.is_set():
-                        return
-
-    def wait(self, source: ImageSource) -> None:
-        """Return when every blob of ``source`` is checked; raise the first failure."""
-        for job in self._checks[id(source)]:
-            job.result()
-
-    def __enter__(self) -> BlobChecks:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()  # an early exit (an error elsewhere) need not wait for big reads
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def set_status(session: Session, ref: str, status: Status, reason: str) -> dict[str, Any]:
-    digest = naming.resolve(session.reader, ref)
-    receipt = session.ledger.set_status(digest, status, reason)
+def scan_counts(scan: ScanSummary) -> dict[str, int] | None:
+    """The counts by severity of a scan summary; None when the image was not scanned."""
+    if scan.not_scanned:
+        return None
     return {
-        "digest": digest,
-        "status": status.value,
-        "reason": reason,
-        "transaction": receipt.tx_hash,
+        "critical": scan.critical,
+        "high": scan.high,
+        "medium": scan.medium,
+        "low": scan.low,
+        "unknown": scan.unknown,
     }
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Status):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+def inspect(engines: Engines, ref: str) -> Inspection:
+    """Everything the ledger holds on an image, from one block, with its scan history."""
+    ledger = engines.ledger
+    with ledger.pinned():
+        digest = naming.resolve(ledger, ref)
+        record = ledger.image(digest)
+        if record is None:
+            raise NotFoundError(f"{digest} was never published")
+        tags = tuple(ledger.tags_of(digest))
+        attestations = tuple(ledger.attestations(digest))
+        history = tuple(ledger.status_history(digest))
+        grants = tuple(ledger.grants(digest))
+        tag_history = {t.ref: tuple(ledger.tag_history(t.name, t.tag)) for t in tags}
+        now = ledger.now()
+    scans = scan_history(record, attestations, engines.store)
+    return Inspection(record, history, grants, attestations, tags, scans, tag_history, now)
 
 
-def scans(ledger: Ledger, record: ImageRecord, store: ContentStore | None) -> list[dict[str, Any]]:
+def scan_history(
+    record: ImageRecord, attestations: tuple[Attestation, ...], store: ContentStore | None
+) -> tuple[ScanEntry, ...]:
     """Every scan of an image: the one made at publish, then each rescan attestation."""
     # Imported here: it brings the decryption stack, which `verify` never needs.
     from sedis.service.rescan import SCAN_KIND, read_envelope
 
     first = record.scan
-    history: list[dict[str, Any]] = [
-        {
-            "kind": "publish",
-            "at": record.published_at,
-            "by": record.owner,
-            "not_scanned": first.not_scanned,
-            "counts": None
-            if first.not_scanned
-            else {
-                "critical": first.critical,
-                "high": first.high,
-                "medium": first.medium,
-                "low": first.low,
-                "unknown": first.unknown,
-            },
-            "report_digest": first.report_digest,
-            "report_cid": first.report_cid,
-            "vulndb_digest": first.vulndb_digest,
-        }
+    history = [
+        ScanEntry(
+            "publish",
+            record.published_at,
+            record.owner,
+            first.not_scanned,
+            scan_counts(first),
+            first.report_digest,
+            first.report_cid,
+            None,
+            first.vulndb_digest,
+        )
     ]
-    for attestation in ledger.attestations(record.digest):
+    for attestation in attestations:
         if attestation.kind != SCAN_KIND:
             continue
-        entry: dict[str, Any] = {
-            "kind": "rescan",
-            "at": attestation.at,
-            "by": attestation.attester,
-            "not_scanned": False,
-            "counts": None,
-            "report_digest": attestation.payload_hash,
-            "envelope_cid": attestation.cid,
-            "vulndb_digest": None,
-        }
+        counts: dict[str, int] | None = None
+        vulndb: str | None = None
+        unreadable: str | None = None
         if store is not None and attestation.cid:
             try:
                 envelope = read_envelope(store, attestation.cid)
-                entry["counts"] = envelope.get("counts")
-                entry["vulndb_digest"] = envelope.get("vulndbDigest")
+                counts = _counts(envelope.get("counts"))
+                raw_db = envelope.get("vulndbDigest")
+                vulndb = raw_db if isinstance(raw_db, str) else None
             except SedisError as exc:
-                entry["unreadable"] = str(exc)
-        history.append(entry)
-    return history
-
-
-def inspect(ledger: Ledger, ref: str, store: ContentStore | None = None) -> dict[str, Any]:
-    digest = naming.resolve(ledger, ref)
-    record = ledger.image(digest)
-    if record is None:
-        raise NotFoundError(f"{digest} was never published")
-    tags = ledger.tags_of(digest)
-    details: dict[str, Any] = _plain(
-        {
-            "record": asdict(record),
-            "status_history": [asdict(e) for e in ledger.status_history(digest)],
-            "grants": [asdict(g) for g in ledger.grants(digest)],
-            "attestations": [asdict(a) for a in ledger.attestations(digest)],
-            "tags": [asdict(t) for t in tags],
-            "scans": scans(ledger, record, store),
-            "tag_history": {
-                f"{t.name}:{t.tag}": [asdict(h) for h in ledger.tag_history(t.name, t.tag)]
-                for t in tags
-            },
-        }
-    )
-    return details
-
-
-def list_images(ledger: Ledger, me: str | None, mine: bool, shared: bool) -> list[dict[str, Any]]:
-    with ledger.pinned():
-        return _list_pinned(ledger, me, mine, shared)
-
-
-def _list_pinned(ledger: Ledger, me: str | None, mine: bool, shared: bool) -> list[dict[str, Any]]:
-    if mine and me is not None:
-        records = ledger.images(owner=me)
-    elif shared and me is not None:
-        now = ledger.now()
-        digests = [g.digest for g in ledger.grants_to(me) if g.active_at(now)]
-        records = [r for r in (ledger.image(d) for d in digests) if r is not None]
-        records = [r for r in records if r.owner.lower() != me.lower()]
-    else:
-        records = ledger.images()
-    rows = []
-    for record in records:
-        rows.append(
-            {
-                "digest": record.digest,
-                "names": [f"{t.name}:{t.tag}" for t in ledger.tags_of(record.digest)],
-                "owner": record.owner,
-                "status": record.status.value,
-                "published_at": record.published_at,
-                "root_cid": record.root_cid,
-            }
+                unreadable = str(exc)
+        history.append(
+            ScanEntry(
+                "rescan",
+                attestation.at,
+                attestation.attester,
+                False,
+                counts,
+                attestation.payload_hash,
+                None,
+                attestation.cid or None,
+                vulndb,
+                unreadable,
+            )
         )
-    return rows
+    return tuple(history)
+
+
+def _counts(raw: object) -> dict[str, int] | None:
+    """An envelope's counts, kept only if they are what a scan writes (names to numbers)."""
+    if not isinstance(raw, dict):
+        return None
+    counts = {k: v for k, v in raw.items() if isinstance(k, str) and type(v) is int}
+    return counts if len(counts) == len(raw) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSummary:
+    digest: str
+    names: tuple[str, ...]
+    owner: Address
+    status: Status
+    published_at: int
+    root_cid: str
+
+
+def list_images(
+    engines: Engines,
+    *,
+    owner: Address | None = None,
+    shared_with: Address | None = None,
+) -> list[ImageSummary]:
+    """The images on the ledger, oldest first: all, one owner's, or those shared (by a
+    live grant) with an account that does not own them."""
+    ledger = engines.ledger
+    with ledger.pinned():
+        if owner is not None:
+            records = ledger.images(owner=owner)
+        elif shared_with is not None:
+            granted = live_grants(ledger.grants_to(shared_with), ledger.now())
+            found = (ledger.image(g.digest) for g in granted)
+            records = [r for r in found if r is not None and r.owner != shared_with]
+        else:
+            records = ledger.images()
+        return [_summary(record, ledger.tags_of(record.digest)) for record in records]
+
+
+def _summary(record: ImageRecord, tags: list[TagEntry]) -> ImageSummary:
+    return ImageSummary(
+        record.digest,
+        tuple(t.ref for t in tags),
+        record.owner,
+        record.status,
+        record.published_at,
+        record.root_cid,
+    )

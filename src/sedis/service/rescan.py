@@ -10,15 +10,18 @@ image's scan history is on the ledger, beside the scan made at publish.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sedis.core.errors import NotFoundError
+from sedis.core.access import live_grants
+from sedis.core.address import Address
+from sedis.core.errors import InvalidInputError, NotFoundError
 from sedis.crypto.layer_cipher import new_private_options
 from sedis.oci import model
 from sedis.oci.checked import CheckedBlob
-from sedis.service import pull, scanning, sealing
-from sedis.service.session import Session
+from sedis.service import access, pull, scanning, sealing
+from sedis.service.engines import Actor, Engines
 
 if TYPE_CHECKING:
     from jwcrypto.jwk import JWK
@@ -30,77 +33,76 @@ SCAN_KIND = "scan"
 MAX_ENVELOPE = 4 * 1024 * 1024
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class RescanResult:
     digest: str
-    counts: dict[str, int]
+    counts: Mapping[str, int]
     report_digest: str
     vulndb_digest: str
     envelope_cid: str
     transaction: str
-    sealed_for: list[str]
+    sealed_for: tuple[Address, ...]
 
 
-def rescan(session: Session, ref: str) -> RescanResult:
-    record, share = pull.check_access(session, ref)
-    source = pull.SealedImageSource(session.store, share, session.encryption_key, record)
-    report = scanning.scan_source(source, session.settings.home, scanning.ScanPolicy(None))
+def rescan(engines: Engines, actor: Actor, ref: str) -> RescanResult:
+    """Scan an image the actor may pull with today's database, seal the report for
+    everyone who may read the image, and attest to the scan on the ledger."""
+    granted = pull.check_access(engines, actor, ref)
+    record = granted.record
+    source = pull.open_image(engines, actor, granted)
+    report = scanning.scan_source(source, engines.vulndb, scanning.ScanPolicy(None))
     document = report.cyclonedx()
     report_digest = report.cyclonedx_digest()
 
-    keys = _readers(
-        session,
-        record.owner,
-        [
-            g.recipient
-            for g in session.reader.grants(record.digest)
-            if session.reader.is_granted(record.digest, g.recipient)
-        ],
-    )
+    ledger = engines.ledger
+    live = live_grants(ledger.grants(record.digest), ledger.now())
+    keys = _readers(engines, actor, [record.owner, *(g.recipient for g in live)])
     checked = CheckedBlob.of_bytes(document, "application/vnd.cyclonedx+json")
+    store = engines.store
     blob = sealing.seal_blob(
-        session.store,
+        store,
         checked,
         sealing.REPORT_MEDIA_TYPE,
         new_private_options(checked.digest),
     )
     descriptor = blob.descriptor.to_json()
     descriptor["annotations"] = sealing.wrap_for(blob, list(keys.values()))
+    counts = dict(report.counts())
     envelope = json.dumps(
         {
             "mediaType": ENVELOPE_TYPE,
             "image": record.digest,
             "scannedAt": report.scanned_at,
             "vulndbDigest": report.vulndb_digest,
-            "counts": dict(report.counts()),
+            "counts": counts,
             "report": descriptor,
         },
         separators=(",", ":"),
     ).encode()
-    entry = session.store.add_bytes(envelope, pin=True)
-    session.store.pin(blob.cid)
-    tx = session.ledger.attest(record.digest, SCAN_KIND, report_digest, str(entry.cid))
+    entry = store.add_bytes(envelope, pin=True)
+    store.pin(blob.cid)
+    tx = actor.ledger.attest(record.digest, SCAN_KIND, report_digest, str(entry.cid))
     return RescanResult(
         record.digest,
-        dict(report.counts()),
+        counts,
         report_digest,
         report.vulndb_digest,
         str(entry.cid),
         tx.tx_hash,
-        sorted(keys),
+        tuple(sorted(keys)),
     )
 
 
-def _readers(session: Session, owner: str, recipients: list[str]) -> dict[str, JWK]:
-    """Public keys of everyone who may read the image now (those with registered keys)."""
-    keys: dict[str, JWK] = {session.address: session.public_key}
-    for address in [owner, *recipients]:
+def _readers(engines: Engines, actor: Actor, readers: list[Address]) -> dict[Address, JWK]:
+    """Public keys of everyone who may read the image now, with a usable registered key."""
+    keys: dict[Address, JWK] = {actor.address: actor.keys.public_key}
+    for address in readers:
         if address in keys:
             continue
         try:
-            keys[address] = session.recipient_key(address)
-        except NotFoundError:
-            continue  # not in the key directory: it reads the image's own reports only
+            keys[address] = access.usable_key(engines, actor, address)
+        except (NotFoundError, InvalidInputError):
+            continue  # no usable key in the directory: it reads the image's own reports only
     return keys
 
 

@@ -44,15 +44,14 @@ def skip(source: ImageSource) -> PreShareScan | None:
     return None
 
 
-def scan_source(source: ImageSource, home: Path, policy: ScanPolicy) -> ScanReport:
+def scan_source(source: ImageSource, vulndb: Path, policy: ScanPolicy) -> ScanReport:
     from sedis.oci.layers import source_layers
     from sedis.scan import service
-    from sedis.scan.vulndb.db import path_in
 
     vex = service.load_vex(policy.vex) if policy.vex is not None else ()
     return service.scan_layers(
         source_layers(source),
-        path_in(home),
+        vulndb,
         target=source.reference,
         ignore_unfixed=policy.ignore_unfixed,
         vex_statements=vex,
@@ -60,13 +59,13 @@ def scan_source(source: ImageSource, home: Path, policy: ScanPolicy) -> ScanRepo
     )
 
 
-def gate(home: Path, policy: ScanPolicy) -> ScanHook:
+def gate(vulndb: Path, policy: ScanPolicy) -> ScanHook:
     """The hook that scans, applies the policy, and refuses or passes the image on."""
 
     def hook(source: ImageSource) -> PreShareScan:
         from sedis.scan import policy as policies
 
-        report = scan_source(source, home, policy)
+        report = scan_source(source, vulndb, policy)
         verdict = policies.evaluate(report, policy.fail_on)
         if not verdict.passed:
             raise PolicyViolationError(

@@ -71,13 +71,6 @@ class SealedBlob:
     tsize: int
 
 
-def load_code() -> None:
-    """Import the key derivation and key wrapping code ahead of use (see ledger.load_code)."""
-    from cryptography.hazmat.primitives.kdf import hkdf  # noqa: F401
-
-    keywrap.load_code()
-
-
 def derive_private_options(secret: bytes, blob: CheckedBlob, epoch: int) -> PrivateOptions:
     """The key and nonce for ``blob`` at ``epoch``, from its checked digest."""
     from cryptography.hazmat.primitives import hashes

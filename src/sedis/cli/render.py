@@ -1,0 +1,226 @@
+"""How the image commands show their results: JSON made from the result's dataclass,
+and text for people, one function per result type.
+
+Text goes out through ``output.info``, which escapes what a terminal could act
+on; JSON needs no such step (``json.dumps`` escapes every control character).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Mapping
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from sedis.cli.output import Format, info
+from sedis.core.address import Address
+
+if TYPE_CHECKING:
+    from sedis.core.errors import PolicyViolationError
+    from sedis.core.records import ScanSummary
+    from sedis.core.verdict import Verdict
+    from sedis.service.access import ShareResult, UnshareResult
+    from sedis.service.export import ExportResult
+    from sedis.service.publish import PublishResult
+    from sedis.service.pull import PullResult
+    from sedis.service.query import ImageSummary, Inspection, StatusChange
+    from sedis.service.rescan import RescanResult
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON data: dataclasses as objects of their fields, enums as their
+    values, addresses checksummed."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Address):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def show(fmt: Format, result: Any, lines: list[str], **extra: Any) -> None:
+    """The result as JSON (with ``extra`` fields the command adds), or ``lines``."""
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps({**plain(result), **extra}, indent=2) + "\n")
+        return
+    for line in lines:
+        info(line)
+
+
+def when(ts: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts)) if ts else "-"
+
+
+def scan_text(scan: ScanSummary) -> str:
+    if scan.not_scanned:
+        return "not scanned"
+    return (
+        f"critical {scan.critical}, high {scan.high}, medium {scan.medium}, "
+        f"low {scan.low}, unknown {scan.unknown}"
+    )
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+# -- one function per result ------------------------------------------------------------
+
+
+def published(fmt: Format, result: PublishResult) -> None:
+    lines = [f"published {result.name or result.digest}"]
+    if result.already_recorded:
+        lines.append("  (already on the ledger: completed what was missing)")
+    lines += [
+        f"  digest       {result.digest}",
+        f"  config       {result.config_digest}",
+        f"  root CID     {result.root_cid}",
+    ]
+    if result.scan is not None:
+        said = "not scanned (--skip-scan)" if result.scan.not_scanned else scan_text(result.scan)
+        lines.append(f"  scan         {said}")
+    lines += [f"  shared with  {r}" for r in result.recipients]
+    lines += [f"  transaction  {t}" for t in result.transactions]
+    scanned = bool(result.scan and not result.scan.not_scanned)
+    show(fmt, result, lines, scanned=scanned)
+
+
+def refused_by_policy(fmt: Format, refusal: PolicyViolationError) -> None:
+    """The worst findings, on stdout, before the one-line refusal on stderr."""
+    rows = []
+    for finding in refusal.findings[:10]:
+        f: Any = finding
+        rows.append(
+            {
+                "id": f.id,
+                "severity": f.severity.label,
+                "package": f.package.name,
+                "version": f.package.version,
+                "fixed": f.fixed,
+            }
+        )
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps({"refused": True, "worst_findings": rows}) + "\n")
+        return
+    for r in rows:
+        info(
+            f"  {r['severity']:<9} {r['id']:<20} {r['package']} {r['version']}"
+            f"  (fixed in {r['fixed'] or 'no release yet'})"
+        )
+
+
+def shared(fmt: Format, result: ShareResult) -> None:
+    until = f" until {when(result.expires_at)}" if result.expires_at else ""
+    show(fmt, result, [f"shared {result.digest} with {result.recipient}{until}"])
+
+
+def unshared(fmt: Format, result: UnshareResult) -> None:
+    text = f"revoked the grant of {result.digest} to {result.recipient}"
+    if result.rotated:
+        text += (
+            f"; re-encrypted under key epoch {result.epoch} for {len(result.regranted)} remaining"
+            f"; the store dropped {len(result.released)} pins of older epochs"
+        )
+    show(fmt, result, [text])
+
+
+def pulled(fmt: Format, result: PullResult, image: str, dest: str) -> None:
+    lines = [
+        f"pulled {image} to {dest}",
+        f"  digest  {result.digest}",
+        f"  config  {result.config_digest}",
+    ]
+    show(fmt, result, lines, dest=dest)
+
+
+def verdicts(fmt: Format, judged: list[tuple[str, Verdict]]) -> None:
+    for artifact, verdict in judged:
+        if fmt == Format.json:
+            data = {"artifact": artifact, **plain(verdict), "exit_code": verdict.exit_code}
+            data.pop("scan", None)
+            sys.stdout.write(json.dumps(data) + "\n")
+            continue
+        checked = f"{artifact} as {verdict.name}" if verdict.name else artifact
+        info(f"{verdict.status.value:<11} {checked}  {verdict.digest}")
+        owner = f" (owner {verdict.owner})" if verdict.owner else ""
+        info(f"            {verdict.reason}{owner}")
+
+
+def status_changed(fmt: Format, result: StatusChange) -> None:
+    show(fmt, result, [f"{result.digest} is now {result.status.value}: {result.reason}"])
+
+
+def inspected(fmt: Format, result: Inspection) -> None:
+    record = result.record
+    lines = [
+        f"digest     {record.digest}",
+        f"owner      {record.owner}",
+        f"config     {record.config_digest}",
+        f"root CID   {record.root_cid}",
+        f"published  {when(record.published_at)}",
+        f"status     {record.status.value}",
+        f"scan       {scan_text(record.scan)}",
+        "names      " + (", ".join(t.ref for t in result.tags) or "-"),
+        "status history:",
+        *[f"  {when(e.at)}  {e.status.value:<11} {e.reason}" for e in result.status_history],
+        "grants:",
+    ]
+    for grant in result.grants:
+        if grant.revoked_at:
+            state = "revoked " + when(grant.revoked_at)
+        elif grant.expires_at and not grant.active_at(result.now):
+            state = "expired " + when(grant.expires_at)
+        elif grant.expires_at:
+            state = "expires " + when(grant.expires_at)
+        else:
+            state = "active"
+        lines.append(f"  {grant.recipient}  {state}")
+    lines.append("scans:")
+    for scan in result.scans:
+        if scan.not_scanned:
+            found = "not scanned"
+        elif scan.counts is not None:
+            found = counts_text(scan.counts)
+        else:
+            found = "report sealed"
+        db = f"  (db {scan.vulndb_digest[:19]}…)" if scan.vulndb_digest else ""
+        lines.append(f"  {when(scan.at)}  {scan.kind:<8} {found}{db}")
+    lines.append("attestations:" + ("" if result.attestations else " none"))
+    lines += [f"  {a.kind} by {a.attester} at {when(a.at)}" for a in result.attestations]
+    show(fmt, result, lines)
+
+
+def listed(fmt: Format, rows: list[ImageSummary]) -> None:
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps(plain(rows), indent=2) + "\n")
+        return
+    if not rows:
+        info("no images")
+    for r in rows:
+        names = ", ".join(r.names) or "-"
+        info(f"{r.status.value:<11} {r.digest[:19]}…  {names:<28} {r.owner}")
+
+
+def exported(fmt: Format, result: ExportResult, image: str, dest: str) -> None:
+    lines = [
+        f"exported {image} to {dest} (ocicrypt, {result.recipients} recipients)",
+        f"  manifest  {result.exported_manifest}",
+    ]
+    show(fmt, result, lines, dest=dest)
+
+
+def rescanned(fmt: Format, result: RescanResult) -> None:
+    lines = [
+        f"rescanned {result.digest}: {counts_text(result.counts)}",
+        f"  database   {result.vulndb_digest}",
+        f"  attested   {result.transaction}",
+    ]
+    show(fmt, result, lines)

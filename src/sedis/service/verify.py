@@ -1,0 +1,156 @@
+"""verify: what the ledger says of artifacts, each judged on its own.
+
+An artifact is an image on the ledger (``NAME:TAG`` or ``sha256:…``) or an
+image at hand (an opened source). A source's digest is computed here, never
+trusted: every one of its blobs is read and checked against its manifest, so
+an archive whose layers were swapped is caught, not only one whose manifest
+was. With ``name`` every artifact must be a source, and is trusted only as
+the image that name resolves to.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor, Future
+
+from sedis.core.access import latest_status_reason
+from sedis.core.address import Address
+from sedis.core.errors import InvalidInputError, NotFoundError
+from sedis.core.records import Attestation
+from sedis.core.verdict import Verdict, decide, decide_named
+from sedis.ledger.base import LedgerReader
+from sedis.oci.model import Descriptor
+from sedis.oci.source import ImageSource
+from sedis.service import naming
+from sedis.service.engines import Engines
+
+Artifact = str | ImageSource
+
+
+def verify(
+    engines: Engines,
+    artifacts: Sequence[Artifact],
+    *,
+    name: str | None = None,
+    signers: Sequence[Address] = (),
+) -> list[Verdict]:
+    """A verdict for each artifact, in order; only ``signers``' word counts when given."""
+    image_name = str(naming.parse_name(name)) if name is not None else None
+    refuse_unbound_mix(artifacts, image_name)
+    sources = [a for a in artifacts if isinstance(a, ImageSource)]
+    # The blobs are hashed on the workers while the ledger opens and answers here.
+    with BlobChecks(sources, engines.executor) as checks:
+        verdicts = []
+        for artifact in artifacts:
+            if isinstance(artifact, ImageSource):
+                checks.wait(artifact)
+                digest = artifact.manifest.digest
+                if image_name is not None:
+                    verdicts.append(_verify_named(engines.ledger, digest, image_name, signers))
+                    continue
+            else:
+                digest = naming.resolve(engines.ledger, artifact)
+            verdicts.append(verify_digest(engines.ledger, digest, signers))
+    return verdicts
+
+
+def verify_digest(ledger: LedgerReader, digest: str, signers: Sequence[Address]) -> Verdict:
+    # One block for every answer, so the record, its history and approvals agree.
+    with ledger.pinned():
+        record = ledger.image(digest)
+        if record is None:
+            return decide(digest, None)
+        attestations, reason = _evidence(ledger, digest, signers)
+    return decide(digest, record, attestations, signers, reason)
+
+
+def _verify_named(
+    ledger: LedgerReader, digest: str, name: str, signers: Sequence[Address]
+) -> Verdict:
+    with ledger.pinned():
+        try:
+            name_digest: str | None = naming.resolve(ledger, name)
+        except NotFoundError:
+            name_digest = None
+        record = ledger.image(digest)
+        attestations: list[Attestation] = []
+        reason = ""
+        if record is not None and digest == name_digest:
+            attestations, reason = _evidence(ledger, digest, signers)
+    return decide_named(name, digest, name_digest, record, attestations, signers, reason)
+
+
+def _evidence(
+    ledger: LedgerReader, digest: str, signers: Sequence[Address]
+) -> tuple[list[Attestation], str]:
+    """The attestations that may count, and the reason given for the latest status change."""
+    reason = latest_status_reason(ledger.status_history(digest))
+    return (ledger.attestations(digest) if signers else []), reason
+
+
+def refuse_unbound_mix(artifacts: Sequence[Artifact], name: str | None) -> None:
+    """Names and sources side by side read as "this source is that image", which a list
+    of artifacts, each judged on its own, never checked: such a list is refused with
+    the command that does check it. With ``name`` every artifact must be a source."""
+    images = [a for a in artifacts if not isinstance(a, ImageSource)]
+    sources = [a.reference for a in artifacts if isinstance(a, ImageSource)]
+    if name is not None and images:
+        raise InvalidInputError(
+            f"--name checks sources against {name}, and {images[0]} is not a source "
+            "(docker-archive:, oci:, oci-archive:, docker://)"
+        )
+    if name is None and images and sources:
+        if naming.is_digest(images[0]):
+            how = "verify them one at a time and compare the digests"
+        else:
+            how = (
+                f"to check that it is that image, run 'sedis verify {sources[0]} "
+                f"--name {images[0]}'; to judge each on its own, verify them one at a time"
+            )
+        raise InvalidInputError(f"verify does not check {sources[0]} against {images[0]}: {how}")
+
+
+class BlobChecks:
+    """Every blob of some sources read and checked on the workers, from the start.
+
+    sha256 releases the GIL, so the checks run on the other cores while the
+    caller does something else (opening the ledger, say); the blobs of a
+    source that reads local files are checked side by side.
+    """
+
+    def __init__(self, sources: Iterable[ImageSource], executor: Executor) -> None:
+        self._stop = threading.Event()
+        self._checks: dict[int, list[Future[None]]] = {}
+        for source in sources:
+            descriptors = source.manifest.descriptors()
+            if all(source.blob_file(d) is not None for d in source.manifest.layers):
+                jobs = [executor.submit(self._check, source, [desc]) for desc in descriptors]
+            else:  # one network client: its blobs one after another
+                jobs = [executor.submit(self._check, source, descriptors)]
+            self._checks[id(source)] = jobs
+
+    def _check(self, source: ImageSource, descriptors: Iterable[Descriptor]) -> None:
+        """Read blobs to their ends: the source's streams raise unless they match."""
+        for desc in descriptors:
+            with source.open_blob(desc) as stream:
+                # Large reads: each re-takes the GIL once, so little is lost to a busy caller.
+                while stream.read(4 << 20):
+                    if self._stop.is_set():
+                        return
+
+    def wait(self, source: ImageSource) -> None:
+        """Return when every blob of ``source`` is checked; raise the first failure."""
+        for job in self._checks[id(source)]:
+            job.result()
+
+    def __enter__(self) -> BlobChecks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # An early exit (an error elsewhere) need not wait for big reads.
+        self._stop.set()
+        for jobs in self._checks.values():
+            for job in jobs:
+                if not job.cancel():
+                    job.exception()
