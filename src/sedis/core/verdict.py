@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from sedis.core.address import Address
 from sedis.core.records import Attestation, ImageRecord, ScanSummary, Status
 
 EXIT_CODES = {
@@ -28,8 +29,8 @@ class Verdict:
     digest: str
     status: Status
     reason: str
-    owner: str | None = None
-    signers: tuple[str, ...] = ()  # the accounts whose word made the verdict count
+    owner: Address | None = None
+    signers: tuple[Address, ...] = ()  # the accounts whose word made the verdict count
     scan: ScanSummary | None = None
     name: str | None = None  # the NAME:TAG the artifact was checked against, if any
     name_digest: str | None = None  # the digest that name resolves to on the ledger
@@ -43,17 +44,17 @@ def decide(
     digest: str,
     record: ImageRecord | None,
     attestations: Iterable[Attestation] = (),
-    allowed_signers: Iterable[str] = (),
+    allowed_signers: Iterable[Address] = (),
     status_reason: str = "",
 ) -> Verdict:
     """The verdict on ``digest``, counting only ``allowed_signers`` when any are given."""
     if record is None:
         return Verdict(digest, Status.UNKNOWN, "never published on this ledger")
-    allowed = {a.lower() for a in allowed_signers}
+    allowed = set(allowed_signers)
     vouching = [record.owner]
     if allowed:
-        vouching = [a for a in [record.owner] if a.lower() in allowed]
-        vouching += sorted({a.attester for a in attestations if a.attester.lower() in allowed})
+        vouching = [a for a in [record.owner] if a in allowed]
+        vouching += sorted({a.attester for a in attestations if a.attester in allowed})
         if not vouching:
             return Verdict(
                 digest,
@@ -80,7 +81,7 @@ def decide_named(
     name_digest: str | None,
     record: ImageRecord | None,
     attestations: Iterable[Attestation] = (),
-    allowed_signers: Iterable[str] = (),
+    allowed_signers: Iterable[Address] = (),
     status_reason: str = "",
 ) -> Verdict:
     """The verdict on an artifact whose ``digest`` must be the image that ``name`` names.
