@@ -238,16 +238,19 @@ class FakeLedger:
             return out
 
     def status_history(self, digest: str) -> list[StatusEntry]:
+        digest_to_bytes(digest)
         with self._lock:
             return list(self._state.history.get(digest, []))
 
     # -- grants -------------------------------------------------------------------------------
 
     def grant_of(self, digest: str, recipient: Address) -> Grant | None:
+        digest_to_bytes(digest)
         with self._lock:
             return self._state.grants.get((digest, recipient))
 
     def grants(self, digest: str) -> list[Grant]:
+        digest_to_bytes(digest)
         with self._lock:
             return [g for (d, _), g in self._state.grants.items() if d == digest]
 
@@ -258,6 +261,7 @@ class FakeLedger:
     # -- attestations, tags, keys, usage, the audit log ---------------------------------------
 
     def attestations(self, digest: str) -> list[Attestation]:
+        digest_to_bytes(digest)
         with self._lock:
             return list(self._state.attestations.get(digest, []))
 
@@ -270,6 +274,7 @@ class FakeLedger:
             return list(self._state.tag_history.get((name, tag), []))
 
     def tags_of(self, digest: str) -> list[TagEntry]:
+        digest_to_bytes(digest)
         with self._lock:
             return [
                 entries[-1]
@@ -286,10 +291,13 @@ class FakeLedger:
             return self._state.keys.get(address)
 
     def usage_reports(self, digest: str) -> list[UsageReport]:
+        digest_to_bytes(digest)
         with self._lock:
             return list(self._state.usage.get(digest, []))
 
     def audit_log(self, digest: str | None = None) -> list[AuditEvent]:
+        if digest is not None:
+            digest_to_bytes(digest)
         with self._lock:
             return [e for d, e in self._state.events if digest is None or d == digest]
 
@@ -812,6 +820,7 @@ class FakeStore(ContentStore):
         self._pins: set[Cid] = set()
         self._reads: Counter[bytes] = Counter()
         self._lock = threading.RLock()
+        self._add_faults: list[BaseException] = []
         self.closed = False
 
     # -- what tests control -------------------------------------------------------------
@@ -831,6 +840,12 @@ class FakeStore(ContentStore):
             damaged = bytearray(data or b"\0")
             damaged[len(damaged) // 2] ^= 0x01
             self._blocks[key] = bytes(damaged)
+
+    def fail_next_add(self, error: BaseException) -> None:
+        """Make the next add (of a stream, a path or a directory) raise ``error``, storing
+        nothing, as a node that fails mid-upload would."""
+        with self._lock:
+            self._add_faults.append(error)
 
     def lose(self, cid: Cid | str) -> None:
         """Drop a block, pinned or not, as a node that lost it would."""
@@ -888,6 +903,10 @@ class FakeStore(ContentStore):
     def _add(
         self, build: Callable[[Importer], Entry], options: ImportOptions | None, pin: bool
     ) -> Entry:
+        with self._lock:
+            fault = self._add_faults.pop(0) if self._add_faults else None
+        if fault is not None:
+            raise fault
         staging = _Staging()
         entry = build(Importer(staging, options, workers=2))
         with self._lock:

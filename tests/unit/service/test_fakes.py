@@ -466,3 +466,17 @@ def test_store_pins_releases_and_collects(store: FakeStore) -> None:
     store.lose(shared.cid)
     with pytest.raises(NotFoundError, match="incomplete"):
         store.pin(also.cid)
+
+
+def test_a_failed_add_stores_nothing(store: FakeStore) -> None:
+    store.fail_next_add(UnavailableError("upload cut off"))
+    with pytest.raises(UnavailableError):
+        store.add_bytes(b"layer")
+    assert store.block_count() == 0 and store.pins() == []
+    assert b"".join(store.cat(str(store.add_bytes(b"layer").cid))) == b"layer"
+
+
+def test_malformed_digests_are_refused_by_reads(ledger: FakeLedger) -> None:
+    for read in (ledger.image, ledger.grants, ledger.status_history, ledger.audit_log):
+        with pytest.raises(InvalidInputError, match="not a sha256 digest"):
+            read("sha256:nope")
