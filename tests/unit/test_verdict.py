@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from sedis.core.address import Address
 from sedis.core.records import Attestation, ImageRecord, ScanSummary, Status
 from sedis.core.verdict import decide, decide_named
 
 DIGEST = "sha256:" + "ab" * 32
-OWNER = "0x" + "11" * 20
-COSIGNER = "0x" + "22" * 20
-STRANGER = "0x" + "33" * 20
+OWNER = Address("0x" + "1a" * 20)
+COSIGNER = Address("0x" + "22" * 20)
+STRANGER = Address("0x" + "33" * 20)
 
 
 def record(status: Status = Status.TRUSTED, scanned: bool = True) -> ImageRecord:
@@ -18,7 +19,7 @@ def record(status: Status = Status.TRUSTED, scanned: bool = True) -> ImageRecord
     return ImageRecord(DIGEST, OWNER, "sha256:" + "cd" * 32, "bafy", 1, status, scan)
 
 
-def attested_by(who: str) -> Attestation:
+def attested_by(who: Address) -> Attestation:
     return Attestation(DIGEST, who, "approval", "sha256:" + "ef" * 32, "", 2, 0)
 
 
@@ -37,9 +38,9 @@ def test_the_recorded_status_decides(status: Status, code: int) -> None:
 
 
 def test_signers_limit_whose_word_counts() -> None:
-    assert (
-        decide(DIGEST, record(), allowed_signers=[OWNER.upper().replace("0X", "0x")]).exit_code == 0
-    )
+    # A signer given in another case is the same account.
+    given = Address.parse("0x" + OWNER.hex[2:].upper())
+    assert decide(DIGEST, record(), allowed_signers=[given]).exit_code == 0
     refused = decide(DIGEST, record(), allowed_signers=[STRANGER])
     assert refused.status is Status.UNKNOWN and "not a given signer" in refused.reason
     cosigned = decide(DIGEST, record(), [attested_by(COSIGNER)], allowed_signers=[COSIGNER])
@@ -93,3 +94,9 @@ def test_a_name_that_names_nothing_is_unknown() -> None:
     verdict = decide_named("acme/app:1.0", DIGEST, None, record())
     assert (verdict.status, verdict.name_digest) == (Status.UNKNOWN, None)
     assert verdict.reason == "no image is named acme/app:1.0 on this ledger"
+
+
+def test_a_reason_names_the_owner_checksummed() -> None:
+    refused = decide(DIGEST, record(), allowed_signers=[STRANGER])
+    assert f"published by {OWNER.checksummed}," in refused.reason
+    assert OWNER.checksummed != OWNER.hex  # the owner's address has letters to case
