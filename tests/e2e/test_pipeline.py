@@ -230,9 +230,7 @@ def _flip(pack: Path, offset: int) -> None:
 
 
 def test_a_flipped_byte_in_any_stored_block_of_the_image_is_refused(world: World) -> None:
-    from sedis.config import load
     from sedis.service import pull as pulling
-    from sedis.service.session import Session
 
     before = set(_blocks(world))
     src = world.image("flip", layers=2, size=300_000)
@@ -244,30 +242,30 @@ def test_a_flipped_byte_in_any_stored_block_of_the_image_is_refused(world: World
     )
     mine = sorted(set(_blocks(world)) - before)
     assert len(mine) >= 8
-    from sedis.oci.transports import copy_image, open_sink
+    from sedis.oci.transports import open_sink
+    from tests.acting import acting
     from tests.e2e.conftest import PASSWORD
 
-    session = Session(load(), "bob", lambda: PASSWORD)
     refused = 0
-    for pack, offset, length in mine:
-        with open(pack, "rb") as f:
-            f.seek(offset)
-            key = __import__("hashlib").sha256(f.read(length)).hexdigest()
-        _flip(pack, offset + length // 2)
-        dest = world.work / f"flip-{key[:8]}"
-        try:
-            copy_image(pulling.open_image(session, "e2e/flip:v1"), open_sink(f"oci:{dest}"))
-        except CorruptError as exc:
-            refused += 1
-            assert _cid_key(str(exc)) == key or "does not match" in str(exc)
-            assert not dest.exists()
-        else:
-            # A block that a pull never reads (the layout's directory nodes, index.json,
-            # oci-layout): the pull is whole and exact.
-            assert layout_digests(dest) == layout_digests(src)
-        finally:
-            _flip(pack, offset + length // 2)  # restore
-    session.close()
+    with acting("bob", PASSWORD) as (engines, bob):
+        for pack, offset, length in mine:
+            with open(pack, "rb") as f:
+                f.seek(offset)
+                key = __import__("hashlib").sha256(f.read(length)).hexdigest()
+            _flip(pack, offset + length // 2)
+            dest = world.work / f"flip-{key[:8]}"
+            try:
+                pulling.pull(engines, bob, "e2e/flip:v1", open_sink(f"oci:{dest}"))
+            except CorruptError as exc:
+                refused += 1
+                assert _cid_key(str(exc)) == key or "does not match" in str(exc)
+                assert not dest.exists()
+            else:
+                # A block that a pull never reads (the layout's directory nodes, index.json,
+                # oci-layout): the pull is whole and exact.
+                assert layout_digests(dest) == layout_digests(src)
+            finally:
+                _flip(pack, offset + length // 2)  # restore
     assert refused >= len(mine) - 5
 
 
@@ -324,7 +322,7 @@ def test_unshare_with_rotation(world: World) -> None:
     from sedis.crypto.identities import IdentityStore
     from sedis.ledger import open_ledger
     from sedis.service import access, sealing
-    from sedis.service.session import Session
+    from sedis.store import open_store
     from tests.e2e.conftest import PASSWORD
 
     src = world.image("rotating", layers=2, size=300_000)
@@ -345,14 +343,14 @@ def test_unshare_with_rotation(world: World) -> None:
         == 0
     )
     settings = load()
-    carol = Session(settings, "carol", lambda: PASSWORD)
+    store = open_store(settings)
     with open_ledger(settings) as ledger:
         digest = ledger.resolve("e2e/rotating", "v1")
         assert digest is not None
         old_grant = ledger.grant_of(digest, world.addresses["carol"])
     assert old_grant is not None
     old = sealing.open_share(
-        access.fetch_manifest(carol, old_grant.manifest_cid, old_grant.manifest_hash),
+        access.fetch_manifest(store, old_grant.manifest_cid, old_grant.manifest_hash),
         IdentityStore(world.home).unlock_encryption_key("carol", PASSWORD),
     )
     result = world.sedis(
@@ -372,8 +370,7 @@ def test_unshare_with_rotation(world: World) -> None:
     with open_ledger(settings) as ledger:
         new_grant = ledger.grant_of(digest, world.addresses["bob"])
     assert new_grant is not None
-    bob = Session(settings, "bob", lambda: PASSWORD)
-    new = access.fetch_manifest(bob, new_grant.manifest_cid, new_grant.manifest_hash)
+    new = access.fetch_manifest(store, new_grant.manifest_cid, new_grant.manifest_hash)
     assert new.epoch == 1
     new_blobs = [new.source, *new.manifest.descriptors()]
     old_keys = [b.private for b in old.blobs()]
@@ -384,9 +381,8 @@ def test_unshare_with_rotation(world: World) -> None:
         )
         for private in old_keys:
             with pytest.raises(CorruptError):
-                b"".join(sealing.open_sealed(bob.store, desc, private, public))
-    carol.close()
-    bob.close()
+                b"".join(sealing.open_sealed(store, desc, private, public))
+    store.close()
 
 
 def test_inspect_shows_history_grants_and_tags(world: World, published: dict[str, object]) -> None:
@@ -404,10 +400,9 @@ def test_inspect_shows_history_grants_and_tags(world: World, published: dict[str
 
 
 def test_the_scan_is_recorded_and_its_report_sealed_for_recipients(world: World) -> None:
-    from sedis.config import load
     from sedis.service import pull as pulling
     from sedis.service import sealing
-    from sedis.service.session import Session
+    from tests.acting import acting
     from tests.e2e.conftest import PASSWORD
 
     src = world.image("scanned", layers=1, vulnerable=True)
@@ -420,10 +415,11 @@ def test_the_scan_is_recorded_and_its_report_sealed_for_recipients(world: World)
     status = world.sedis("vulndb", "status", "-o", "json")
     assert record["scan"]["vulndb_digest"] == json.loads(status.out)["snapshot"]
     # bob, a recipient, opens the sealed CycloneDX report; its digest is the recorded one.
-    with Session(load(), "bob", lambda: PASSWORD) as bob:
-        _, share = pulling.check_access(bob, "e2e/scanned:v1")
+    with acting("bob", PASSWORD) as (engines, bob):
+        share = pulling.check_access(engines, bob, "e2e/scanned:v1").share
         assert share.report is not None
-        report = sealing.read_sealed(bob.store, share.report, bob.encryption_key, 64 << 20)
+        key = bob.keys.private_key()
+        report = sealing.read_sealed(engines.store, share.report, key, 64 << 20)
     assert "sha256:" + __import__("hashlib").sha256(report).hexdigest() == scan["report_digest"]
     bom = strictly_valid(report)
     assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"] == "1.6"
@@ -481,10 +477,9 @@ NEW_ADVISORY = {
 
 
 def test_rescan_with_newer_data_is_attested_and_inspect_shows_every_scan(world: World) -> None:
-    from sedis.config import load
     from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
     from sedis.service import rescan, sealing
-    from sedis.service.session import Session
+    from tests.acting import acting
     from tests.e2e.conftest import PASSWORD
 
     src = world.work / "src-widget"
@@ -520,12 +515,13 @@ def test_rescan_with_newer_data_is_attested_and_inspect_shows_every_scan(world: 
     assert "rescan" in world.sedis("inspect", "e2e/widget:v1").out
 
     # The owner opens the recipient's sealed report; the ledger holds its digest.
-    with Session(load(), "alice", lambda: PASSWORD) as alice:
-        envelope = rescan.read_envelope(alice.store, rescanned["envelope_cid"])
+    with acting("alice", PASSWORD) as (engines, alice):
+        envelope = rescan.read_envelope(engines.store, rescanned["envelope_cid"])
         from sedis.oci import model
 
         desc = model.parse_descriptor(envelope["report"], "report")
-        report = sealing.read_sealed(alice.store, desc, alice.encryption_key, 64 << 20)
+        key = alice.keys.private_key()
+        report = sealing.read_sealed(engines.store, desc, key, 64 << 20)
     assert "sha256:" + __import__("hashlib").sha256(report).hexdigest() == data["report_digest"]
     assert b"CVE-2026-99999" in report
     # carol, with no grant, cannot rescan.
@@ -536,11 +532,10 @@ def test_ciphertext_changed_between_the_hmac_and_the_decryption_is_refused(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The second read skips re-hashing blocks; the plaintext digest still catches a change."""
-    from sedis.config import load
-    from sedis.oci.transports import copy_image, open_sink
+    from sedis.oci.transports import open_sink
     from sedis.service import pull as pulling
-    from sedis.service.session import Session
     from sedis.store.embedded import EmbeddedStore
+    from tests.acting import acting
     from tests.e2e.conftest import PASSWORD
 
     src = world.image("between", layers=2, size=600_000)
@@ -556,14 +551,14 @@ def test_ciphertext_changed_between_the_hmac_and_the_decryption_is_refused(
 
     seen: list[str] = []
 
-    with Session(load(), "bob", lambda: PASSWORD) as session:
+    with acting("bob", PASSWORD) as (engines, bob):
         good = world.work / "between-good"
-        copy_image(pulling.open_image(session, "e2e/between:v1"), open_sink(f"oci:{good}"))
+        pulling.pull(engines, bob, "e2e/between:v1", open_sink(f"oci:{good}"))
         assert layout_digests(good) == layout_digests(src)
         monkeypatch.setattr(EmbeddedStore, "cat_again", tampered)
         dest = world.work / "between-bad"
         with pytest.raises(CorruptError, match=r"blob sha256:[0-9a-f]{64}: digest is sha256:"):
-            copy_image(pulling.open_image(session, "e2e/between:v1"), open_sink(f"oci:{dest}"))
+            pulling.pull(engines, bob, "e2e/between:v1", open_sink(f"oci:{dest}"))
         assert seen and not dest.exists()
 
 

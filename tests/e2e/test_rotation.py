@@ -16,17 +16,18 @@ from pathlib import Path
 import pytest
 
 from sedis.config import Settings, load
+from sedis.core.address import Address
 from sedis.core.errors import UnavailableError
-from sedis.core.records import Grant
+from sedis.core.records import Grant, GrantRequest
 from sedis.crypto.layer_cipher import LayerEncryptor
 from sedis.ledger import open_ledger
 from sedis.oci import model
 from sedis.service import access, layout, sealing
-from sedis.service.session import Session
 from sedis.store import open_store
 from sedis.store.base import ContentStore
 from sedis.store.cid import Cid
 from sedis.store.embedded import EmbeddedStore
+from tests.acting import Owner
 from tests.e2e.conftest import PASSWORD, World, layout_digests
 from tests.e2e.rotation import Kept, attack, keep
 
@@ -145,10 +146,12 @@ def test_a_rotation_checks_every_plaintext_before_it_encrypts_any(world: World) 
     before any ciphertext under the new epoch's key exists."""
     image = publish(world, "lying")
     settings = load()
-    owner = Session(settings, "alice", lambda: PASSWORD)
+    owner = Owner("alice", PASSWORD)
     record = owner.reader.image(image.digest)
     assert record is not None
-    opened = sealing.open_share(access.owner_view(owner, record), owner.encryption_key)
+    opened = sealing.open_share(
+        access.owner_view(owner.engines, owner.address, record), owner.encryption_key
+    )
     # The last blob that is checked claims the config's digest over other bytes.
     config = opened.config
     # Forged by hand: sedis itself never seals bytes under another digest's key.
@@ -164,7 +167,9 @@ def test_a_rotation_checks_every_plaintext_before_it_encrypts_any(world: World) 
     forged = sealing.SealedImage(opened.source, liar, opened.layers, opened.epoch, opened.report)
     raw = sealing.share_manifest(forged, [owner.public_key])
     entry = owner.store.add_bytes(raw)
-    owner.ledger.grant(image.digest, owner.address, str(entry.cid), model.sha256_digest(raw))
+    owner.ledger.grant(
+        image.digest, GrantRequest(owner.address, str(entry.cid), model.sha256_digest(raw))
+    )
     owner.close()
     before_grants, before_block = grants(image.digest), block_number()
     with EmbeddedStore(settings.store_dir) as store:
@@ -240,8 +245,8 @@ def test_an_older_versions_rotation_stopped_after_the_revoke_completes_on_rerun(
     """The older version sent the revoke first, in a transaction of its own, and died."""
     image = publish(world, "revoked")
     carol = keep(load(), "carol", world.addresses["carol"], image.digest)
-    owner = Session(load(), "alice", lambda: PASSWORD)
-    owner.ledger.revoke_grant(image.digest, world.addresses["carol"])
+    owner = Owner("alice", PASSWORD)
+    owner.ledger.revoke_grant(image.digest, Address.parse(world.addresses["carol"]))
     owner.close()
 
     data = rotate(world, image)
@@ -260,12 +265,14 @@ def test_an_older_versions_rotation_that_left_recipients_behind_completes_on_rer
     image = publish(world, "behind")
     settings = load()
     carol = keep(settings, "carol", world.addresses["carol"], image.digest)
-    owner = Session(settings, "alice", lambda: PASSWORD)
+    owner = Owner("alice", PASSWORD)
     record = owner.reader.image(image.digest)
     assert record is not None
-    owner.ledger.revoke_grant(image.digest, world.addresses["carol"])
-    current = sealing.open_share(access.owner_view(owner, record), owner.encryption_key)
-    rotated = access._reseal(owner, current)
+    owner.ledger.revoke_grant(image.digest, Address.parse(world.addresses["carol"]))
+    current = sealing.open_share(
+        access.owner_view(owner.engines, owner.address, record), owner.encryption_key
+    )
+    rotated = access._reseal(owner.store, owner.encryption_key, current)
     owner_raw = sealing.share_manifest(rotated, [owner.public_key])
     blobs = {
         b.descriptor.digest: access.Entry(b.cid, b.descriptor.size, b.tsize)
@@ -273,7 +280,8 @@ def test_an_older_versions_rotation_that_left_recipients_behind_completes_on_rer
     }
     _, owner_entry = layout.add_layout(owner.store, owner_raw, blobs, None)
     owner.ledger.grant(
-        image.digest, owner.address, str(owner_entry.cid), model.sha256_digest(owner_raw)
+        image.digest,
+        GrantRequest(owner.address, str(owner_entry.cid), model.sha256_digest(owner_raw)),
     )
     owner.close()
     block = block_number()
@@ -412,10 +420,12 @@ def test_a_rotation_refuses_an_owner_manifest_of_another_image(world: World) -> 
     """The owner's grant names a manifest (hash and all) that seals some other image."""
     image, other = publish(world, "target"), publish(world, "decoy")
     settings = load()
-    owner = Session(settings, "alice", lambda: PASSWORD)
-    decoy = owner.ledger.grant_of(other.digest, owner.address)
+    owner = Owner("alice", PASSWORD)
+    decoy = owner.reader.grant_of(other.digest, owner.address)
     assert decoy is not None
-    owner.ledger.grant(image.digest, owner.address, decoy.manifest_cid, decoy.manifest_hash)
+    owner.ledger.grant(
+        image.digest, GrantRequest(owner.address, decoy.manifest_cid, decoy.manifest_hash)
+    )
     owner.close()
     before_grants, before_block = grants(image.digest), block_number()
     with EmbeddedStore(settings.store_dir) as store:
@@ -438,17 +448,17 @@ def test_a_rotation_from_an_owner_manifest_older_than_a_recipients_is_refused(
     """An owner grant that names an older epoch's manifest (a stale or forged answer)
     would rotate into the very keys a recipient already holds: refused before any work."""
     image = publish(world, "stale-owner")
-    settings = load()
-    owner = Session(settings, "alice", lambda: PASSWORD)
+    owner = Owner("alice", PASSWORD)
     record = owner.reader.image(image.digest)
     assert record is not None
-    old_owner_raw = access.owner_view(owner, record).raw
+    old_owner_raw = access.owner_view(owner.engines, owner.address, record).raw
     owner.close()
     rotate(world, image, "carol")  # bob now holds epoch 1
-    owner = Session(settings, "alice", lambda: PASSWORD)
+    owner = Owner("alice", PASSWORD)
     entry = owner.store.add_bytes(old_owner_raw)  # the epoch-0 manifest, back in the store
     owner.ledger.grant(
-        image.digest, owner.address, str(entry.cid), model.sha256_digest(old_owner_raw)
+        image.digest,
+        GrantRequest(owner.address, str(entry.cid), model.sha256_digest(old_owner_raw)),
     )
     owner.close()
     before_grants, before_block = grants(image.digest), block_number()

@@ -29,17 +29,18 @@ for its own identity::
 
     from sedis.config import load
     from sedis.core.address import Address
-    from sedis.crypto.identities import IdentityStore
+    from sedis.core.records import Status
     from sedis.service import query, verify
     from sedis.service.engines import Actor, Engines
 
-    engines = Engines.from_settings(load())
-    verdicts = verify.verify(engines, ["sha256:…"])          # no actor: it only reads
-    mine = query.list_images(engines, owner=Address.parse("0x…"))
+    with Engines.from_settings(load()) as engines:
+        # Read-only use cases take no actor.
+        verdicts = verify.verify(engines, ["app:1.0", "sha256:…"])
+        mine = query.list_images(engines, owner=Address.parse("0x…"))
 
-    identities = IdentityStore(engines.home)
-    signer, keys = identities.unlock("gateway", password_from_secret)
-    gateway = Actor.of(engines, signer, keys)                 # recipients by address
-    query.set_status(engines, gateway, "app:1.0", Status.REVOKED, "CVE-2026-1234")
-    engines.close()
+        # One actor, for the host's own identity; it names recipients by address.
+        gateway = Actor.unlock(engines, "gateway", password_from_secret)
+        query.set_status(engines, gateway, "app:1.0", Status.REVOKED, "CVE-2026-1234")
+
+Each thread may call use cases on the same engines and actor at once.
 """

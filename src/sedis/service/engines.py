@@ -233,6 +233,17 @@ class Actor:
     ) -> Actor:
         return cls(signer.address, engines.writer_for(signer), keys, directory or AddressesOnly())
 
+    @classmethod
+    def unlock(
+        cls, engines: Engines, name: str, password: str, directory: Directory | None = None
+    ) -> Actor:
+        """The identity ``name`` in the engines' home, unlocked with ``password`` (what a
+        host does once, at start, for its own identity)."""
+        from sedis.crypto.identities import IdentityStore
+
+        signer, keys = IdentityStore(engines.home).unlock(name, password)
+        return cls.of(engines, signer, keys, directory)
+
 
 def recipient_key(engines: Engines, actor: Actor, address: Address) -> JWK:
     """A recipient's public encryption key, from the ledger's key directory."""
