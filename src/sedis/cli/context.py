@@ -157,6 +157,11 @@ def acting(
     failed = threading.Event()
     keys = _UnlockingKeys(identity)
     signer = _UnlockingSigner(Address.parse(identity.address))
+    # What the command does not unlock fails at once if used, instead of waiting forever.
+    if not decrypt:
+        keys.settle(_not_unlocked)
+    if not sign:
+        signer.settle(_not_unlocked)
     unlocking = threading.Thread(
         target=_unlock,
         args=(identities, identity, password, keys if decrypt else None, signer if sign else None),
