@@ -114,7 +114,12 @@ def _engine_modules(current: Settings, *, sign: bool, decrypt: bool) -> list[str
     if decrypt:
         embedded_store = current.store_url == "embedded"
         names.append("sedis.store.embedded" if embedded_store else "sedis.store.kubo")
-        names += ["jwcrypto.jwe", "cryptography.hazmat.primitives.kdf.hkdf"]
+        # Key wrapping and derivation; jwcrypto asks for the OpenSSL backend on every wrap.
+        names += [
+            "jwcrypto.jwe",
+            "cryptography.hazmat.primitives.kdf.hkdf",
+            "cryptography.hazmat.backends.openssl.backend",
+        ]
     return names
 
 

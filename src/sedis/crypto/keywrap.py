@@ -27,15 +27,6 @@ _MAX_JWE = 1024 * 1024
 _ALLOWED = ["ECDH-ES+A256KW", "RSA-OAEP", "RSA-OAEP-256", CONTENT_ALG]
 
 
-def load_code() -> None:
-    """Import jwcrypto's JWE code ahead of use (see ledger.load_code)."""
-    from cryptography.hazmat.backends import default_backend
-    from jwcrypto import jwe  # noqa: F401
-
-    # jwcrypto asks for it on every wrap; the first ask imports the OpenSSL backend (2 ms).
-    default_backend()
-
-
 def key_alg(key: JWK) -> str:
     kty = key.get("kty")
     if kty == "EC":
