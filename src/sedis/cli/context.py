@@ -141,6 +141,7 @@ def acting(
     sign: bool = True,
     decrypt: bool = True,
     ahead: Sequence[str] = (),
+    unlocked: Callable[[], None] | None = None,
 ) -> Iterator[Acting]:
     """The acting identity as an actor whose keys unlock on a thread of their own.
 
@@ -148,7 +149,8 @@ def acting(
     signer wait for the derivation when first used; meanwhile this thread
     imports what the engines (and ``ahead``) need and opens the local ones.
     A failed unlock wins over whatever the use case raised meanwhile: it is
-    the error to report.
+    the error to report. ``unlocked`` is called on the unlocking thread once
+    every key the command needs is unlocked (the benchmarks time from there).
     """
     from sedis.crypto.contacts import AddressBook, AddressBookDirectory
     from sedis.crypto.identities import IdentityStore, acting_identity
@@ -170,7 +172,7 @@ def acting(
     unlocking = threading.Thread(
         target=_unlock,
         args=(identities, identity, password, keys if decrypt else None, signer if sign else None),
-        kwargs={"failed": failed},
+        kwargs={"failed": failed, "unlocked": unlocked},
         name="sedis-unlock",
         daemon=True,
     )
@@ -211,19 +213,22 @@ def _unlock(
     signer: _UnlockingSigner | None,
     *,
     failed: threading.Event,
+    unlocked: Callable[[], None] | None,
 ) -> None:
     """Derive the keys (the sealed encryption key first: it needs none of the imports
     that signing does, which gives this thread's GIL-free scrypt a head start)."""
-    unlocked = True
+    ok = True
     if keys is not None:
-        unlocked = keys.settle(lambda: identities.unlock_encryption_key(identity.name, password))
+        ok = keys.settle(lambda: identities.unlock_encryption_key(identity.name, password))
     if signer is not None:
-        if unlocked:
-            unlocked = signer.settle(lambda: identities.unlock_signer(identity.name, password))
+        if ok:
+            ok = signer.settle(lambda: identities.unlock_signer(identity.name, password))
         else:  # nothing may wait forever on a key that will not come
             signer.settle(_not_unlocked)
-    if not unlocked:
+    if not ok:
         failed.set()
+    elif unlocked is not None:
+        unlocked()
 
 
 class _NotUnlocked(AuthError):
