@@ -28,6 +28,7 @@ lint: $(SYNCED)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(SYNCED) peers
 	$(PY) -m bench.store

@@ -16,8 +16,10 @@ app = typer.Typer(
 
 @app.command("add")
 def add(
-    alias: str = typer.Argument(..., help="A short name: a-z, 0-9, '.', '_', '-'."),
-    address: str = typer.Argument(..., help="The Ethereum address (0x...)."),
+    alias: str = typer.Argument(
+        ..., metavar="ALIAS", help="A short name: a-z, 0-9, '.', '_', '-'."
+    ),
+    address: str = typer.Argument(..., metavar="ADDR", help="The Ethereum address (0x...)."),
     replace: bool = typer.Option(False, "--replace", help="Repoint an alias that exists."),
     output: Format = OutputOption,
 ) -> None:
@@ -51,7 +53,7 @@ def list_(output: Format = OutputOption) -> None:
 
 @app.command("remove")
 def remove(
-    alias: str = typer.Argument(..., help="The alias to forget."),
+    alias: str = typer.Argument(..., metavar="ALIAS", help="The alias to forget."),
     output: Format = OutputOption,
 ) -> None:
     """Forget an alias."""

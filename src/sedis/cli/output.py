@@ -23,7 +23,9 @@ class Format(StrEnum):
     json = "json"
 
 
-OutputOption = typer.Option(Format.text, "-o", "--output", help="Output format.")
+OutputOption = typer.Option(
+    Format.text, "-o", "--output", metavar="FORMAT", help="Output format: text or json."
+)
 
 
 def printable(text: str) -> str:

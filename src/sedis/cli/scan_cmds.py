@@ -44,7 +44,9 @@ def _now() -> str:
 @vulndb_app.command("import")
 def vulndb_import(
     paths: list[Path] = typer.Argument(
-        ..., help="OSV files, directories or all.zip; Debian tracker, Alpine secdb, NVD JSON."
+        ...,
+        metavar="PATH...",
+        help="OSV files, directories or all.zip; Debian tracker, Alpine secdb, NVD JSON.",
     ),
     output: Format = OutputOption,
 ) -> None:
@@ -95,23 +97,32 @@ def vulndb_status(output: Format = OutputOption) -> None:
 
 def scan(
     source: str = typer.Argument(
-        ..., help="dir:ROOTFS, oci:DIR[:TAG], oci-archive:PATH, docker-archive:PATH, docker://..."
+        ...,
+        metavar="SOURCE",
+        help="dir:ROOTFS, oci:DIR[:TAG], oci-archive:PATH, docker-archive:PATH, docker://...",
     ),
-    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="Report format."),
+    fmt: ReportFormat = typer.Option(
+        ReportFormat.table,
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        help="Report format: table, json, sarif or cyclonedx.",
+    ),
     output: Format = OutputOption,
     fail_on: str = typer.Option(
         "none",
         "--fail-on",
+        metavar="SEVERITY",
         help="Exit 1 when a finding is at or above: low, medium, high, critical (or none).",
     ),
     ignore_unfixed: bool = typer.Option(
         False, "--ignore-unfixed", help="Hide findings with no fix."
     ),
     vex_file: list[Path] = typer.Option(
-        [], "--vex", help="OpenVEX file of not_affected statements (repeatable)."
+        [], "--vex", metavar="FILE", help="OpenVEX file of not_affected statements (repeatable)."
     ),
     report_file: Path | None = typer.Option(
-        None, "--report", help="Also write the report (in --format) to this file."
+        None, "--report", metavar="FILE", help="Also write the report (in --format) to this file."
     ),
 ) -> None:
     """Scan an image or root filesystem for known vulnerabilities, offline."""

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from sedis.cli import context
 from sedis.cli.output import Format, OutputOption, emit, progress
 
 if TYPE_CHECKING:
-    from sedis.store.cid import Cid
+    from sedis.service.engines import Engines
 
 app = typer.Typer(
     help="The content store (IPFS): add, read, pin, CAR import and export.",
@@ -22,10 +20,19 @@ app = typer.Typer(
 )
 
 
+def _engines() -> Engines:
+    from sedis import config
+    from sedis.service.engines import Engines
+
+    return Engines.from_settings(config.load())
+
+
 @app.command("add")
 def add(
-    paths: list[Path] = typer.Argument(..., help="Files or directories (added recursively)."),
-    cid_version: int = typer.Option(1, "--cid-version", help="0 or 1."),
+    paths: list[Path] = typer.Argument(
+        ..., metavar="PATH...", help="Files or directories (added recursively)."
+    ),
+    cid_version: int = typer.Option(1, "--cid-version", metavar="VERSION", help="0 or 1."),
     raw_leaves: bool | None = typer.Option(
         None, "--raw-leaves/--no-raw-leaves", help="Default: raw leaves with CIDv1."
     ),
@@ -34,49 +41,55 @@ def add(
     output: Format = OutputOption,
 ) -> None:
     """Add files and directory trees; print their CIDs (as `ipfs add -r` would)."""
-    from sedis.store.importer import ImportOptions
+    from sedis.service import store_admin
 
-    options = ImportOptions(cid_version=cid_version, raw_leaves=raw_leaves, hidden=hidden)
+    settings = store_admin.AddSettings(
+        cid_version=cid_version, raw_leaves=raw_leaves, hidden=hidden, pin=pin
+    )
     rows = []
-    with context.store() as store:
+    with _engines() as engines:
         for path in paths:
             total = path.stat().st_size if path.is_file() else None
             with progress(f"adding {path.name}", total, output == Format.text) as advance:
-                entry = store.add_path(path, options, pin=pin, progress=advance)
+                added = store_admin.add(engines, path, settings, progress=advance)
             rows.append(
                 {
-                    "path": str(path),
-                    "cid": str(entry.cid),
-                    "size": entry.size,
-                    "cumulative_size": entry.tsize,
+                    "path": str(added.path),
+                    "cid": added.cid,
+                    "size": added.size,
+                    "cumulative_size": added.cumulative_size,
                 }
             )
     emit(output, rows, [f"added {r['cid']} {r['path']}" for r in rows])
 
 
 @app.command("cat")
-def cat(ref: str = typer.Argument(..., help="CID, or CID/path/inside/a/directory.")) -> None:
+def cat(
+    ref: str = typer.Argument(
+        ..., metavar="CID[/PATH]", help="CID, or CID/path/inside/a/directory."
+    ),
+) -> None:
     """Write a file's bytes to stdout; every block is checked against its CID."""
+    from sedis.service import store_admin
+
     out = sys.stdout.buffer
-    with context.store() as store:
-        for piece in store.cat(ref):
+    with _engines() as engines:
+        for piece in store_admin.cat(engines, ref):
             out.write(piece)
     out.flush()
 
 
 @app.command("ls")
 def ls(
-    ref: str = typer.Argument(..., help="CID of a directory, or CID/path."),
+    ref: str = typer.Argument(..., metavar="CID[/PATH]", help="CID of a directory, or CID/path."),
     output: Format = OutputOption,
 ) -> None:
     """List a directory's entries."""
-    with context.store() as store:
-        rows = []
-        for entry in store.ls(ref):
-            node = store.stat(str(entry.cid))
-            rows.append(
-                {"name": entry.name, "cid": str(entry.cid), "type": node.kind, "size": node.size}
-            )
+    from sedis.service import store_admin
+
+    with _engines() as engines:
+        entries = store_admin.ls(engines, ref)
+    rows = [{"name": e.name, "cid": e.cid, "type": e.kind, "size": e.size} for e in entries]
     emit(
         output,
         rows,
@@ -89,13 +102,16 @@ def ls(
 
 @app.command("stat")
 def stat(
-    ref: str = typer.Argument(..., help="CID or CID/path."), output: Format = OutputOption
+    ref: str = typer.Argument(..., metavar="CID[/PATH]", help="CID or CID/path."),
+    output: Format = OutputOption,
 ) -> None:
     """Show what a CID names: its type, size and links."""
-    with context.store() as store:
-        node = store.stat(ref)
+    from sedis.service import store_admin
+
+    with _engines() as engines:
+        node = store_admin.stat(engines, ref)
     data = {
-        "cid": str(node.cid),
+        "cid": node.cid,
         "type": node.kind,
         "size": node.size,
         "links": node.links,
@@ -106,90 +122,90 @@ def stat(
 
 @app.command("pin")
 def pin(
-    cid: str = typer.Argument(..., help="Root CID to pin recursively."),
+    cid: str = typer.Argument(..., metavar="CID", help="Root CID to pin recursively."),
     output: Format = OutputOption,
 ) -> None:
     """Pin a DAG, so garbage collection keeps it; every block must be present."""
-    root = _parse(cid)
-    with context.store() as store:
-        store.pin(root)
-    emit(output, {"pinned": str(root)}, (f"pinned {root}"))
+    from sedis.service import store_admin
+
+    with _engines() as engines:
+        root = store_admin.pin(engines, cid)
+    emit(output, {"pinned": root}, f"pinned {root}")
 
 
 @app.command("unpin")
 def unpin(
-    cid: str = typer.Argument(..., help="Root CID to unpin."), output: Format = OutputOption
+    cid: str = typer.Argument(..., metavar="CID", help="Root CID to unpin."),
+    output: Format = OutputOption,
 ) -> None:
     """Remove a pin; the blocks stay until the next garbage collection."""
-    root = _parse(cid)
-    with context.store() as store:
-        store.unpin(root)
-    emit(output, {"unpinned": str(root)}, (f"unpinned {root}"))
+    from sedis.service import store_admin
+
+    with _engines() as engines:
+        root = store_admin.unpin(engines, cid)
+    emit(output, {"unpinned": root}, f"unpinned {root}")
 
 
 @app.command("pins")
 def pins(output: Format = OutputOption) -> None:
     """List the pinned roots."""
-    with context.store() as store:
-        roots = [str(c) for c in store.pins()]
+    from sedis.service import store_admin
+
+    with _engines() as engines:
+        roots = store_admin.pins(engines)
     emit(output, roots, roots)
 
 
 @app.command("gc")
 def gc(output: Format = OutputOption) -> None:
     """Remove every block that no pin reaches."""
-    with context.store() as store:
-        report = store.gc()
-    data = {"blocks_removed": report.blocks_removed, "bytes_freed": report.bytes_freed}
+    from sedis.service import store_admin
+
+    with _engines() as engines:
+        collected = store_admin.collect_garbage(engines)
+    data = {"blocks_removed": collected.blocks_removed, "bytes_freed": collected.bytes_freed}
     emit(
         output,
         data,
-        (f"removed {report.blocks_removed} blocks, freed {report.bytes_freed} bytes"),
+        f"removed {collected.blocks_removed} blocks, freed {collected.bytes_freed} bytes",
     )
 
 
 @app.command("export-car")
 def export_car(
-    ref: str = typer.Argument(..., help="Root CID (or CID/path) to export."),
-    dest: Path = typer.Argument(..., help="CAR file to write ('-' for stdout)."),
+    ref: str = typer.Argument(..., metavar="CID[/PATH]", help="Root CID (or CID/path) to export."),
+    dest: Path = typer.Argument(..., metavar="FILE", help="CAR file to write ('-' for stdout)."),
     output: Format = OutputOption,
 ) -> None:
     """Write a DAG as a CARv1, for `ipfs dag import` on any IPFS node."""
-    from sedis.fsutil import atomic_output
+    from sedis.service import store_admin
 
-    with context.store() as store:
+    with _engines() as engines:
         if str(dest) == "-":
-            count = store.export_car(ref, sys.stdout.buffer)
+            store_admin.export_car(engines, ref, sys.stdout.buffer)
             sys.stdout.buffer.flush()
             return
-        with atomic_output(dest) as out:
-            count = store.export_car(ref, out)
-    size = os.path.getsize(dest)
+        written = store_admin.export_car_file(engines, ref, dest)
     emit(
         output,
-        {"root": ref, "path": str(dest), "blocks": count, "bytes": size},
-        (f"exported {count} blocks ({size} bytes) to {dest}"),
+        {
+            "root": written.root,
+            "path": str(written.path),
+            "blocks": written.blocks,
+            "bytes": written.bytes,
+        },
+        f"exported {written.blocks} blocks ({written.bytes} bytes) to {written.path}",
     )
 
 
 @app.command("import-car")
 def import_car(
-    path: Path = typer.Argument(..., help="CAR file (v1 or v2) to import."),
+    path: Path = typer.Argument(..., metavar="FILE", help="CAR file (v1 or v2) to import."),
     output: Format = OutputOption,
 ) -> None:
     """Import a CAR; every block is checked before any becomes visible. Roots are pinned."""
-    from sedis.core.errors import InvalidInputError
+    from sedis.service import store_admin
 
-    try:
-        stream = open(path, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from exc
-    with stream, context.store() as store:
-        roots = [str(c) for c in store.import_car(stream, name=str(path))]
+    with _engines() as engines:
+        roots = store_admin.import_car(engines, path)
     emit(output, {"roots": roots}, [f"imported {r}" for r in roots])
-
-
-def _parse(text: str) -> Cid:
-    from sedis.store.cid import Cid
-
-    return Cid.parse(text)

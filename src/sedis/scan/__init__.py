@@ -1,0 +1,1 @@
+"""The offline scanner: package inventory, vulnerability database, matching, reports."""
