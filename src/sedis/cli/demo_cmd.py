@@ -24,11 +24,10 @@ _NAME = "demo/hello:1.0"
 
 def _image(work: Path) -> Path:
     from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
-    from sedis.store.importer import CHUNK_SIZE
-
     seed = b"sedis demo data"
     data = bytearray()
-    while len(data) < 3 * CHUNK_SIZE:
+    # A layer of several store chunks (256 KiB each), so the demo shows a real DAG.
+    while len(data) < 3 * 256 * 1024:
         import hashlib
 
         data += hashlib.sha256(seed + len(data).to_bytes(8, "big")).digest()

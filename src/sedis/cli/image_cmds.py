@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from sedis.oci.source import ImageSource
     from sedis.oci.transports import RegistryOptions
 
-PlatformOption = typer.Option("linux/amd64", "--platform", help="Platform to pick from an index.")
+PlatformOption = typer.Option(
+    "linux/amd64", "--platform", metavar="OS/ARCH", help="Platform to pick from an index."
+)
 InsecureOption = typer.Option(False, "--insecure", help="Plain HTTP to docker:// registries.")
 ImageArgument = typer.Argument(..., metavar="IMAGE", help="NAME:TAG or sha256:DIGEST")
 
@@ -232,7 +234,7 @@ def status(
         ..., metavar="STATUS", help="trusted, untrusted, unsupported or revoked"
     ),
     reason: str = typer.Option(
-        ..., "--reason", metavar="TEXT", help="Why: recorded on the ledger for auditors."
+        ..., "--reason", metavar="REASON", help="Why: recorded on the ledger for auditors."
     ),
     as_name: str | None = AsOption,
     password_env: str | None = PasswordEnvOption,
