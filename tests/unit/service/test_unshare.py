@@ -133,7 +133,9 @@ def test_the_owner_cannot_unshare_itself(
 ) -> None:
     before = len(ledger.sent)
     for rotate in (False, True):
-        with pytest.raises(InvalidInputError, match="the owner cannot unshare an image from itself"):
+        with pytest.raises(
+            InvalidInputError, match="the owner cannot unshare an image from itself"
+        ):
             access.unshare(engines, alice, digest, "alice", rotate=rotate)
     assert len(ledger.sent) == before
     assert held(ledger, digest, alice).revoked_at is None

@@ -79,8 +79,7 @@ def test_given_signers_only_their_word_counts(
     (unvouched,) = verify.verify(engines, [digest], signers=[carol.address])
     assert unvouched.status is Status.UNKNOWN
     assert unvouched.reason == (
-        f"published by {alice.address}, which is not a given signer, "
-        "and attested by none of them"
+        f"published by {alice.address}, which is not a given signer, and attested by none of them"
     )
     assert unvouched.owner == alice.address and unvouched.signers == ()
 
