@@ -339,6 +339,19 @@ def test_a_cancel_set_before_the_call_stops_it(
     assert ledger.image(layout.image.digest) is None
 
 
+def test_a_cancel_set_before_the_call_adds_nothing_to_a_record(
+    engines: Engines, ledger: FakeLedger, alice: Actor, bob: Actor, layout: Layout
+) -> None:
+    publish_layout(engines, alice, layout)
+    before = len(ledger.sent)
+    cancel = threading.Event()
+    cancel.set()
+    with layout.open() as source, pytest.raises(CheckCancelled, match="called off"):
+        publish.publish(engines, alice, source, recipients=["bob"], cancel=cancel)
+    assert len(ledger.sent) == before
+    assert ledger.grant_of(layout.image.digest, bob.address) is None
+
+
 def test_bytes_to_process_counts_every_blob_and_the_layers_again(layout: Layout) -> None:
     manifest = json.loads(layout.image.manifest)
     layers = sum(layer["size"] for layer in manifest["layers"])
