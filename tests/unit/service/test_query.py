@@ -182,3 +182,17 @@ def test_shared_with_lists_live_grants_to_images_the_account_does_not_own(
     assert [s.digest for s in listed] == [digest, carols.digest]
     assert own.digest not in {s.digest for s in listed}
     assert query.list_images(engines, shared_with=alice.address) == []
+
+
+def test_shared_with_lists_the_oldest_published_first(
+    engines: Engines, ledger: FakeLedger, alice: Actor, bob: Actor, digest: str, tmp_path: Path
+) -> None:
+    ledger.advance(60)
+    older = publish_layout(engines, alice, make_layout(tmp_path / "old", "old"), "old:v1")
+    ledger.advance(60)
+    newer = publish_layout(engines, alice, make_layout(tmp_path / "new", "new"), "new:v1")
+    access.share(engines, alice, newer.digest, "bob")
+    ledger.advance(60)
+    access.share(engines, alice, older.digest, "bob")  # shared after the newer one
+    listed = query.list_images(engines, shared_with=bob.address)
+    assert [s.digest for s in listed] == [digest, older.digest, newer.digest]
