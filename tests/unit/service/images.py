@@ -17,6 +17,15 @@ from sedis.service.naming import parse_name
 from tests.oci_images import Image, file, make_image, make_tar, write_layout
 from tests.unit.scan.roots import DATA
 
+# A symmetric key: no share manifest can wrap keys for it.
+UNUSABLE_KEY = b'{"k":"c2VkaXMgc2VkaXMgc2VkaXMgc2VkaXMgc2VkaXM","kty":"oct"}'
+# The key directory only asks that a Paillier modulus be present.
+PAILLIER_N = b"\x01" * 256
+
+
+def register_unusable_key(actor: Actor) -> None:
+    actor.ledger.register_keys(UNUSABLE_KEY, PAILLIER_N)
+
 
 @dataclass(frozen=True, slots=True)
 class Layout:

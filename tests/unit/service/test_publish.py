@@ -33,11 +33,9 @@ from tests.unit.service.images import (
     make_vulndb,
     publish_layout,
     pull_to,
+    register_unusable_key,
     source_blobs,
 )
-
-UNUSABLE_KEY = b'{"k":"c2VkaXMgc2VkaXMgc2VkaXMgc2VkaXMgc2VkaXM","kty":"oct"}'
-PAILLIER_N = b"\x01" * 256
 
 
 @pytest.fixture
@@ -178,6 +176,7 @@ class Unchanged:
 
 @pytest.fixture
 def unchanged(ledger: FakeLedger, store: FakeStore, alice: Actor, bob: Actor) -> Unchanged:
+    """Taken once alice and bob have registered their keys."""
     return Unchanged(ledger, store)
 
 
@@ -226,7 +225,7 @@ def test_a_recipient_with_an_unusable_key_is_refused(
     layout: Layout,
 ) -> None:
     dave = make_actor(engines, "dave", directory, register=False)
-    dave.ledger.register_keys(UNUSABLE_KEY, PAILLIER_N)
+    register_unusable_key(dave)
     unchanged = Unchanged(ledger, store)
     with pytest.raises(InvalidInputError) as caught:
         publish_layout(engines, alice, layout, recipients=["dave"])

@@ -90,11 +90,11 @@ def test_inspect_gives_everything_the_ledger_holds_on_an_image(
         (Status.UNSUPPORTED, "end of life"),
     ]
     assert {g.recipient for g in seen.grants} == {alice.address, bob.address}
-    ((attestation),) = seen.attestations
+    (attestation,) = seen.attestations
     assert (attestation.attester, attestation.kind) == (carol.address, "approval")
     assert sorted(t.ref for t in seen.tags) == ["app:latest", "app:v1"]
     assert set(seen.tag_history) == {"app:latest", "app:v1"}
-    ((moved),) = seen.tag_history["app:latest"]
+    (moved,) = seen.tag_history["app:latest"]
     assert (moved.digest, moved.previous, moved.by) == (digest, None, alice.address)
 
     # The approval is not a scan: the only scan is the one made at publish.

@@ -12,8 +12,7 @@ from sedis.core.errors import InvalidInputError, NotFoundError
 from sedis.service import access
 from sedis.service.engines import Actor, Engines
 from tests.unit.service.fakes import FakeDirectory, make_actor
-
-PAILLIER_N = b"\x01" * 256
+from tests.unit.service.images import PAILLIER_N
 
 
 def public(key: JWK) -> bytes:

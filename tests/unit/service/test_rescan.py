@@ -17,10 +17,7 @@ from sedis.store.cid import Cid
 from tests.oci_images import directory, file, make_image, make_tar, sha, write_layout
 from tests.unit.scan.roots import DEBIAN_OS, dpkg_stanza
 from tests.unit.service.fakes import FakeDirectory, FakeLedger, FakeStore, make_actor
-from tests.unit.service.images import Layout, make_vulndb, publish_layout
-
-UNUSABLE_KEY = b'{"k":"c2VkaXMgc2VkaXMgc2VkaXMgc2VkaXMgc2VkaXM","kty":"oct"}'
-PAILLIER_N = b"\x01" * 256
+from tests.unit.service.images import Layout, make_vulndb, publish_layout, register_unusable_key
 
 
 @pytest.fixture
@@ -73,7 +70,7 @@ def test_a_rescan_is_attested_and_its_report_sealed_for_the_live_readers(
     access.share(engines, alice, digest, "dave")
     access.share(engines, alice, digest, "erin", expires_at=ledger.now() + 60)
     access.unshare(engines, alice, digest, "carol")
-    dave.ledger.register_keys(UNUSABLE_KEY, PAILLIER_N)
+    register_unusable_key(dave)
     ledger.advance(60)
 
     before = len(ledger.sent)

@@ -17,11 +17,9 @@ from tests.unit.service.images import (
     make_layout,
     publish_layout,
     pull_to,
+    register_unusable_key,
     source_blobs,
 )
-
-UNUSABLE_KEY = b'{"k":"c2VkaXMgc2VkaXMgc2VkaXMgc2VkaXMgc2VkaXM","kty":"oct"}'
-PAILLIER_N = b"\x01" * 256
 
 
 @pytest.fixture
@@ -139,7 +137,7 @@ def test_a_recipient_without_keys_or_with_an_unusable_key_is_refused(
     before, blocks = len(ledger.sent), store.block_count()
     with pytest.raises(NotFoundError, match=f"{dave.address} has no keys in the key directory"):
         access.share(engines, alice, digest, "dave")
-    dave.ledger.register_keys(UNUSABLE_KEY, PAILLIER_N)
+    register_unusable_key(dave)
     before += 1
     with pytest.raises(InvalidInputError, match="has registered an encryption key that cannot"):
         access.share(engines, alice, digest, "dave")

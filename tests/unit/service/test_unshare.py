@@ -45,6 +45,12 @@ def held(ledger: FakeLedger, digest: str, who: Actor) -> Grant:
     return grant
 
 
+def root_of(ledger: FakeLedger, digest: str) -> str:
+    record = ledger.image(digest)
+    assert record is not None
+    return record.root_cid
+
+
 def epoch_of(store: FakeStore, grant: Grant) -> int:
     return access.fetch_manifest(store, grant.manifest_cid, grant.manifest_hash).epoch
 
@@ -153,7 +159,7 @@ def test_unshare_with_rotate_moves_everyone_left_to_a_new_epoch(
     tmp_path: Path,
 ) -> None:
     old_bob = held(ledger, digest, bob)
-    old_root = Cid.parse(held_record_root(ledger, digest))
+    old_root = Cid.parse(root_of(ledger, digest))
     old_blobs = sealed_blob_cids(store, old_bob)
     assert all(store.has(cid) for cid in old_blobs)
 
@@ -191,12 +197,6 @@ def test_unshare_with_rotate_moves_everyone_left_to_a_new_epoch(
     assert not (tmp_path / "bob").exists()
 
 
-def held_record_root(ledger: FakeLedger, digest: str) -> str:
-    record = ledger.image(digest)
-    assert record is not None
-    return record.root_cid
-
-
 def test_a_rotation_whose_write_failed_completes_when_run_again(
     engines: Engines,
     ledger: FakeLedger,
@@ -208,7 +208,7 @@ def test_a_rotation_whose_write_failed_completes_when_run_again(
     layout: Layout,
     tmp_path: Path,
 ) -> None:
-    old_root = Cid.parse(held_record_root(ledger, digest))
+    old_root = Cid.parse(root_of(ledger, digest))
     ledger.fail_next_write(UnavailableError("the node went away"))
     with pytest.raises(UnavailableError):
         access.unshare(engines, alice, digest, "bob", rotate=True)
