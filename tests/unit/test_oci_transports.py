@@ -122,6 +122,28 @@ def test_sink_refuses_a_corrupt_blob_and_leaves_nothing(tmp_path: Path, image) -
         assert tree_snapshot(tmp_path) == before, dest_ref
 
 
+@pytest.mark.parametrize("dest", ["oci:{}/out", "oci-archive:{}/out.tar"])
+def test_a_large_blob_altered_in_the_source_is_refused_by_the_copy(
+    tmp_path: Path, dest: str
+) -> None:
+    # Over the size that copy_image hashes on another thread.
+    from sedis.oci.streams import BACKGROUND_HASH_SIZE
+    from tests.conftest import pseudo_random
+
+    big = make_tar([file("big.bin", pseudo_random(BACKGROUND_HASH_SIZE + 4096, "copy"))])
+    image = make_image([big], compress=False)
+    write_layout(tmp_path / "src", image)
+    blob = tmp_path / "src" / "blobs" / "sha256" / image.layer_digests[0][7:]
+    altered = bytearray(big)
+    altered[len(altered) // 2] ^= 1
+    blob.write_bytes(bytes(altered))
+    before = tree_snapshot(tmp_path)
+    with open_source(f"oci:{tmp_path / 'src'}") as src, pytest.raises(CorruptError) as caught:
+        copy_image(src, open_sink(dest.format(tmp_path)))
+    assert f"blob {image.layer_digests[0]}: digest is sha256:" in str(caught.value)
+    assert tree_snapshot(tmp_path) == before
+
+
 def test_manifest_must_name_written_blobs(tmp_path: Path, image) -> None:  # type: ignore[no-untyped-def]
     with (
         pytest.raises(InvalidInputError, match="which was not written"),

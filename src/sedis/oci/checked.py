@@ -30,7 +30,7 @@ import stat
 import tempfile
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -42,8 +42,6 @@ from sedis.oci.source import ImageSource
 from sedis.oci.streams import CHUNK
 
 Progress = Callable[[int], None]
-# Local blobs are hashed on this many threads at once (sha256 releases the GIL).
-CHECK_THREADS = 2
 
 
 def _identity(path: Path) -> tuple[int, ...]:
@@ -146,6 +144,11 @@ class CheckedImage:
 
     Use as a context manager. Nothing here derives keys or encrypts: it only
     guarantees that what ``blob`` hands out is what the digests name.
+
+    Layers in local files are checked side by side on ``executor`` (sha256
+    releases the GIL), the calling thread taking its share; with no executor,
+    or for a source that must be read one blob at a time, all on the calling
+    thread. ``progress`` may then be called from several threads.
     """
 
     def __init__(
@@ -154,12 +157,13 @@ class CheckedImage:
         *,
         spool_dir: Path | None = None,
         progress: Progress | None = None,
-        threads: int = CHECK_THREADS,
+        executor: Executor | None = None,
         cancel: threading.Event | None = None,
     ) -> None:
         self.source = source
-        self._threads = threads
+        self._executor = executor
         self._cancel = cancel
+        self._stop = threading.Event()  # another check failed: this one's result is moot
         self.manifest = source.manifest
         self._spool_dir = spool_dir
         self._progress = progress
@@ -187,13 +191,38 @@ class CheckedImage:
         self._blobs[config.digest] = CheckedBlob(config, lambda: io.BytesIO(raw))
         layers = list({d.digest: d for d in self.manifest.layers}.values())
         local = [(d, self.source.blob_file(d)) for d in layers]
-        if self.source.concurrent_reads and len(layers) > 1 and self._threads > 1:
-            with ThreadPoolExecutor(self._threads, thread_name_prefix="sedis-check") as pool:
-                checked = list(pool.map(lambda pair: self._check(*pair), local))
+        files = [(d, path) for d, path in local if path is not None]
+        if self._executor is not None and len(files) == len(local) > 1:
+            checked = self._check_beside(self._executor, files)
         else:
             checked = [self._check(desc, path) for desc, path in local]
         for blob in checked:
             self._blobs[blob.digest] = blob
+
+    def _check_beside(
+        self, executor: Executor, files: list[tuple[Descriptor, Path]]
+    ) -> list[CheckedBlob]:
+        """Check files in place on ``executor`` and on this thread.
+
+        Each check is one task that waits on nothing, and this thread runs
+        itself every task no worker has started, so the checks finish even
+        when this runs on one of the executor's own threads, all of them busy.
+        """
+        tasks: list[Future[CheckedBlob]] = [
+            executor.submit(self._check_in_place, desc, path) for desc, path in files[1:]
+        ]
+        try:
+            checked = [self._check_in_place(*files[0])]
+            for task, (desc, path) in zip(tasks, files[1:], strict=True):
+                checked.append(self._check_in_place(desc, path) if task.cancel() else task.result())
+            return checked
+        except BaseException:
+            # The checks still running stop within a read; none outlives this call.
+            self._stop.set()
+            for task in tasks:
+                task.cancel()
+            wait(tasks)
+            raise
 
     def _check(self, desc: Descriptor, path: Path | None) -> CheckedBlob:
         if path is None:
@@ -209,7 +238,7 @@ class CheckedImage:
         # A verifying stream: it raises on a mismatch. (Sources hand out buffered readers.)
         with cast(io.BufferedIOBase, self.source.open_blob(desc)) as stream:
             while got := stream.readinto(buffer):
-                if self._cancel is not None and self._cancel.is_set():
+                if self._stop.is_set() or (self._cancel is not None and self._cancel.is_set()):
                     raise CheckCancelled(f"{self._name(desc)}: the check was called off")
                 if self._progress is not None:
                     self._progress(got)
@@ -286,13 +315,12 @@ class CheckedSource(ImageSource):
         self.reference = image.source.reference
         self.manifest = image.manifest
         self.index = image.source.index
-        self.concurrent_reads = True
         self._image = image
 
     def _open_raw(self, desc: Descriptor) -> BinaryIO:
         return self._image.blob(desc).open()
 
-    def open_blob(self, desc: Descriptor, *, hash_aside: bool = False) -> BinaryIO:
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
         try:
             blob = self._image.blob(desc)
         except KeyError:

@@ -145,8 +145,6 @@ def _normalized(tag: str) -> str | None:
 
 
 class DockerArchiveSource(ImageSource):
-    concurrent_reads = True  # every blob is opened on its own file descriptor
-
     def __init__(
         self,
         path: Path,

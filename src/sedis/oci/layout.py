@@ -154,8 +154,6 @@ def pick_entry(index: Index, tag: str | None, what: str) -> Sequence[Descriptor]
 class LayoutSource(ImageSource):
     """An image in an OCI layout held by any FileTree."""
 
-    concurrent_reads = True  # every blob is opened on its own file descriptor
-
     def __init__(
         self,
         tree: FileTree,

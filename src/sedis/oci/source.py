@@ -44,9 +44,6 @@ class ImageSource(ABC):
     manifest: Manifest
     # The index (or manifest list) the manifest was picked from, if any.
     index: Index | None = None
-    # May several blobs be read at once, from different threads? (Files: yes;
-    # one network client: not assumed.)
-    concurrent_reads: bool = False
 
     @property
     def manifest_bytes(self) -> bytes:
@@ -65,30 +62,23 @@ class ImageSource(ABC):
         """The blob's bytes as stored, unverified (the base class verifies)."""
 
     def open_raw_blob(self, desc: Descriptor) -> BinaryIO:
-        """The blob's bytes as stored, unverified: only for bytes checked already
-        (see oci.checked), whose reader checks that they have not changed."""
+        """The blob's bytes as stored, unverified: only for a caller that checks
+        them itself, as it reads them (see oci.streams.verifying) or because
+        they were checked already and its reader sees any change (oci.checked)."""
         return self._open_raw(desc)
 
     def blob_file(self, desc: Descriptor) -> Path | None:
         """The local file that holds the blob's bytes, if there is one.
 
         A blob read from a local file can be checked where it lies and read
-        again; any other is spooled before it is used (oci.checked)."""
+        again, and several such blobs can be read at once from different
+        threads (each opens a descriptor of its own); any other is spooled
+        before it is used (oci.checked), and read one at a time."""
         return None
 
-    def open_blob(self, desc: Descriptor, *, hash_aside: bool = False) -> BinaryIO:
-        """The blob as a stream that raises CorruptError unless it matches ``desc``.
-
-        ``hash_aside``: hash a large blob on another thread, for a caller that
-        does work of its own on what it reads (encrypting, writing).
-        """
-        return verifying(
-            self._open_raw(desc),
-            desc.digest,
-            desc.size,
-            self._blob_name(desc),
-            hash_aside=hash_aside,
-        )
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        """The blob as a stream that raises CorruptError unless it matches ``desc``."""
+        return verifying(self._open_raw(desc), desc.digest, desc.size, self._blob_name(desc))
 
     def read_blob(self, desc: Descriptor, limit: int) -> bytes:
         """A small blob (a manifest or config) read whole and verified."""

@@ -105,7 +105,12 @@ class VerifyingReader(io.RawIOBase):
 def verifying(
     raw: BinaryIO, digest: str, size: int, what: str, *, hash_aside: bool = False
 ) -> BinaryIO:
-    """A buffered, verifying view of ``raw``, usable wherever a binary file is."""
+    """A buffered, verifying view of ``raw``, usable wherever a binary file is.
+
+    ``hash_aside``: hash a large blob on another thread, for a consumer that
+    has work of its own to do with what it reads (copy_image's sink writes).
+    A consumer that only drains the stream gains nothing from it.
+    """
     reader = VerifyingReader(raw, digest, size, what, hash_aside=hash_aside)
     return cast(BinaryIO, io.BufferedReader(reader, CHUNK))
 

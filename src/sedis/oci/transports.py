@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from sedis.core.errors import InvalidInputError
 from sedis.oci.model import Descriptor, Manifest, Platform, convert_manifest
 from sedis.oci.reference import ImageReference, parse_reference
 from sedis.oci.sink import ImageSink
 from sedis.oci.source import ImageSource
+from sedis.oci.streams import verifying
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,9 @@ def copy_image(
     The manifest is written byte for byte unless ``convert`` ("oci" or
     "docker") asks for the other media-type family, which gives a new
     manifest (and digest) over the very same blobs.
+
+    Each blob is checked as it is copied, its hash taken on another thread:
+    the sink's writes (and a decrypting source's reads) keep this one busy.
     """
     manifest = source.manifest if convert is None else convert_manifest(source.manifest, convert)
     with sink:
@@ -130,7 +135,15 @@ def copy_image(
                 progress(desc)
             if sink.has_blob(desc):
                 continue
-            sink.put_blob(desc, source.open_blob(desc, hash_aside=True))
+            sink.put_blob(desc, _hashed_aside(source, desc))
         sink.put_manifest(manifest.raw, manifest.media_type)
         sink.commit()
     return manifest
+
+
+def _hashed_aside(source: ImageSource, desc: Descriptor) -> BinaryIO:
+    """The blob, checked against ``desc`` as it is read, hashed beside the reader."""
+    raw = source.open_raw_blob(desc)
+    return verifying(
+        raw, desc.digest, desc.size, f"{source.reference}: blob {desc.digest}", hash_aside=True
+    )

@@ -92,6 +92,9 @@ def publish(
         raise InvalidInputError(
             f"{source.reference} is encrypted: give --decryption-key to publish it"
         )
+    if cancel is not None and cancel.is_set():
+        # Called off already: a record found on the ledger must not get grants either.
+        raise CheckCancelled(f"{source.reference}: publish was called off before it started")
     # The ledger is asked on a worker while the blobs are checked here: either
     # one's refusal calls the other off (the ledger's sets ``stop``).
     stop = cancel if cancel is not None else threading.Event()

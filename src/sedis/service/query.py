@@ -187,6 +187,8 @@ def list_images(
             granted = live_grants(ledger.grants_to(shared_with), ledger.now())
             found = (ledger.image(g.digest) for g in granted)
             records = [r for r in found if r is not None and r.owner != shared_with]
+            # The grants come in the order they were first given, not published.
+            records.sort(key=lambda record: record.published_at)
         else:
             records = ledger.images()
         return [_summary(record, ledger.tags_of(record.digest)) for record in records]
