@@ -34,7 +34,8 @@ def latest_status_reason(history: Sequence[StatusEntry]) -> str:
 class PullDecision:
     """Whom a pull of ``record`` is allowed as, and the grant that allows it.
 
-    ``grant`` is None for the owner, who needs none.
+    ``grant`` is None for the owner, who needs none: the owner opens its own
+    current share manifest.
     """
 
     record: ImageRecord
@@ -61,9 +62,9 @@ def decide_pull(
     if record.status is not Status.TRUSTED:
         said = f": {status_reason}" if status_reason else ""
         raise PermissionDeniedError(f"{digest} is {record.status.value}{said}")
+    if record.owner == who:
+        return PullDecision(record, None)  # whatever became of its own grant
     if grant is None or grant.revoked_at is not None:
-        if record.owner == who:
-            return PullDecision(record, None)
         raise PermissionDeniedError(f"{who} has no grant to {digest}")
     if not grant.active_at(now):
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(grant.expires_at or 0))

@@ -124,8 +124,17 @@ def share(
     """Give ``who`` access to an image the actor owns: a share manifest with the image's
     keys wrapped for them, and a grant on the ledger (lapsing at ``expires_at``)."""
     address = actor.directory.resolve(who)
-    with engines.ledger.pinned():
+    ledger = engines.ledger
+    with ledger.pinned():
         record = owned(engines, actor, ref)
+        now = ledger.now()
+    # Refused before a share manifest is stored: the contract would refuse the grant.
+    if record.status is Status.REVOKED:
+        raise ConflictError(
+            f"{record.digest} is revoked; its status, grants and tags can no longer change"
+        )
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInputError("the grant would have expired already: give a later expiry")
     cid, tx_hash = grant_to(engines, actor, record, address, expires_at)
     return ShareResult(record.digest, address, cid, expires_at, (tx_hash,))
 

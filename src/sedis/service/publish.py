@@ -138,7 +138,9 @@ def _ask_ledger(
 ) -> _LedgerChecks:
     """The checks that need no key: refused here, before anything is scanned or stored,
     when a recipient is unknown or has no usable key, or the image is someone else's."""
-    addresses = tuple(dict.fromkeys(actor.directory.resolve(who) for who in recipients))
+    named = (actor.directory.resolve(who) for who in recipients)
+    # The owner's own grant is always made; naming it as a recipient adds nothing.
+    addresses = tuple(a for a in dict.fromkeys(named) if a != actor.address)
     keys = tuple(access.usable_key(engines, actor, address) for address in addresses)
     record = engines.ledger.image(digest)
     if record is not None and record.owner != actor.address:

@@ -38,7 +38,7 @@ class PullResult:
     digest: str
     config_digest: str
     layers: int
-    as_owner: bool  # pulled with the owner's own keys, not a grant
+    as_owner: bool  # the actor owns the image (and needs no grant)
 
 
 @dataclass(frozen=True, slots=True)
