@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import pytest
 from eth_account import Account
@@ -19,7 +20,7 @@ from sedis.core.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from sedis.core.records import GrantRequest, ScanSummary, Status
+from sedis.core.records import GrantRequest, ScanSummary, Status, TxReceipt
 from sedis.ledger.base import LedgerReader, LedgerWriter
 from tests.integration.ledger.conftest import Chain, addr
 
@@ -177,7 +178,7 @@ def test_every_owner_only_function_refuses_anyone_else(chain: Chain) -> None:
     mine.grant(digest, GrantRequest(addr(friend), "bafymanifest", rand_digest()))
     mine.set_tag("team/app", "v1", digest)
     theirs = chain.writer(intruder)
-    attempts = {
+    attempts: dict[str, Callable[[], TxReceipt]] = {
         "status": lambda: theirs.set_status(digest, Status.REVOKED, "hostile"),
         "grants": lambda: theirs.grant(
             digest, GrantRequest(addr(intruder), "bafyx", rand_digest())
