@@ -27,19 +27,25 @@ def open_ledger(settings: Settings, *, need_contract: bool = True) -> LedgerRead
     return JsonRpcLedger.connect(settings, need_contract=need_contract)
 
 
-def deploy_contract(settings: Settings, signer: Signer) -> tuple[LedgerInfo, TxReceipt | None]:
+def deploy_contract(
+    settings: Settings, signer: Signer | None
+) -> tuple[LedgerInfo, TxReceipt | None]:
     """Deploy an ImageLedger signed by ``signer`` and remember it for the chain.
 
-    The embedded chain deploys its own on first use: then nothing is sent, and
-    the receipt is None. The facts describe the ledger with its new contract.
+    The embedded chain deploys its own on first use: then nothing is sent (no
+    signer is needed), and the receipt is None. The facts describe the ledger
+    with its new contract.
     """
     if settings.ledger_url == "embedded":
         from sedis.ledger.embedded import EmbeddedLedger
 
         with EmbeddedLedger(settings.ledger_dir) as embedded:
             return embedded.info(), None
+    from sedis.core.errors import ConfigError
     from sedis.ledger.jsonrpc import JsonRpcLedger
 
+    if signer is None:
+        raise ConfigError("deploying the contract needs an identity (--as NAME)")
     with JsonRpcLedger.connect(settings, need_contract=False) as node:
         _, receipt = node.deploy(signer)
         return node.info(), receipt
