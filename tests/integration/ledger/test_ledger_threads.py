@@ -16,7 +16,7 @@ from sedis.core.records import GrantRequest, Status
 from sedis.crypto.signer import AccountSigner
 from sedis.ledger.base import LedgerReader
 from tests.integration.ledger.conftest import Chain
-from tests.integration.ledger.test_contract_suite import rand_digest, scan
+from tests.integration.ledger.test_contract_suite import published, rand_digest, scan
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +133,16 @@ def test_threads_signing_as_one_account_take_turns(chain: Chain) -> None:
     assert not errors, errors[:3]
     owned = {r.digest for r in reader.images(signer.address)}
     assert owned == set(digests) and len(digests) == 4 * WRITERS
+
+
+def test_a_pinned_read_keeps_its_block_while_its_own_thread_writes(chain: Chain) -> None:
+    reader = chain.reader()
+    writer = reader.writer(AccountSigner(Account.create()))
+    before, _ = published(writer)
+    with reader.pinned():
+        assert reader.image(before) is not None
+        after, _ = published(writer)  # a write needs no snapshot, and leaves this one be
+        assert reader.image(after) is None
+        with reader.pinned():  # a nested block shares the outer one's
+            assert reader.image(after) is None
+    assert reader.image(after) is not None
