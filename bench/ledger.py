@@ -24,9 +24,11 @@ from tests import peers
 from tests.integration.ledger.conftest import anvil_node
 
 from sedis.config import Settings
+from sedis.core.address import Address
 from sedis.core.records import GrantRequest, ScanSummary, Status
+from sedis.crypto.signer import AccountSigner
 from sedis.ledger import open_ledger
-from sedis.ledger.base import Ledger
+from sedis.ledger.base import LedgerReader, LedgerWriter
 
 RESULTS = Path(__file__).parent / "results" / "ledger.json"
 TARGETS = {"publish": 250_000, "grant": 120_000, "status": 80_000}
@@ -56,11 +58,16 @@ def scan() -> ScanSummary:
     )
 
 
-def gas_per_operation(ledger: Ledger) -> dict[str, int]:
-    other = Account.create().address
+def writer(reader: LedgerReader) -> LedgerWriter:
+    return reader.writer(AccountSigner(Account.create()))
+
+
+def gas_per_operation(ledger: LedgerWriter) -> dict[str, int]:
+    other = Address.parse(Account.create().address)
     image = digest()
     gas = {"publish": ledger.publish(image, digest(), CID, scan()).gas_used}
-    gas["grant"] = ledger.grant(image, other, CID, digest(), int(time.time()) + 86_400).gas_used
+    expires = int(time.time()) + 86_400
+    gas["grant"] = ledger.grant(image, GrantRequest(other, CID, digest(), expires)).gas_used
     gas["status"] = ledger.set_status(
         image, Status.UNTRUSTED, "CVE-2024-3094 in xz-utils 5.6.0"
     ).gas_used
@@ -70,15 +77,15 @@ def gas_per_operation(ledger: Ledger) -> dict[str, int]:
     gas["register_keys"] = ledger.register_keys(JWK, os.urandom(256)).gas_used
     # What a publish costs: the record, the owner's and one recipient's grants and
     # the tag, in one transaction (multicall).
-    grants = [GrantRequest(a, CID, digest()) for a in (ledger.info().account or other, other)]
+    grants = [GrantRequest(a, CID, digest()) for a in (ledger.address, other)]
     tag = ("registry.example/team/app", "1.4.3")
-    gas["publish_with_2_grants_and_tag"] = ledger.publish_shared(
+    gas["publish_with_2_grants_and_tag"] = ledger.publish(
         digest(), digest(), CID, scan(), grants, tag
     ).gas_used
     return gas
 
 
-def sustained(ledger: Ledger, count: int) -> float:
+def sustained(ledger: LedgerWriter, count: int) -> float:
     start = time.perf_counter()
     for _ in range(count):
         ledger.publish(digest(), digest(), CID, scan())
@@ -132,17 +139,17 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp, anvil_node() as url:
         home = Path(tmp) / "home"
-        embedded = open_ledger(Settings(home=home), Account.create())
+        embedded_reader = open_ledger(Settings(home=home))
+        embedded = writer(embedded_reader)
         anvil_settings = Settings(home=Path(tmp) / "anvil-home", ledger_url=url)
         from sedis.ledger.jsonrpc import JsonRpcLedger
 
-        contract, _ = JsonRpcLedger.connect(
-            anvil_settings, Account.create(), need_contract=False
-        ).deploy()
-        anvil = open_ledger(
-            Settings(home=anvil_settings.home, ledger_url=url, ledger_contract=contract),
-            Account.create(),
+        with JsonRpcLedger.connect(anvil_settings, need_contract=False) as node:
+            contract, _ = node.deploy(AccountSigner(Account.create()))
+        anvil_settings = Settings(
+            home=anvil_settings.home, ledger_url=url, ledger_contract=contract
         )
+        anvil = writer(open_ledger(anvil_settings))
         results["gas"] = {
             "embedded": gas_per_operation(embedded),
             "anvil": gas_per_operation(anvil),
@@ -155,9 +162,9 @@ def main() -> None:
         }
         probe = digest()
         embedded.publish(probe, digest(), CID, scan())
-        for _ in range(args.images - len(embedded.images())):
+        for _ in range(args.images - len(embedded_reader.images())):
             embedded.publish(digest(), digest(), CID, scan())
-        embedded.close()
+        embedded_reader.close()
         results["embedded_open"] = open_to_first_read(home, probe)
         reader = open_ledger(Settings(home=home))
         start = time.perf_counter()

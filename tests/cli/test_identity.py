@@ -243,7 +243,10 @@ def test_a_taken_or_bad_name_is_refused_before_asking_for_a_password(run: Run) -
 def test_register_publishes_the_public_keys(
     run: Run, made: tuple[Path, Run, dict[str, object]]
 ) -> None:
+    from contextlib import closing
+
     from sedis.config import Settings
+    from sedis.core.address import Address
     from sedis.crypto.identities import IdentityStore
     from sedis.ledger import open_ledger
 
@@ -255,9 +258,9 @@ def test_register_publishes_the_public_keys(
     assert receipt["address"] == bob.address
     assert receipt["transaction"].startswith("0x") and receipt["gas_used"] > 0
 
-    with open_ledger(Settings(home=home)) as ledger:
-        entry = ledger.keys_of(bob.address)
-        assert ledger.keys_of(IdentityStore(home).get("alice").address) is None
+    with closing(open_ledger(Settings(home=home))) as ledger:
+        entry = ledger.keys_of(Address.parse(bob.address))
+        assert ledger.keys_of(Address.parse(IdentityStore(home).get("alice").address)) is None
     assert entry is not None
     assert json.loads(entry.encryption_key) == bob.encryption_jwk
     assert entry.encryption_key == bob.encryption_key_bytes()

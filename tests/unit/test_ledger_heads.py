@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sedis.config import load
+from sedis.core.address import Address
 from sedis.core.errors import ConfigError
 from sedis.core.records import Grant, grant_clock, grant_live
 from sedis.ledger.heads import (
@@ -30,10 +31,11 @@ def never(number: int) -> str:
 
 
 def test_the_later_clock_judges_a_grant() -> None:
-    grant = Grant("sha256:" + "0" * 64, "0x" + "1" * 40, "bafy", "sha256:" + "2" * 64, 10, 100)
-    assert grant.live(chain_time=99, local_time=50) and grant.live(chain_time=50, local_time=99)
-    assert not grant.live(chain_time=50, local_time=100)  # the chain's clock stood still
-    assert not grant.live(chain_time=100, local_time=50)  # the local clock lags
+    recipient = Address("0x" + "1" * 40)
+    grant = Grant("sha256:" + "0" * 64, recipient, "bafy", "sha256:" + "2" * 64, 10, 100)
+    assert grant.active_at(grant_clock(99, 50)) and grant.active_at(grant_clock(50, 99))
+    assert not grant.active_at(grant_clock(50, 100))  # the chain's clock stood still
+    assert not grant.active_at(grant_clock(100, 50))  # the local clock lags
     assert grant_clock(7, 9) == grant_clock(9, 7) == 9
     assert grant_live(None, False, 10**12) and not grant_live(None, True, 0)
 
@@ -77,6 +79,33 @@ def test_the_mark_rises_and_refuses_what_is_below_it(tmp_path: Path) -> None:
         CHAIN: {"number": 6, "hash": H[6]},
         other: {"number": 1, "hash": H[1]},
     }
+
+
+def test_a_head_is_judged_against_the_mark_from_before_it_was_asked_for(
+    tmp_path: Path,
+) -> None:
+    marks = HighWaterMarks(tmp_path)
+    marks.check(CHAIN, Head(3, H[3]), never, "node")
+    before = marks.mark(CHAIN)
+    # Another thread raises the mark while this one's head is on its way.
+    HighWaterMarks(tmp_path).check(CHAIN, Head(6, H[6]), lambda n: H[n], "node")
+    marks.check_since(CHAIN, before, Head(5, H[5]), lambda n: H[n], "node")
+    assert marks.mark(CHAIN) == Mark(6, H[6])  # never lowered
+    with pytest.raises(StaleLedgerError, match="older than block 3"):
+        marks.check_since(CHAIN, before, Head(2, H[2]), never, "node")
+    with pytest.raises(StaleLedgerError, match="was seen at that height"):
+        marks.check_since(CHAIN, before, Head(6, H[9]), lambda n: H[n], "node")
+
+
+def test_a_landed_write_raises_the_mark_and_is_never_refused_below_it(tmp_path: Path) -> None:
+    marks = HighWaterMarks(tmp_path)
+    marks.check(CHAIN, Head(6, H[6]), never, "node")
+    marks.raise_to(CHAIN, Head(4, H[4]), never, "node")
+    assert marks.mark(CHAIN) == Mark(6, H[6])
+    marks.raise_to(CHAIN, Head(8, H[8]), lambda n: H[n], "node")
+    assert marks.mark(CHAIN) == Mark(8, H[8])
+    with pytest.raises(StaleLedgerError, match="was seen at that height"):
+        marks.raise_to(CHAIN, Head(9, H[9]), lambda n: H[n + 1], "node")  # another fork
 
 
 def test_threads_raising_the_mark_at_once_keep_the_highest(tmp_path: Path) -> None:

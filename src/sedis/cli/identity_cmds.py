@@ -126,30 +126,19 @@ def register(
     output: Format = OutputOption,
 ) -> None:
     """Publish the public keys in the ledger's key directory, so others can share by address."""
-    from sedis.crypto.identities import IdentityStore
     from sedis.crypto.password import read_password
+    from sedis.service.ledger_admin import register_keys
 
-    settings = context.settings()
-    store = IdentityStore(settings.home)
-    identity = store.get(name)
-    account = store.unlock_account(name, read_password(password_env))
-    # The ledger stack (web3, py-evm) is heavy; load it only once the password is known good.
-    from sedis.ledger import open_ledger
-
-    with open_ledger(settings, account) as ledger:
-        receipt = ledger.register_keys(
-            encryption_key=identity.encryption_key_bytes(),
-            paillier_n=identity.paillier_n_bytes(),
-        )
+    done = register_keys(context.settings(), name, lambda: read_password(password_env))
     data: dict[str, Any] = {
-        "name": identity.name,
-        "address": identity.address,
-        "transaction": receipt.tx_hash,
-        "block": receipt.block_number,
-        "gas_used": receipt.gas_used,
+        "name": done.name,
+        "address": str(done.address),
+        "transaction": done.transaction,
+        "block": done.block_number,
+        "gas_used": done.gas_used,
     }
     emit(
         output,
         data,
-        lambda: info(f"registered the public keys of '{identity.name}' ({identity.address})"),
+        lambda: info(f"registered the public keys of '{done.name}' ({done.address})"),
     )

@@ -1,21 +1,23 @@
-"""The Ledger interface implemented once over the ImageLedger contract.
+"""The ledger interfaces implemented once over the ImageLedger contract.
 
 An engine (the embedded chain, a JSON-RPC node) supplies four primitives: a
-view call, a signed transaction, a log query and chain facts. Everything else,
-the encoding, the decoding into records and the reading of the audit log, is
-shared here, so both engines answer alike.
+view call, a transaction signed by a given signer, a log query and chain
+facts. Everything else, the encoding, the decoding into records and the
+reading of the audit log, is shared here, so both engines answer alike. The
+engine is the reader; each writer it makes holds the engine and one signer.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
-from eth_utils.address import to_checksum_address
-
+from sedis.core.address import Address
 from sedis.core.errors import InvalidInputError, SedisError
 from sedis.core.records import (
     Attestation,
@@ -24,6 +26,7 @@ from sedis.core.records import (
     GrantRequest,
     ImageRecord,
     KeyEntry,
+    LedgerInfo,
     ScanSummary,
     Status,
     StatusEntry,
@@ -33,23 +36,17 @@ from sedis.core.records import (
     digest_from_bytes,
     digest_to_bytes,
     grant_clock,
-    grant_live,
-    is_address,
     optional_digest,
 )
+from sedis.crypto.signer import Signer
 from sedis.ledger.abi import Event, Log, codec, tag_ref, word
-from sedis.ledger.base import Ledger
 from sedis.ledger.refusals import refusal
-
-if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
 
 P = ParamSpec("P")
 R = TypeVar("R")
-L = TypeVar("L", bound="ContractLedger")
+L = TypeVar("L", bound="ContractReader")
 
 _STATUSES = (Status.UNKNOWN, Status.TRUSTED, Status.UNTRUSTED, Status.UNSUPPORTED, Status.REVOKED)
-_ZERO_ADDRESS = "0x" + "00" * 20
 _BATCH = 200
 
 # Gas for each function before the per-byte part; generous, since only the gas
@@ -96,22 +93,20 @@ def _publish_args(
     )
 
 
-def _grant_args(
-    digest: str, recipient: str, manifest_cid: str, manifest_hash: str, expires_at: int | None
-) -> tuple[Any, ...]:
+def _grant_args(digest: str, grant: GrantRequest) -> tuple[Any, ...]:
     return (
         digest_to_bytes(digest),
-        checked_address(recipient),
-        manifest_cid,
-        digest_to_bytes(manifest_hash),
-        expires_at or 0,
+        account_arg(grant.recipient),
+        grant.manifest_cid,
+        digest_to_bytes(grant.manifest_hash),
+        grant.expires_at or 0,
     )
 
 
 def _one_block(
     read: Callable[Concatenate[L, P], R],
 ) -> Callable[Concatenate[L, P], R]:
-    """A read whose calls and log queries all answer from one block (see Ledger.pinned)."""
+    """A read whose calls and log queries all answer from one block (see pinned)."""
 
     @functools.wraps(read)
     def pinned_read(self: L, /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -129,26 +124,20 @@ class Reverted(Exception):
         self.data = data
 
 
-class ContractLedger(Ledger):
+class ContractReader(ABC):
+    """The LedgerReader over the contract; an engine subclasses it with its primitives."""
+
     contract: bytes
-    _account: LocalAccount | None
-
-    @property
-    def address(self) -> str | None:
-        return None if self._account is None else str(self._account.address)
-
-    def sign_with(self, account: LocalAccount) -> None:
-        self._account = account
 
     # -- the engine's primitives ---------------------------------------------------
 
     @abstractmethod
     def _call(self, data: bytes) -> bytes:
-        """Run a view call against the latest state; raise Reverted on a revert."""
+        """Run a view call against the state reads answer from; raise Reverted on a revert."""
 
     @abstractmethod
-    def _transact(self, data: bytes, gas: int) -> TxReceipt:
-        """Sign and send a call of the contract as the acting account; raise Reverted."""
+    def _transact(self, signer: Signer, data: bytes, gas: int) -> TxReceipt:
+        """Send a call of the contract signed by ``signer``; raise Reverted."""
 
     @abstractmethod
     def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
@@ -158,11 +147,38 @@ class ContractLedger(Ledger):
     def _chain_time(self) -> int:
         """The timestamp of the block that reads answer from."""
 
+    @abstractmethod
+    def pinned(self) -> AbstractContextManager[None]:
+        """Reads inside this block all answer from one block (see LedgerReader.pinned)."""
+
+    @abstractmethod
+    def info(self) -> LedgerInfo: ...
+
+    @abstractmethod
+    def balance(self, address: Address) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def writer(self, signer: Signer) -> ContractWriter:
+        return ContractWriter(self, signer)
+
     def _local_time(self) -> int:
         return int(time.time())
 
     def now(self) -> int:
         return grant_clock(self._chain_time(), self._local_time())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -172,33 +188,6 @@ class ContractLedger(Ledger):
             return c.result(function, self._call(c.call_data(function, *args)))
         except Reverted as exc:
             raise refusal(function, exc.data) from None
-
-    def _write(self, function: str, *args: Any) -> TxReceipt:
-        self._need_identity(function)
-        data = codec().call_data(function, *args)
-        try:
-            return self._transact(data, _gas(function, data))
-        except Reverted as exc:
-            raise refusal(function, exc.data) from None
-
-    def _write_all(self, label: str, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> TxReceipt:
-        """Several calls in one transaction (the contract's multicall): all or none."""
-        self._need_identity(label)
-        c = codec()
-        datas = [c.call_data(function, *args) for function, args in calls]
-        gas = _BASE_GAS["multicall"] + sum(
-            _gas(function, data) for (function, _), data in zip(calls, datas, strict=True)
-        )
-        try:
-            return self._transact(c.call_data("multicall", datas), gas)
-        except Reverted as exc:
-            raise refusal(label, exc.data) from None
-
-    def _need_identity(self, function: str) -> None:
-        if self.address is None:
-            raise InvalidInputError(
-                f"{function} changes the ledger and needs an identity (--as NAME)"
-            )
 
     def _events(self, names: Sequence[str], *topics: bytes | None) -> list[Event]:
         c = codec()
@@ -211,37 +200,11 @@ class ContractLedger(Ledger):
 
     # -- images -------------------------------------------------------------------------
 
-    def publish(
-        self, digest: str, config_digest: str, root_cid: str, scan: ScanSummary
-    ) -> TxReceipt:
-        return self._write("publish", *_publish_args(digest, config_digest, root_cid, scan))
-
-    def publish_shared(
-        self,
-        digest: str,
-        config_digest: str,
-        root_cid: str,
-        scan: ScanSummary,
-        grants: Sequence[GrantRequest],
-        tag: tuple[str, str] | None = None,
-    ) -> TxReceipt:
-        calls = [("publish", _publish_args(digest, config_digest, root_cid, scan))]
-        for g in grants:
-            calls.append(
-                (
-                    "grant",
-                    _grant_args(digest, g.recipient, g.manifest_cid, g.manifest_hash, g.expires_at),
-                )
-            )
-        if tag is not None:
-            calls.append(("setTag", (tag[0], tag[1], digest_to_bytes(digest))))
-        return self._write_all("publish", calls)
-
     @_one_block
     def image(self, digest: str) -> ImageRecord | None:
         raw = digest_to_bytes(digest)
         view = self._read("image", raw)
-        if view["owner"].lower() == _ZERO_ADDRESS:
+        if _address(view["owner"]) == _NOBODY:
             return None
         published = self._events(["ImagePublished"], raw)
         if not published:
@@ -249,10 +212,9 @@ class ContractLedger(Ledger):
         return _record(raw, view, published[0])
 
     @_one_block
-    def images(self, owner: str | None = None) -> list[ImageRecord]:
-        return self._records(
-            self._events(["ImagePublished"], None, word(checked_address(owner)) if owner else None)
-        )
+    def images(self, owner: Address | None = None) -> list[ImageRecord]:
+        topic = None if owner is None else word(account_arg(owner))
+        return self._records(self._events(["ImagePublished"], None, topic))
 
     @_one_block
     def images_by_config(self, config_digest: str) -> list[ImageRecord]:
@@ -278,13 +240,6 @@ class ContractLedger(Ledger):
         return out
 
     # -- status ----------------------------------------------------------------------------
-
-    def set_status(self, digest: str, status: Status, reason: str) -> TxReceipt:
-        return self._write("setStatus", digest_to_bytes(digest), _STATUSES.index(status), reason)
-
-    @_one_block
-    def status(self, digest: str) -> Status:
-        return _STATUSES[self._read("statusOf", digest_to_bytes(digest))]
 
     @_one_block
     def status_history(self, digest: str) -> list[StatusEntry]:
@@ -312,56 +267,16 @@ class ContractLedger(Ledger):
                     _STATUSES[a["previous"]],
                     a["reason"],
                     a["at"],
-                    to_checksum_address(a["by"]),
+                    _address(a["by"]),
                 )
             )
         return history
 
     # -- grants ------------------------------------------------------------------------------
 
-    def grant(
-        self,
-        digest: str,
-        recipient: str,
-        manifest_cid: str,
-        manifest_hash: str,
-        expires_at: int | None = None,
-    ) -> TxReceipt:
-        return self._write(
-            "grant", *_grant_args(digest, recipient, manifest_cid, manifest_hash, expires_at)
-        )
-
-    def revoke_grant(self, digest: str, recipient: str) -> TxReceipt:
-        return self._write("revokeGrant", digest_to_bytes(digest), checked_address(recipient))
-
-    def change_grants(
-        self, digest: str, revoke: Sequence[str], grants: Sequence[GrantRequest]
-    ) -> TxReceipt:
-        raw = digest_to_bytes(digest)
-        calls: list[tuple[str, tuple[Any, ...]]] = [
-            ("revokeGrant", (raw, checked_address(recipient))) for recipient in revoke
-        ]
-        calls.extend(
-            (
-                "grant",
-                _grant_args(digest, g.recipient, g.manifest_cid, g.manifest_hash, g.expires_at),
-            )
-            for g in grants
-        )
-        return self._write_all("grant", calls)
-
     @_one_block
-    def is_granted(self, digest: str, recipient: str) -> bool:
-        # Not the contract's isGranted: it judges expiry by the block's timestamp
-        # alone, which stands still on a chain that mines on demand.
-        state = self._read("grantOf", digest_to_bytes(digest), checked_address(recipient))
-        if state["grantedAt"] == 0:
-            return False
-        return grant_live(state["expiresAt"] or None, state["revokedAt"] != 0, self.now())
-
-    @_one_block
-    def grant_of(self, digest: str, recipient: str) -> Grant | None:
-        found = self._grants(digest_to_bytes(digest), word(checked_address(recipient)))
+    def grant_of(self, digest: str, recipient: Address) -> Grant | None:
+        found = self._grants(digest_to_bytes(digest), word(account_arg(recipient)))
         return found[0] if found else None
 
     @_one_block
@@ -369,23 +284,23 @@ class ContractLedger(Ledger):
         return self._grants(digest_to_bytes(digest), None)
 
     @_one_block
-    def grants_to(self, recipient: str) -> list[Grant]:
-        return self._grants(None, word(checked_address(recipient)))
+    def grants_to(self, recipient: Address) -> list[Grant]:
+        return self._grants(None, word(account_arg(recipient)))
 
     def _grants(self, digest: bytes | None, recipient: bytes | None) -> list[Grant]:
-        latest: dict[tuple[bytes, str], Grant] = {}
+        latest: dict[tuple[bytes, Address], Grant] = {}
         for e in self._events(["GrantAdded", "GrantRevoked"], digest, recipient):
             a = e.args
-            key = (a["digest"], a["recipient"].lower())
+            key = (a["digest"], _address(a["recipient"]))
             if e.name == "GrantAdded":
                 latest[key] = Grant(
                     digest=digest_from_bytes(a["digest"]),
-                    recipient=to_checksum_address(a["recipient"]),
+                    recipient=key[1],
                     manifest_cid=a["manifestCid"],
                     manifest_hash=digest_from_bytes(a["manifestHash"]),
                     granted_at=a["grantedAt"],
                     expires_at=a["expiresAt"] or None,
-                    by=to_checksum_address(a["by"]),
+                    by=_address(a["by"]),
                 )
             elif key in latest:
                 g = latest[key]
@@ -403,17 +318,12 @@ class ContractLedger(Ledger):
 
     # -- attestations ---------------------------------------------------------------------------
 
-    def attest(self, digest: str, kind: str, payload_hash: str, cid: str = "") -> TxReceipt:
-        return self._write(
-            "attest", digest_to_bytes(digest), _kind(kind), digest_to_bytes(payload_hash), cid
-        )
-
     @_one_block
     def attestations(self, digest: str) -> list[Attestation]:
         return [
             Attestation(
                 digest,
-                to_checksum_address(a["attester"]),
+                _address(a["attester"]),
                 a["kind"].rstrip(b"\0").decode("utf-8", "replace"),
                 digest_from_bytes(a["payloadHash"]),
                 a["cid"],
@@ -424,9 +334,6 @@ class ContractLedger(Ledger):
         ]
 
     # -- tags --------------------------------------------------------------------------------
-
-    def set_tag(self, name: str, tag: str, digest: str) -> TxReceipt:
-        return self._write("setTag", name, tag, digest_to_bytes(digest))
 
     @_one_block
     def resolve(self, name: str, tag: str) -> str | None:
@@ -445,38 +352,23 @@ class ContractLedger(Ledger):
         return [t for t in latest.values() if self.resolve(t.name, t.tag) == digest]
 
     @_one_block
-    def name_owner(self, name: str) -> str | None:
-        owner = self._read("nameOwner", name)
-        return None if owner.lower() == _ZERO_ADDRESS else to_checksum_address(owner)
+    def name_owner(self, name: str) -> Address | None:
+        owner = _address(self._read("nameOwner", name))
+        return None if owner == _NOBODY else owner
 
     # -- keys and usage ------------------------------------------------------------------------
 
-    def register_keys(self, encryption_key: bytes, paillier_n: bytes) -> TxReceipt:
-        return self._write("registerKeys", encryption_key, paillier_n)
-
     @_one_block
-    def keys_of(self, address: str) -> KeyEntry | None:
-        key, n, at = self._read("keysOf", checked_address(address))
-        return None if at == 0 else KeyEntry(to_checksum_address(address), key, n, at)
-
-    def report_usage(
-        self, digest: str, window_start: int, window_end: int, cid: str, blob_hash: str
-    ) -> TxReceipt:
-        return self._write(
-            "reportUsage",
-            digest_to_bytes(digest),
-            window_start,
-            window_end,
-            cid,
-            digest_to_bytes(blob_hash),
-        )
+    def keys_of(self, address: Address) -> KeyEntry | None:
+        key, n, at = self._read("keysOf", account_arg(address))
+        return None if at == 0 else KeyEntry(address, key, n, at)
 
     @_one_block
     def usage_reports(self, digest: str) -> list[UsageReport]:
         return [
             UsageReport(
                 digest,
-                to_checksum_address(a["reporter"]),
+                _address(a["reporter"]),
                 a["windowStart"],
                 a["windowEnd"],
                 a["cid"],
@@ -504,6 +396,102 @@ class ContractLedger(Ledger):
         ]
 
 
+class ContractWriter:
+    """The LedgerWriter over the contract: the engine's transactions, signed by one signer."""
+
+    def __init__(self, engine: ContractReader, signer: Signer) -> None:
+        self._engine = engine
+        self._signer = signer
+
+    @property
+    def address(self) -> Address:
+        return self._signer.address
+
+    def __repr__(self) -> str:
+        return f"ContractWriter({type(self._engine).__name__}, {self._signer.address})"
+
+    def _write(self, function: str, *args: Any) -> TxReceipt:
+        data = codec().call_data(function, *args)
+        try:
+            return self._engine._transact(self._signer, data, _gas(function, data))
+        except Reverted as exc:
+            raise refusal(function, exc.data) from None
+
+    def _write_all(self, label: str, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> TxReceipt:
+        """Several calls in one transaction (the contract's multicall): all or none."""
+        if len(calls) == 1:  # no multicall around it: cheaper, and the same refusals
+            function, args = calls[0]
+            return self._write(function, *args)
+        c = codec()
+        datas = [c.call_data(function, *args) for function, args in calls]
+        gas = _BASE_GAS["multicall"] + sum(
+            _gas(function, data) for (function, _), data in zip(calls, datas, strict=True)
+        )
+        try:
+            return self._engine._transact(self._signer, c.call_data("multicall", datas), gas)
+        except Reverted as exc:
+            raise refusal(label, exc.data) from None
+
+    def publish(
+        self,
+        digest: str,
+        config_digest: str,
+        root_cid: str,
+        scan: ScanSummary,
+        grants: Sequence[GrantRequest] = (),
+        tag: tuple[str, str] | None = None,
+    ) -> TxReceipt:
+        calls = [("publish", _publish_args(digest, config_digest, root_cid, scan))]
+        calls.extend(("grant", _grant_args(digest, g)) for g in grants)
+        if tag is not None:
+            calls.append(("setTag", (tag[0], tag[1], digest_to_bytes(digest))))
+        return self._write_all("publish", calls)
+
+    def set_status(self, digest: str, status: Status, reason: str) -> TxReceipt:
+        return self._write("setStatus", digest_to_bytes(digest), _STATUSES.index(status), reason)
+
+    def grant(self, digest: str, grant: GrantRequest) -> TxReceipt:
+        return self._write("grant", *_grant_args(digest, grant))
+
+    def revoke_grant(self, digest: str, recipient: Address) -> TxReceipt:
+        return self._write("revokeGrant", digest_to_bytes(digest), account_arg(recipient))
+
+    def change_grants(
+        self, digest: str, revoke: Sequence[Address], grants: Sequence[GrantRequest]
+    ) -> TxReceipt:
+        raw = digest_to_bytes(digest)
+        calls: list[tuple[str, tuple[Any, ...]]] = [
+            ("revokeGrant", (raw, account_arg(recipient))) for recipient in revoke
+        ]
+        calls.extend(("grant", _grant_args(digest, g)) for g in grants)
+        if not calls:
+            raise InvalidInputError("a change of grants needs a grant to revoke or to make")
+        return self._write_all("grant", calls)
+
+    def attest(self, digest: str, kind: str, payload_hash: str, cid: str = "") -> TxReceipt:
+        return self._write(
+            "attest", digest_to_bytes(digest), _kind(kind), digest_to_bytes(payload_hash), cid
+        )
+
+    def set_tag(self, name: str, tag: str, digest: str) -> TxReceipt:
+        return self._write("setTag", name, tag, digest_to_bytes(digest))
+
+    def register_keys(self, encryption_key: bytes, paillier_n: bytes) -> TxReceipt:
+        return self._write("registerKeys", encryption_key, paillier_n)
+
+    def report_usage(
+        self, digest: str, window_start: int, window_end: int, cid: str, blob_hash: str
+    ) -> TxReceipt:
+        return self._write(
+            "reportUsage",
+            digest_to_bytes(digest),
+            window_start,
+            window_end,
+            cid,
+            digest_to_bytes(blob_hash),
+        )
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()
@@ -518,7 +506,7 @@ def _record(digest: bytes, view: dict[str, Any], published: Event) -> ImageRecor
     scan = published.args["scan"]
     return ImageRecord(
         digest=digest_from_bytes(digest),
-        owner=to_checksum_address(view["owner"]),
+        owner=_address(view["owner"]),
         config_digest=digest_from_bytes(view["configDigest"]),
         root_cid=published.args["rootCid"],
         published_at=view["publishedAt"],
@@ -547,15 +535,24 @@ def _tag(e: Event) -> TagEntry:
         a["tag"],
         digest_from_bytes(a["digest"]),
         optional_digest(a["previous"]),
-        to_checksum_address(a["by"]),
+        _address(a["by"]),
         a["at"],
     )
 
 
-def checked_address(text: str) -> str:
-    if not is_address(text):
-        raise InvalidInputError(f"not an Ethereum address: {text!r}")
-    return to_checksum_address(text)
+_NOBODY = Address("0x" + "00" * 20)
+
+
+def _address(text: str) -> Address:
+    # The codec decodes an address word to checksummed text: only its case changes.
+    return Address(text.lower())
+
+
+def account_arg(address: Address) -> bytes:
+    """An account as the contract takes it; refuses anything but an Address."""
+    if not isinstance(address, Address):
+        raise InvalidInputError(f"not an Address: {address!r}")
+    return address.raw
 
 
 def _kind(kind: str) -> bytes:

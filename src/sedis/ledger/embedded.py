@@ -3,39 +3,37 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eth_utils.address import to_checksum_address
 
+from sedis.core.address import Address
 from sedis.core.errors import ConfigError, UnavailableError
 from sedis.core.records import LedgerInfo, TxReceipt
+from sedis.crypto.signer import AccountSigner, Signer
 from sedis.ledger.abi import Log, codec, load_artifact
-from sedis.ledger.contract import ContractLedger, Reverted, checked_address
+from sedis.ledger.contract import ContractReader, Reverted, account_arg
 from sedis.ledger.evmchain import CHAIN_ID, DEV_ADDRESS, DEV_KEY, EmbeddedChain, Outcome
-
-if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
 
 _DEPLOY_GAS = 5_000_000
 _FUNDING = 10**20  # 100 ether: thousands of transactions at this chain's fees
 
 
-class EmbeddedLedger(ContractLedger):
-    def __init__(self, directory: Path, account: LocalAccount | None = None) -> None:
+class EmbeddedLedger(ContractReader):
+    """The embedded chain's ledger: one per process may serve every thread of it."""
+
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._chain = EmbeddedChain(directory)
-        self._account = account
         self.contract = self._ensure_contract()
 
     @functools.cached_property
-    def _dev(self) -> LocalAccount:
+    def _dev(self) -> Signer:
         # eth_account is slow to import, and a reader never signs.
-        from eth_account import Account
-
-        dev: LocalAccount = Account.from_key(DEV_KEY.to_bytes())
-        return dev
+        return AccountSigner.from_key(DEV_KEY.to_bytes())
 
     def _ensure_contract(self) -> bytes:
         with self._chain.reading():
@@ -61,37 +59,36 @@ class EmbeddedLedger(ContractLedger):
     def close(self) -> None:
         self._chain.close()
 
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        # One SQLite read transaction of this thread: a snapshot of one block.
+        with self._chain.reading():
+            yield
+
     def info(self) -> LedgerInfo:
         with self._chain.reading():
             number, _ = self._chain.head()
-            balance = None
-            if self._account is not None:
-                balance = self._chain.account(bytes.fromhex(self._account.address[2:]))[0]
         return LedgerInfo(
             url="embedded",
             chain_id=CHAIN_ID,
             contract=to_checksum_address(self.contract),
             block_number=number,
-            account=self.address,
-            balance_wei=balance,
         )
 
-    def balance(self, address: str) -> int:
+    def balance(self, address: Address) -> int:
         with self._chain.reading():
-            return self._chain.account(_raw(checked_address(address)))[0]
+            return self._chain.account(account_arg(address))[0]
 
     # -- primitives -------------------------------------------------------------------
 
     def _call(self, data: bytes) -> bytes:
-        sender = DEV_ADDRESS if self._account is None else _raw(self._account.address)
         with self._chain.reading():
-            outcome = self._chain.call(self.contract, data, sender)
+            outcome = self._chain.call(self.contract, data, DEV_ADDRESS)
         return _unwrap(outcome)
 
-    def _transact(self, data: bytes, gas: int) -> TxReceipt:
-        assert self._account is not None
+    def _transact(self, signer: Signer, data: bytes, gas: int) -> TxReceipt:
         with self._chain.writing():
-            outcome = self._apply(self._account, self.contract, data, gas)
+            outcome = self._apply(signer, self.contract, data, gas)
         return TxReceipt("0x" + outcome.tx_hash.hex(), outcome.block_number, outcome.gas_used)
 
     def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
@@ -106,9 +103,9 @@ class EmbeddedLedger(ContractLedger):
     # -- inside a write session -----------------------------------------------------------
 
     def _apply(
-        self, account: LocalAccount, to: bytes | None, data: bytes, gas: int, value: int = 0
+        self, signer: Signer, to: bytes | None, data: bytes, gas: int, value: int = 0
     ) -> Outcome:
-        sender = _raw(account.address)
+        sender = signer.address.raw
         balance, nonce, _ = self._chain.account(sender)
         max_fee = 2 * self._chain.base_fee() + 1
         signed = []
@@ -118,14 +115,14 @@ class EmbeddedLedger(ContractLedger):
             funding = _FUNDING + gas * max_fee + value
             dev_nonce = self._chain.account(DEV_ADDRESS)[1]
             signed.append(_signed(self._dev, dev_nonce, sender, b"", 21_000, funding, max_fee))
-        signed.append(_signed(account, nonce, to, data, gas, value, max_fee))
+        signed.append(_signed(signer, nonce, to, data, gas, value, max_fee))
         outcome = self._chain.apply(signed)
         _unwrap(outcome)
         return outcome
 
 
 def _signed(
-    account: LocalAccount,
+    signer: Signer,
     nonce: int,
     to: bytes | None,
     data: bytes,
@@ -145,7 +142,7 @@ def _signed(
     }
     if to is not None:
         tx["to"] = to_checksum_address(to)
-    return bytes(account.sign_transaction(tx).raw_transaction)
+    return signer.sign_transaction(tx)
 
 
 def _unwrap(outcome: Outcome) -> bytes:
@@ -154,7 +151,3 @@ def _unwrap(outcome: Outcome) -> bytes:
     if outcome.error == "reverted":
         raise Reverted(outcome.output)
     raise UnavailableError(f"the embedded ledger could not execute the call: {outcome.error}")
-
-
-def _raw(address: str) -> bytes:
-    return bytes.fromhex(address[2:])

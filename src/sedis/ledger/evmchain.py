@@ -1,14 +1,17 @@
 """The embedded chain: py-evm (Cancun) over SQLite, one block per write (a
 transaction, with the dev account's funding of its sender when it needs it).
 
-Writers take a file lock, then run the whole transaction (execution, block,
+Writers take a lock of the process and a file lock (so one thread of one
+process writes at a time), then run the whole transaction (execution, block,
 receipts, log index) inside one SQLite transaction: it commits whole or not at
 all, and a reverted transaction is never persisted. Readers run calls on a
-snapshot of the latest block and need no lock.
+snapshot of the latest block, each thread on its own (see sqlitedb.py), and
+need no lock.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -77,6 +80,7 @@ class EmbeddedChain:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._lock = FileLock(str(directory / "lock"), timeout=_LOCK_TIMEOUT)
+        self._writer = threading.Lock()
         self.db = SqliteDB(directory / "chain.sqlite")
         self._atomic = AtomicDB(self.db)
         with self.reading():
@@ -108,9 +112,12 @@ class EmbeddedChain:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """The one writer: a cross-process lock and an all-or-nothing SQLite transaction."""
+        """The one writer: locks of the process and across processes, and an
+        all-or-nothing SQLite transaction. Write sessions do not nest."""
+        # Threads queue here, not on the file lock, whose timeout is meant for
+        # another process that hangs.
         try:
-            with self._lock, self.db.transaction(write=True):
+            with self._writer, self._lock, self.db.transaction(write=True):
                 yield
         except Timeout:
             raise UnavailableError(
@@ -120,6 +127,7 @@ class EmbeddedChain:
 
     @contextmanager
     def reading(self) -> Iterator[None]:
+        """A snapshot of the chain for this thread; nested sessions share the outer one's."""
         with self.db.transaction(write=False):
             yield
 

@@ -6,7 +6,13 @@ by its id and genesis hash, has a mark in SEDIS_HOME/ledger/heads.json: the
 highest block number seen and that block's hash. A head below the mark, or
 another hash at a height already seen, is refused; a head above it raises the
 mark. The file is shared by every process using this SEDIS_HOME: it is read
-as it stands (writes replace it whole) and rewritten under a file lock.
+as it stands (writes replace it whole) and rewritten under a file lock, which
+also keeps the threads of one process (each opens it afresh) from rewriting
+it at once.
+
+A head is judged against the mark as it stood before the head was asked for:
+another thread or process may raise the mark while the head is on its way,
+and a head older than what was seen only since then proves nothing.
 """
 
 from __future__ import annotations
@@ -85,10 +91,44 @@ class HighWaterMarks:
         self, chain: str, head: Head, ancestor_hash: Callable[[int], str], describe: str
     ) -> None:
         """Refuse ``head`` (``describe`` names the node) or raise the mark to it."""
-        mark = self.mark(chain)
-        self._refuse(judge(mark, head, ancestor_hash), describe)
-        if mark is not None and head.number == mark.number:
+        self.check_since(chain, self.mark(chain), head, ancestor_hash, describe)
+
+    def check_since(
+        self,
+        chain: str,
+        before: Mark | None,
+        head: Head,
+        ancestor_hash: Callable[[int], str],
+        describe: str,
+    ) -> None:
+        """Refuse ``head`` if it is older than, or forked from, ``before`` (the mark read
+        before the head was asked for); else raise the mark to it."""
+        self._refuse(judge(before, head, ancestor_hash), describe)
+        if before is not None and head.number == before.number:
             return
+        self._raise(chain, before, head, ancestor_hash, describe)
+
+    def raise_to(
+        self, chain: str, head: Head, ancestor_hash: Callable[[int], str], describe: str
+    ) -> None:
+        """Raise the mark to a block that a write landed in; one below the mark is no news.
+
+        The mark may have passed the block since the write was sent, and the
+        write landed all the same: that is not a reason to report it failed.
+        """
+        mark = self.mark(chain)
+        if mark is not None and head.number < mark.number:
+            return
+        self._raise(chain, None, head, ancestor_hash, describe)
+
+    def _raise(
+        self,
+        chain: str,
+        before: Mark | None,
+        head: Head,
+        ancestor_hash: Callable[[int], str],
+        describe: str,
+    ) -> None:
         from filelock import FileLock, Timeout
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,10 +136,14 @@ class HighWaterMarks:
             with FileLock(str(self.path) + ".lock", timeout=_LOCK_TIMEOUT):
                 marks = self._load()
                 latest = marks.get(chain)
-                if latest != mark:  # another process moved it meanwhile
+                if latest != before and latest is not None:
+                    # Moved meanwhile: a head at or above it must still agree with
+                    # it; one below it is older only than news that came later.
+                    if head.number < latest.number:
+                        return
                     self._refuse(judge(latest, head, ancestor_hash), describe)
-                if latest is not None and latest.number >= head.number:
-                    return
+                    if head.number == latest.number:
+                        return
                 marks[chain] = Mark(head.number, head.hash)
                 body = {k: {"number": m.number, "hash": m.hash} for k, m in marks.items()}
                 atomic_write_bytes(self.path, json.dumps(body, indent=2).encode() + b"\n")

@@ -1,14 +1,16 @@
 """The ImageLedger contract on any Ethereum JSON-RPC node: anvil, geth, Besu, a consortium chain.
 
-Transactions are signed here with the identity's key and sent raw, with an
-explicit gas limit, EIP-1559 fees where the node has a base fee, and a nonce
-read from the node's pending state. Every receipt's status is checked.
+Transactions are signed by the writer's signer and sent raw, with an explicit
+gas limit, EIP-1559 fees where the node has a base fee, and a nonce read from
+the node's pending state; the threads of a process that sign as one account
+take turns from reading the nonce to sending. Every receipt's status is
+checked.
 
 Replies are bounded in size and depth by the transport (rpcnode.py), since the
 node is not trusted to keep them small or shallow.
 
 Reads are pinned to a block: the latest block is read once per read (or per
-Ledger.pinned block), checked against this SEDIS_HOME's high-water mark for
+pinned block, each thread its own), checked against this SEDIS_HOME's high-water mark for
 the chain (see heads.py) and, when ledger.max_head_age is set, against the
 local clock; every call and log query then names that block.
 """
@@ -25,21 +27,22 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from eth_utils.address import to_checksum_address
 
+from sedis.core.address import Address
 from sedis.core.errors import ConfigError, SedisError, UnavailableError
 from sedis.core.records import LedgerInfo, TxReceipt
 from sedis.fsutil import atomic_write_bytes
 from sedis.ledger.abi import Log, codec, load_artifact
-from sedis.ledger.contract import ContractLedger, Reverted, checked_address
+from sedis.ledger.contract import ContractReader, Reverted, account_arg
 from sedis.ledger.heads import Head, HighWaterMarks, StaleLedgerError, head_too_old
 from sedis.replies import printable
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from eth_account.signers.local import LocalAccount
     from web3 import Web3
 
     from sedis.config import Settings
+    from sedis.crypto.signer import Signer
 
 T = TypeVar("T")
 DEV_CHAIN_IDS = frozenset({31337, 1337})  # anvil and hardhat; geth --dev
@@ -54,29 +57,37 @@ class InsufficientFundsError(UnavailableError):
     pass
 
 
-class JsonRpcLedger(ContractLedger):
+_nonce_locks: dict[tuple[str, Address], threading.Lock] = {}
+_nonce_locks_guard = threading.Lock()
+
+
+def _nonce_lock(url: str, account: Address) -> threading.Lock:
+    """The lock a process's threads that sign as ``account`` on the node at ``url`` share."""
+    with _nonce_locks_guard:
+        return _nonce_locks.setdefault((url, account), threading.Lock())
+
+
+class JsonRpcLedger(ContractReader):
+    """A ledger on a JSON-RPC node: one per process may serve every thread of it."""
+
     def __init__(
         self,
         settings: Settings,
         w3: Web3,
         chain_id: int,
-        account: LocalAccount | None,
         contract: str | None,
     ) -> None:
         self.url = settings.ledger_url
         self.w3 = w3
         self.chain_id = chain_id
         self._settings = settings
-        self._account = account
         self._contract_text = contract
         self.contract = bytes.fromhex(contract[2:]) if contract else b""
         self._marks = HighWaterMarks(settings.ledger_dir)
         self._pins = threading.local()
 
     @classmethod
-    def connect(
-        cls, settings: Settings, account: LocalAccount | None = None, need_contract: bool = True
-    ) -> JsonRpcLedger:
+    def connect(cls, settings: Settings, need_contract: bool = True) -> JsonRpcLedger:
         from web3 import Web3
 
         from sedis.ledger.rpcnode import BoundedHTTPProvider
@@ -91,7 +102,7 @@ class JsonRpcLedger(ContractLedger):
                 f"the node at {settings.ledger_url} serves chain {chain_id}, but the "
                 f"configuration expects chain {settings.ledger_chain_id} (ledger.chain_id)"
             )
-        ledger = cls(settings, w3, chain_id, account, None)
+        ledger = cls(settings, w3, chain_id, None)
         contract = settings.ledger_contract or ledger._deployed()
         if contract is None:
             if need_contract:
@@ -123,25 +134,19 @@ class JsonRpcLedger(ContractLedger):
     def info(self) -> LedgerInfo:
         with self.pinned():
             number = self._pinned_head().number
-        balance = None
-        if self._account is not None:
-            balance = self.balance(self._account.address)
         return LedgerInfo(
             url=self.url,
             chain_id=self.chain_id,
             contract=self._contract_text,
             block_number=number,
-            account=self.address,
-            balance_wei=balance,
         )
 
     # -- deployment -------------------------------------------------------------------
 
-    def deploy(self) -> tuple[str, TxReceipt]:
-        """Deploy a new ImageLedger, remember it for this chain, and use it from now on."""
-        if self._account is None:
-            raise ConfigError("deploying the contract needs an identity (--as NAME)")
-        receipt, created = self._send(None, load_artifact().bytecode)
+    def deploy(self, signer: Signer) -> tuple[str, TxReceipt]:
+        """Deploy a new ImageLedger signed by ``signer``, remember it for this chain, and use
+        it from now on."""
+        receipt, created = self._send(signer, None, load_artifact().bytecode)
         assert created is not None
         self._remember(created, receipt.block_number)
         self._use(created)
@@ -193,12 +198,13 @@ class JsonRpcLedger(ContractLedger):
 
     def _pinned_head(self) -> Head:
         head: Head | None = getattr(self._pins, "head", None)
-        assert head is not None, "a read outside Ledger.pinned"
+        assert head is not None, "a read outside pinned()"
         return head
 
     def _checked_head(self) -> Head:
         """The latest block, once it is known not to be older than what was seen."""
         for attempt in range(2):
+            before = self._marks.mark(self._chain_key)
             head = self._block("latest")
             too_old = head_too_old(head, int(time.time()), self._settings.ledger_max_head_age)
             if too_old is not None:
@@ -207,22 +213,23 @@ class JsonRpcLedger(ContractLedger):
                     "replayed ledger"
                 )
             try:
-                self._observe(head)
+                self._marks.check_since(
+                    self._chain_key, before, head, self._block_hash, self._describe
+                )
                 return head
             except StaleLedgerError:
-                # Another process may have seen a block newer than the one just
-                # read; a node that is honest has it too by now.
+                # A node behind a balancer may answer from a replica a block
+                # behind another: ask once more before calling it stale.
                 if attempt:
                     raise
         raise AssertionError("unreachable")
 
-    def _observe(self, head: Head) -> None:
-        self._marks.check(
-            self._chain_key,
-            head,
-            lambda number: self._block(number).hash,
-            f"the ledger node at {self.url} (chain {self.chain_id})",
-        )
+    @property
+    def _describe(self) -> str:
+        return f"the ledger node at {self.url} (chain {self.chain_id})"
+
+    def _block_hash(self, number: int) -> str:
+        return self._block(number).hash
 
     def _block(self, number: int | str) -> Head:
         block: Any = self._rpc(lambda: self.w3.eth.get_block(number))  # type: ignore[arg-type]
@@ -250,14 +257,12 @@ class JsonRpcLedger(ContractLedger):
 
     def _call(self, data: bytes) -> bytes:
         tx: dict[str, Any] = {"to": self._contract_text, "data": data}
-        if self._account is not None:
-            tx["from"] = self._account.address
         with self.pinned():
             at = self._pinned_head().number
             return self._reverting(lambda: bytes(self.w3.eth.call(tx, at)))  # type: ignore[arg-type]
 
-    def _transact(self, data: bytes, gas: int) -> TxReceipt:
-        return self._send(self._contract_text, data)[0]
+    def _transact(self, signer: Signer, data: bytes, gas: int) -> TxReceipt:
+        return self._send(signer, self._contract_text, data)[0]
 
     def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
         c = codec()
@@ -293,38 +298,17 @@ class JsonRpcLedger(ContractLedger):
 
     # -- sending -------------------------------------------------------------------------
 
-    def _send(self, to: str | None, data: bytes) -> tuple[TxReceipt, str | None]:
-        account = self._account
-        assert account is not None
-        base: dict[str, Any] = {"from": account.address, "data": data, "value": 0}
+    def _send(self, signer: Signer, to: str | None, data: bytes) -> tuple[TxReceipt, str | None]:
+        sender = str(signer.address)
+        base: dict[str, Any] = {"from": sender, "data": data, "value": 0}
         if to is not None:
             base["to"] = to
         # The estimate doubles as a dry run: a refusal surfaces here, with its reason.
         estimate = self._reverting(lambda: int(self.w3.eth.estimate_gas(base)))  # type: ignore[arg-type]
         gas = int(estimate * _GAS_MARGIN) + 10_000
         fees = self._fees()
-        self._ensure_funds(account.address, gas * max(fees.values()))
-        for attempt in range(3):
-            nonce = self._rpc(lambda: self.w3.eth.get_transaction_count(account.address, "pending"))
-            tx: dict[str, Any] = {
-                **base,
-                **fees,
-                "gas": gas,
-                "nonce": nonce,
-                "chainId": self.chain_id,
-            }
-            tx.pop("from")
-            raw = account.sign_transaction(tx).raw_transaction
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(raw)
-                break
-            except SedisError:
-                raise
-            except Exception as exc:
-                # Another process that signs as this account may have taken the nonce.
-                if "nonce" in str(exc).lower() and attempt < 2:
-                    continue
-                raise _unavailable(self.url, exc) from exc
+        self._ensure_funds(signer.address, gas * max(fees.values()))
+        tx_hash = self._send_signed(signer, {**base, **fees, "gas": gas})
         receipt: Any = self._rpc(
             lambda: self.w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.005
@@ -341,9 +325,7 @@ class JsonRpcLedger(ContractLedger):
         # The receipt only ever raises the mark: one at or below it (another
         # process saw a later block already) does not make a landed write fail.
         written = Head(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
-        mark = self._marks.mark(self._chain_key)
-        if mark is None or written.number > mark.number:
-            self._observe(written)
+        self._marks.raise_to(self._chain_key, written, self._block_hash, self._describe)
         created = receipt.get("contractAddress")
         return (
             TxReceipt(
@@ -351,6 +333,28 @@ class JsonRpcLedger(ContractLedger):
             ),
             created,
         )
+
+    def _send_signed(self, signer: Signer, fields: dict[str, Any]) -> Any:
+        """Sign and send with the account's next nonce; the transaction's hash."""
+        sender = str(signer.address)
+        # Until the node has the transaction, its nonce is not pending there: a
+        # second thread signing as this account would read the same one.
+        with _nonce_lock(self.url, signer.address):
+            for attempt in range(3):
+                nonce = self._rpc(lambda: self.w3.eth.get_transaction_count(sender, "pending"))  # type: ignore[arg-type]
+                tx = {**fields, "nonce": nonce, "chainId": self.chain_id}
+                tx.pop("from")
+                raw = signer.sign_transaction(tx)
+                try:
+                    return self.w3.eth.send_raw_transaction(raw)
+                except SedisError:
+                    raise
+                except Exception as exc:
+                    # Another process that signs as this account may have taken the nonce.
+                    if "nonce" in str(exc).lower() and attempt < 2:
+                        continue
+                    raise _unavailable(self.url, exc) from exc
+        raise AssertionError("unreachable")
 
     def _fees(self) -> dict[str, int]:
         block = self._rpc(lambda: self.w3.eth.get_block("latest"))
@@ -365,11 +369,11 @@ class JsonRpcLedger(ContractLedger):
             tip = 10**9
         return {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip}
 
-    def balance(self, address: str) -> int:
-        checked = checked_address(address)
-        return self._rpc(lambda: int(self.w3.eth.get_balance(checked)))  # type: ignore[arg-type]
+    def balance(self, address: Address) -> int:
+        checked = to_checksum_address(account_arg(address))
+        return self._rpc(lambda: int(self.w3.eth.get_balance(checked)))
 
-    def _ensure_funds(self, address: str, needed: int) -> None:
+    def _ensure_funds(self, address: Address, needed: int) -> None:
         balance = self.balance(address)
         if balance >= needed:
             return
@@ -380,7 +384,7 @@ class JsonRpcLedger(ContractLedger):
             )
         # A dev node unlocks its dev accounts: the first one pays.
         dev = self._rpc(lambda: self.w3.eth.accounts[0])
-        funding: Any = {"from": dev, "to": address, "value": _DEV_FUNDING + needed}
+        funding: Any = {"from": dev, "to": str(address), "value": _DEV_FUNDING + needed}
         tx_hash = self._rpc(lambda: self.w3.eth.send_transaction(funding))
         self._rpc(
             lambda: self.w3.eth.wait_for_transaction_receipt(

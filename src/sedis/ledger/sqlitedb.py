@@ -9,7 +9,8 @@ WAL mode lets readers keep a consistent snapshot while a writer works.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,32 +35,123 @@ LogRow = tuple[int, int, bytes, bytes, tuple[bytes, ...], bytes]
 
 
 class SqliteDB(BaseDB):
-    """A py-evm key-value database in one SQLite file."""
+    """A py-evm key-value database in one SQLite file, shared by the threads of a process.
+
+    Each thread reads through a connection of its own, so that each holds its
+    own snapshot: one SQLite connection carries one transaction at a time, and
+    a snapshot held by one thread (a pinned read) must neither block nor be
+    shared by the others. Writes go through one more connection, used by one
+    writer at a time (the caller serialises them): a thread inside a pinned
+    read may still write, without its snapshot being in the way.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._local = threading.local()
+        self._guard = threading.Lock()
+        self._readers: dict[threading.Thread, sqlite3.Connection] = {}
+        self._closed = False
+        self._writer = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
         try:
-            # A session may open the chain on one thread and use it on another.
-            self.conn = connect_wal(path, _SCHEMA, synchronous="FULL")
+            return connect_wal(self.path, _SCHEMA, synchronous="FULL")
         except sqlite3.DatabaseError as exc:
-            raise _translate(path, exc) from exc
+            raise _translate(self.path, exc) from exc
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection this thread's session uses: the writer's inside writing()."""
+        if getattr(self._local, "writing", False):
+            return self._writer
+        conn: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if conn is None:
+            conn = self._local.reader = self._reader()
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = self._connect()
+        with self._guard:
+            if self._closed:
+                conn.close()
+                raise UnavailableError(f"the embedded ledger {self.path} is closed")
+            # Threads come and go (a server's request threads): close what the
+            # finished ones left, so that connections do not pile up.
+            for thread in [t for t in self._readers if not t.is_alive()]:
+                self._readers.pop(thread).close()
+            self._readers[threading.current_thread()] = conn
+        return conn
 
     def close(self) -> None:
-        self.conn.close()
+        with self._guard:
+            self._closed = True
+            readers, self._readers = list(self._readers.values()), {}
+        for conn in readers:
+            conn.close()
+        self._writer.close()
 
     @contextmanager
     def transaction(self, write: bool) -> Iterator[None]:
-        """A snapshot for reads, or the one writer's all-or-nothing transaction."""
+        """This thread's snapshot for reads, or the one writer's all-or-nothing transaction.
+
+        A read session inside another on the same thread joins it: reads in
+        it all answer from the snapshot the outer one took. Write sessions do
+        not nest.
+        """
+        if write:
+            with self._session(self._begin_write, self._end_write):
+                yield
+            return
+        depth: int = getattr(self._local, "read_depth", 0)
+        if depth or getattr(self._local, "writing", False):
+            # A read inside a write session reads what the write has done so far.
+            self._local.read_depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.read_depth = depth
+            return
+        with self._session(self._begin_read, self._end_read):
+            yield
+
+    @contextmanager
+    def _session(
+        self, begin: Callable[[], sqlite3.Connection], end: Callable[[], None]
+    ) -> Iterator[None]:
         try:
-            self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            conn = begin()
             try:
                 yield
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                end()
+                conn.execute("ROLLBACK")
                 raise
-            self.conn.execute("COMMIT")
+            end()
+            conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise _translate(self.path, exc) from exc
+
+    def _begin_read(self) -> sqlite3.Connection:
+        conn = self.conn
+        conn.execute("BEGIN")
+        self._local.read_depth = 1
+        # SQLite takes a deferred transaction's snapshot at its first read:
+        # read now, so that the snapshot is the state when the session began.
+        conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+        return conn
+
+    def _end_read(self) -> None:
+        self._local.read_depth = 0
+
+    def _begin_write(self) -> sqlite3.Connection:
+        if getattr(self._local, "writing", False):
+            raise RuntimeError("write sessions of the embedded ledger do not nest")
+        self._writer.execute("BEGIN IMMEDIATE")
+        self._local.writing = True
+        return self._writer
+
+    def _end_write(self) -> None:
+        self._local.writing = False
 
     # -- py-evm's DatabaseAPI ------------------------------------------------
 

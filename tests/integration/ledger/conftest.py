@@ -8,7 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -17,8 +17,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from sedis.config import Settings
+from sedis.core.address import Address
+from sedis.crypto.signer import AccountSigner
 from sedis.ledger import open_ledger
-from sedis.ledger.base import Ledger
+from sedis.ledger.base import LedgerReader, LedgerWriter
 from tests import peers
 
 ANVIL = peers.PEERS / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -73,34 +75,56 @@ def anvil_contract(anvil_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     from sedis.ledger.jsonrpc import JsonRpcLedger
 
     settings = Settings(home=tmp_path_factory.mktemp("deployer"), ledger_url=anvil_url)
-    ledger = JsonRpcLedger.connect(settings, Account.create(), need_contract=False)
-    address, _ = ledger.deploy()
+    with JsonRpcLedger.connect(settings, need_contract=False) as ledger:
+        address, _ = ledger.deploy(AccountSigner(Account.create()))
     return address
+
+
+def addr(account: LocalAccount) -> Address:
+    return Address.parse(account.address)
 
 
 @dataclass
 class Chain:
-    """One engine under test; ``open`` gives a Ledger acting as ``account``."""
+    """One engine under test: one reader shared by the test, and writers on it."""
 
     kind: str
     settings: Settings
+    _opened: list[LedgerReader] = field(default_factory=list)
 
-    def open(self, account: LocalAccount | None = None) -> Ledger:
-        return open_ledger(self.settings, account)
+    def reader(self) -> LedgerReader:
+        """The test's reader (the same one each time)."""
+        if not self._opened:
+            self._opened.append(open_ledger(self.settings))
+        return self._opened[0]
 
-    def with_home(self, home: Path) -> Chain:
-        return Chain(self.kind, replace(self.settings, home=home))
+    def fresh_reader(self) -> LedgerReader:
+        """A reader of its own, as another process on this SEDIS_HOME would open."""
+        reader = open_ledger(self.settings)
+        self._opened.append(reader)
+        return reader
+
+    def writer(self, account: LocalAccount) -> LedgerWriter:
+        return self.reader().writer(AccountSigner(account))
+
+    def close(self) -> None:
+        for reader in self._opened:
+            reader.close()
+        self._opened.clear()
 
 
 @pytest.fixture(params=["embedded", "anvil"])
-def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Chain:
+def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chain]:
     home = tmp_path / "home"
     home.mkdir()
     if request.param == "embedded":
-        return Chain("embedded", Settings(home=home))
-    url = request.getfixturevalue("anvil_url")
-    contract = request.getfixturevalue("anvil_contract")
-    return Chain("anvil", Settings(home=home, ledger_url=url, ledger_contract=contract))
+        opened = Chain("embedded", Settings(home=home))
+    else:
+        url = request.getfixturevalue("anvil_url")
+        contract = request.getfixturevalue("anvil_contract")
+        opened = Chain("anvil", Settings(home=home, ledger_url=url, ledger_contract=contract))
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -109,6 +110,7 @@ def test_an_owner_only_action_by_someone_else(sedis: Run, home: Any) -> None:
     from sedis.config import Settings
     from sedis.core.records import ScanSummary
     from sedis.crypto.identities import IdentityStore
+    from sedis.crypto.signer import AccountSigner
     from sedis.ledger import open_ledger
 
     env = {"SEDIS_PASSWORD": "pw"}
@@ -116,9 +118,10 @@ def test_an_owner_only_action_by_someone_else(sedis: Run, home: Any) -> None:
         assert sedis("identity", "create", name, env=env).code == 0
     alice = IdentityStore(home).unlock_account("alice", "pw")
     digest = "sha256:" + "5e" * 32
-    with open_ledger(Settings(home=home), alice) as ledger:
-        ledger.publish(digest, "sha256:" + "c0" * 32, "bafyroot", ScanSummary.unscanned())
+    with closing(open_ledger(Settings(home=home))) as reader:
+        writer = reader.writer(AccountSigner(alice))
+        writer.publish(digest, "sha256:" + "c0" * 32, "bafyroot", ScanSummary.unscanned())
     result = sedis("status", digest, "revoked", "--reason", "hostile", "--as", "bob", env=env)
     one_line_error(result, 8, f"only the owner of {digest} ({alice.address}) may change its status")
-    with open_ledger(Settings(home=home)) as ledger:
-        assert [e.status.value for e in ledger.status_history(digest)] == ["TRUSTED"]
+    with closing(open_ledger(Settings(home=home))) as reader:
+        assert [e.status.value for e in reader.status_history(digest)] == ["TRUSTED"]

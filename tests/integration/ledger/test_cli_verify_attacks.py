@@ -15,13 +15,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from sedis.ledger.base import Ledger
+from sedis.ledger.base import LedgerWriter
 from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
 
 pytestmark = pytest.mark.integration
@@ -70,11 +71,15 @@ class World:
 
         return IdentityStore(self.home).unlock_account(name, PASSWORD)
 
-    def open(self, name: str) -> Ledger:
+    @contextmanager
+    def open(self, name: str) -> Iterator[LedgerWriter]:
+        """A ledger writer signing as the identity ``name``."""
         from sedis.config import load
+        from sedis.crypto.signer import AccountSigner
         from sedis.ledger import open_ledger
 
-        return open_ledger(load(self.env), self.account(name))
+        with closing(open_ledger(load(self.env))) as reader:
+            yield reader.writer(AccountSigner(self.account(name)))
 
 
 def _image(work: Path, label: str) -> Path:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from eth_account import Account
 
 from sedis.config import Settings
 from sedis.core.records import ScanSummary, Status
+from sedis.crypto.signer import AccountSigner
 from sedis.ledger import open_ledger
 from tests import peers
 
@@ -87,11 +89,11 @@ def test_sigkill_mid_transaction_loses_nothing_committed(tmp_path: Path) -> None
         # The transaction in flight at the kill is wholly in (then it reads back whole,
         # and counts as committed from now on) or wholly out.
         committed = check_whole(home, committed, in_flight=1)
-    ledger = open_ledger(Settings(home=home), Account.create())
-    ledger.publish(
-        "sha256:" + "cd" * 32, "sha256:" + "ef" * 32, "bafyroot", ScanSummary.unscanned()
-    )
-    assert ledger.image("sha256:" + "cd" * 32) is not None
+    with closing(open_ledger(Settings(home=home))) as reader:
+        reader.writer(AccountSigner(Account.create())).publish(
+            "sha256:" + "cd" * 32, "sha256:" + "ef" * 32, "bafyroot", ScanSummary.unscanned()
+        )
+        assert reader.image("sha256:" + "cd" * 32) is not None
 
 
 def test_two_concurrent_writers_both_succeed(tmp_path: Path) -> None:
@@ -103,8 +105,8 @@ def test_two_concurrent_writers_both_succeed(tmp_path: Path) -> None:
     digests = [line for out, _ in outputs for line in out.split()]
     assert len(digests) == 50 and len(set(digests)) == 50
     assert len(check_whole(home, digests, in_flight=0)) == 50
-    ledger = open_ledger(Settings(home=home))
-    owners = {r.owner for r in ledger.images()}
+    with closing(open_ledger(Settings(home=home))) as reader:
+        owners = {r.owner for r in reader.images()}
     assert len(owners) == 2
 
 
@@ -152,23 +154,24 @@ def test_a_new_account_is_funded_in_the_block_of_its_first_transaction(tmp_path:
     from sedis.ledger.embedded import EmbeddedLedger
 
     directory = tmp_path / "ledger"
-    first, second = Account.create(), Account.create()
-    with EmbeddedLedger(directory, first) as ledger:
+    first, second = AccountSigner(Account.create()), AccountSigner(Account.create())
+    with EmbeddedLedger(directory) as ledger:
         head = ledger.info().block_number
         assert ledger.balance(first.address) == 0
-        receipt = ledger.register_keys(b'{"kty":"EC"}', b"\x01" * 256)
+        receipt = ledger.writer(first).register_keys(b'{"kty":"EC"}', b"\x01" * 256)
         assert receipt.block_number == head + 1  # funding and transaction: one block
         assert ledger.balance(first.address) > 0
         assert ledger.info().block_number == head + 1
-    with EmbeddedLedger(directory, second) as ledger:
+    with EmbeddedLedger(directory) as ledger:
         # The same call by another new account costs the same gas: the receipt
         # counts the transaction's own gas, not the block's with the funding.
-        again = ledger.register_keys(b'{"kty":"EC"}', b"\x01" * 256)
+        writer = ledger.writer(second)
+        again = writer.register_keys(b'{"kty":"EC"}', b"\x01" * 256)
         assert again.gas_used == receipt.gas_used
         assert 21_000 < receipt.gas_used < 400_000
         assert again.block_number == head + 2
         # A funded account's next transaction needs no funding.
-        third = ledger.register_keys(b'{"kty":"EC"}', b"\x02" * 256)
+        third = writer.register_keys(b'{"kty":"EC"}', b"\x02" * 256)
         assert third.block_number == head + 3
 
 
@@ -176,11 +179,11 @@ def test_a_new_accounts_failed_first_transaction_leaves_no_funding(tmp_path: Pat
     from sedis.core.errors import SedisError
     from sedis.ledger.embedded import EmbeddedLedger
 
-    account = Account.create()
-    with EmbeddedLedger(tmp_path / "ledger", account) as ledger:
+    account = AccountSigner(Account.create())
+    with EmbeddedLedger(tmp_path / "ledger") as ledger:
         head = ledger.info().block_number
         # Only an image's owner may change its status; this one has no owner: a revert.
         with pytest.raises(SedisError):
-            ledger.set_status("sha256:" + "ab" * 32, Status.REVOKED, "no such image")
+            ledger.writer(account).set_status("sha256:" + "ab" * 32, Status.REVOKED, "no such")
         assert ledger.info().block_number == head  # funding and all, nothing was kept
         assert ledger.balance(account.address) == 0

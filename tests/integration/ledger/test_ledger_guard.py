@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from sedis.core.access import live_grants
+from sedis.core.records import GrantRequest
 from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
-from sedis.service.query import list_images
-from tests.integration.ledger.conftest import Chain, anvil_node
+from tests.integration.ledger.conftest import Chain, addr, anvil_node
 from tests.integration.ledger.test_cli_errors import one_line_error
-from tests.integration.ledger.test_contract_suite import published, rand_digest
+from tests.integration.ledger.test_contract_suite import is_granted, published, rand_digest
 from tests.rpc_proxy import replaying_proxy, request_key, rpc
 
 pytestmark = pytest.mark.integration
@@ -107,21 +108,21 @@ def test_an_expired_grant_is_refused_while_the_chain_mines_no_blocks(
 
 
 def test_every_reader_of_a_grant_sees_it_expire_without_a_new_block(chain: Chain) -> None:
-    owner, reader = Account.create(), Account.create()
-    ledger = chain.open(owner)
+    owner, recipient = Account.create(), Account.create()
+    ledger = chain.writer(owner)
     digest, _ = published(ledger)
     expires = int(time.time()) + 3
-    ledger.grant(digest, reader.address, "bafymanifest", rand_digest(), expires)
-    mine = chain.open(reader)
-    assert mine.is_granted(digest, reader.address)
-    assert [r["digest"] for r in list_images(mine, reader.address, False, True)] == [digest]
+    ledger.grant(digest, GrantRequest(addr(recipient), "bafymanifest", rand_digest(), expires))
+    mine = chain.fresh_reader()
+    assert is_granted(mine, digest, addr(recipient))
+    assert [g.digest for g in live_grants(mine.grants_to(addr(recipient)), mine.now())] == [digest]
     time.sleep(max(0.0, expires - time.time()) + 1.1)
 
-    assert not mine.is_granted(digest, reader.address)
+    assert not is_granted(mine, digest, addr(recipient))
     assert mine.now() >= expires
-    grant = mine.grant_of(digest, reader.address)
+    grant = mine.grant_of(digest, addr(recipient))
     assert grant is not None and not grant.active_at(mine.now())
-    assert list_images(mine, reader.address, False, True) == []
+    assert live_grants(mine.grants_to(addr(recipient)), mine.now()) == []
 
 
 # -- item: replayed or forked ledger answers ----------------------------------------------
@@ -232,12 +233,14 @@ def test_a_write_below_a_mark_another_process_raised_still_succeeds(
     """Another process on the same SEDIS_HOME may see a later block between this one's
     transaction and its receipt: the write landed, and must not be reported as failed."""
     from sedis.config import Settings
+    from sedis.crypto.signer import AccountSigner
     from sedis.ledger import open_ledger
     from sedis.ledger.jsonrpc import JsonRpcLedger
 
     settings = Settings(home=tmp_path, ledger_url=anvil_url, ledger_contract=anvil_contract)
     owner = Account.create()
-    ledger = open_ledger(settings, owner)
+    reader = open_ledger(settings)
+    ledger = reader.writer(AccountSigner(owner))
     other = open_ledger(settings)  # the other process: same marks file
     digest, _ = published(ledger)
     sent = JsonRpcLedger._send
@@ -258,7 +261,9 @@ def test_a_write_below_a_mark_another_process_raised_still_succeeds(
             monkeypatch.setattr(self.w3.eth, "wait_for_transaction_receipt", original)
 
     monkeypatch.setattr(JsonRpcLedger, "_send", racing)
-    reader = Account.create()
-    ledger.grant(digest, reader.address, "bafymanifest", rand_digest())
+    recipient = Account.create()
+    ledger.grant(digest, GrantRequest(addr(recipient), "bafymanifest", rand_digest()))
     monkeypatch.undo()
-    assert ledger.is_granted(digest, reader.address)
+    assert is_granted(reader, digest, addr(recipient))
+    reader.close()
+    other.close()

@@ -17,11 +17,12 @@ from eth_account import Account
 
 from sedis.config import Settings
 from sedis.core.records import ScanSummary
+from sedis.crypto.signer import AccountSigner
 from sedis.ledger import open_ledger
 
 
 def publish(home: Path, count: int) -> None:
-    ledger = open_ledger(Settings(home=home), Account.create())
+    ledger = open_ledger(Settings(home=home)).writer(AccountSigner(Account.create()))
     for _ in range(count):
         digest = "sha256:" + os.urandom(32).hex()
         ledger.publish(
