@@ -89,11 +89,6 @@ def test_an_import_upward_across_siblings_breaks_the_layers(tree: Path) -> None:
     assert "Layers: each package imports only the ones below it" in broken(result.stdout)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the commands still import sedis.ledger and sedis.store until the service "
-    "layer's refactor lands; remove this mark then",
-)
 def test_the_tree_as_it_is_keeps_every_contract(tree: Path) -> None:
     result = lint_imports(tree)
     assert result.returncode == 0, result.stdout

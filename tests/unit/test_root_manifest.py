@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
 
 import pytest
 
@@ -32,6 +30,5 @@ def test_a_hostile_layout_index_is_one_clear_refusal(
 ) -> None:
     with EmbeddedStore(tmp_path / "store") as store:
         root = _root(store, index)
-        session = cast(Any, SimpleNamespace(store=store))
         with pytest.raises(error, match=message):
-            access.root_manifest(session, root)
+            access.root_manifest(store, root)
