@@ -36,7 +36,7 @@ from sedis.store import car, reader
 from sedis.store.base import ContentStore, GcReport
 from sedis.store.cid import DAG_PB, Cid
 from sedis.store.importer import Entry, Importer, ImportOptions, Progress
-from sedis.store.packstore import PackStore, tune_allocator
+from sedis.store.packstore import PackStore
 
 # Blocks in flight ahead of a reader: 4 batches of 4 x 256 KiB keep both threads busy.
 _BATCH = 4
@@ -50,7 +50,6 @@ class EmbeddedStore(ContentStore):
     def __init__(self, root: Path) -> None:
         self.url = "embedded"
         self.root = root
-        tune_allocator()
         self._blocks = PackStore(root)
         self._pins_file = root / "pins.json"
         self._release_journal = root / "releasing.json"
