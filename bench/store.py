@@ -29,6 +29,8 @@ _CHILD = """
 import json, sys, time
 from pathlib import Path
 from sedis.store.embedded import EmbeddedStore
+from sedis.store.packstore import tune_allocator
+tune_allocator()  # as the CLI does at start-up
 store = EmbeddedStore(Path(sys.argv[2]))
 start = time.perf_counter()
 if sys.argv[1] == "add":

@@ -287,3 +287,48 @@ def test_two_processes_add_at_once(tmp_path: Path) -> None:
     for n, cid in zip((1, 2), cids, strict=True):
         assert b"".join(store.cat(cid)) == bytes([n]) * (3 * 1024 * 1024 + 7)
     assert sorted(str(c) for c in store.pins()) == sorted(cids)
+
+
+def test_a_reread_serves_the_same_bytes_and_is_a_capability_of_this_store(
+    tmp_path: Path,
+) -> None:
+    from sedis.store.base import ContentStore, RereadsWithoutHashing
+
+    store = EmbeddedStore(tmp_path / "s")
+    data = pseudo_random(5 * 256 * 1024 + 17, "reread")
+    root = str(store.add_bytes(data).cid)
+    assert b"".join(store.cat(root)) == data
+    assert isinstance(store, RereadsWithoutHashing)
+    assert b"".join(store.reread(root)) == data
+    assert "reread" not in vars(ContentStore)  # not every store can: not on the interface
+
+
+def test_a_reread_does_not_hash_again_so_its_reader_must(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "s")
+    data = pseudo_random(3 * 256 * 1024, "unhashed")
+    root = str(store.add_bytes(data).cid)
+    assert b"".join(store.cat(root)) == data
+    leaf = next(where for where in stored_blocks(store) if where[2] == 256 * 1024)
+    flip_byte(leaf[0], leaf[1] + 9)
+    # What was read and checked a moment ago is taken as it lies on disk...
+    assert b"".join(store.reread(root)) != data
+    # ...while every cat checks every block.
+    with pytest.raises(CorruptError, match="is corrupt"):
+        b"".join(store.cat(root))
+
+
+def test_opening_a_store_leaves_the_allocator_alone(tmp_path: Path) -> None:
+    probe = (
+        "import sys; from pathlib import Path; "
+        "from sedis.store import packstore; "
+        "from sedis.store.embedded import EmbeddedStore; "
+        "EmbeddedStore(Path(sys.argv[1])).add_bytes(b'x' * 3000000); "
+        "print(packstore.tune_allocator.cache_info().currsize)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["0"]

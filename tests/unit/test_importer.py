@@ -105,13 +105,66 @@ class _ThreadRecorder:
 
 def test_a_stream_of_one_batch_is_hashed_on_the_callers_thread() -> None:
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
-    small, large = _ThreadRecorder(), _ThreadRecorder()
+    small, large, alone = _ThreadRecorder(), _ThreadRecorder(), _ThreadRecorder()
     data = bytes(range(256)) * 4096  # 1 MiB: four chunks, one worker batch
-    small_entry = Importer(small).add_stream(io.BytesIO(data[:-1]))
-    large_entry = Importer(large).add_stream(io.BytesIO(data + data))
-    assert small.threads == {threading.current_thread().name}
-    assert large.threads and all(name.startswith("sedis-import") for name in large.threads)
+    with ThreadPoolExecutor(2, thread_name_prefix="workers") as workers:
+        small_entry = Importer(small, executor=workers).add_stream(io.BytesIO(data[:-1]))
+        large_entry = Importer(large, executor=workers).add_stream(io.BytesIO(data + data))
+    alone_entry = Importer(alone).add_stream(io.BytesIO(data + data))
+    here = threading.current_thread().name
+    assert small.threads == {here}
+    assert large.threads and all(name.startswith("workers") for name in large.threads)
+    assert alone.threads == {here}  # no executor: all on the caller's thread
     # Either way, the same bytes give the same CID.
     again = Importer(_ThreadRecorder()).add_stream(io.BytesIO(data[:-1]))
     assert again == small_entry and large_entry.size == 2 * len(data)
+    assert alone_entry == large_entry
+
+
+class _FailingStream(io.RawIOBase):
+    """Gives ``good`` bytes, then fails the way a verifying stream does."""
+
+    def __init__(self, good: bytes) -> None:
+        self._inner = io.BytesIO(good)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        got = self._inner.readinto(buffer)
+        if not got:
+            raise ValueError("the source lied")
+        return got
+
+
+class _SlowSink(RecordingSink):
+    """Stores slowly, noting each block it was still storing after the add failed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+        self.late: list[bytes] = []
+
+    def put_block(self, cid: Cid, data: bytes | memoryview) -> None:
+        import time
+
+        time.sleep(0.01)
+        if self.failed:
+            self.late.append(cid.binary)
+        super().put_block(cid, data)
+
+
+def test_a_failed_add_stores_nothing_after_it_returns() -> None:
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    sink = _SlowSink()
+    with ThreadPoolExecutor(2) as workers:
+        importer = Importer(sink, executor=workers, window=4)
+        with pytest.raises(ValueError, match="the source lied"):
+            importer.add_stream(_FailingStream(bytes(6 * 1024 * 1024)))  # type: ignore[arg-type]
+        sink.failed = True
+        time.sleep(0.3)
+    assert sink.late == []

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sedis.core.errors import ConflictError, CorruptError, InvalidInputError
-from sedis.oci import model, transports
+from sedis.oci import model
 from sedis.oci.docker_archive import DockerArchiveSink
 from sedis.oci.oci_layout import OciLayoutSink
 from sedis.oci.tarsafe import ArchiveIndex
@@ -288,33 +286,3 @@ def test_platform_narrowing(tmp_path: Path) -> None:
         assert src.manifest_digest == arm.digest
     with pytest.raises(InvalidInputError, match=r"available: linux/amd64, linux/arm64$"):
         open_source(f"oci:{root}:multi", platform="windows/amd64")
-
-
-@pytest.mark.parametrize(
-    ("ref", "module"),
-    [
-        ("docker-archive:/nowhere/x.tar", "sedis.oci.docker_archive"),
-        ("oci-archive:/nowhere/x.tar", "sedis.oci.oci_archive"),
-        ("oci:/nowhere:1", "sedis.oci.oci_layout"),
-        ("docker://127.0.0.1:5000/a/b:1", "sedis.oci.registry"),
-    ],
-)
-def test_load_code_imports_the_transport_and_opens_nothing(
-    tmp_path: Path, ref: str, module: str
-) -> None:
-    probe = (
-        "import sys; from sedis.oci import transports; "
-        f"before = {module!r} in sys.modules; transports.load_code({ref!r}); "
-        f"print(before, {module!r} in sys.modules)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
-    )
-    assert done.stdout.split() == ["False", "True"]
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_load_code_leaves_a_bad_reference_for_opening_to_report() -> None:
-    transports.load_code("nonsense:/x")  # no error here...
-    with pytest.raises(InvalidInputError, match="nonsense"):
-        open_sink("nonsense:/x")  # ...it is open_sink's to give

@@ -31,25 +31,6 @@ def _ref(ref: str | ImageReference) -> ImageReference:
     return parse_reference(ref) if isinstance(ref, str) else ref
 
 
-# The module that reads and writes each transport.
-_MODULES = {
-    "oci": "sedis.oci.oci_layout",
-    "oci-archive": "sedis.oci.oci_archive",
-    "docker-archive": "sedis.oci.docker_archive",
-    "docker": "sedis.oci.registry",
-}
-
-
-def load_code(ref: str) -> None:
-    """Import what opening ``ref`` will need, ahead of use (for a thread that
-    waits on something else); a bad reference is left for opening to report."""
-    import importlib
-    from contextlib import suppress
-
-    with suppress(Exception):
-        importlib.import_module(_MODULES[_ref(ref).transport])
-
-
 def open_source(
     ref: str | ImageReference,
     platform: Platform | str | None = None,

@@ -18,13 +18,3 @@ def open_store(settings: Settings) -> ContentStore:
     from sedis.store.kubo import KuboStore
 
     return KuboStore(settings.store_url)
-
-
-def load_code(settings: Settings) -> None:
-    """Import what opening this store will need, ahead of use (see ledger.load_code)."""
-    import importlib
-    from contextlib import suppress
-
-    embedded = settings.store_url == "embedded"
-    with suppress(Exception):
-        importlib.import_module("sedis.store.embedded" if embedded else "sedis.store.kubo")

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from sedis.store import car, reader
 from sedis.store.cid import Cid
@@ -124,15 +124,6 @@ class ContentStore(ABC):
         """A file's bytes, in pieces, each from a verified block."""
         return reader.read_file(self, self.resolve(ref))
 
-    def cat_again(self, ref: str) -> Iterator[bytes]:
-        """A file's bytes once more, right after a ``cat`` of it ran to its end.
-
-        A store whose blocks never change once written may serve them without
-        hashing them again; any other re-verifies. The caller must check what
-        it reads against a digest it trusts.
-        """
-        return self.cat(ref)
-
     def read_bytes(self, ref: str, limit: int) -> bytes:
         """A whole file, refused if it is larger than ``limit`` (for small metadata)."""
         from sedis.core.errors import InvalidInputError
@@ -162,3 +153,20 @@ class ContentStore(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@runtime_checkable
+class RereadsWithoutHashing(Protocol):
+    """What a store whose blocks never change once written can also do.
+
+    Such a store can serve a file's bytes once more, right after a ``cat`` of
+    it ran to its end, without hashing its blocks again. It is a capability,
+    not part of ContentStore: a caller that reads a file twice looks for it
+    (``isinstance(store, RereadsWithoutHashing)``) and uses ``cat`` for the
+    second read when a store lacks it. The caller must check what it rereads
+    against a digest it trusts.
+    """
+
+    def reread(self, ref: str) -> Iterator[bytes]:
+        """A file's bytes once more, right after a ``cat`` of it ran to its end."""
+        ...

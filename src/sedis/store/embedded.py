@@ -7,6 +7,12 @@ Concurrency: adds, imports and pins hold a shared lock and garbage collection
 (or a release) an exclusive one, so gc never sweeps the blocks of an add that has not pinned
 its root yet. (filelock has no shared mode, hence flock directly.) The pin set
 is a small JSON file, replaced atomically under its own lock.
+
+Threads: a store keeps two small pools for as long as it is open, one that
+reads blocks ahead of a ``cat`` and one that hashes and writes an add's
+leaves; they are shared by every thread that uses the store, and what runs
+on them waits on nothing. (A use case's own executor is not used: a caller
+running on it would wait on tasks queued behind itself.)
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -29,24 +36,27 @@ from sedis.store import car, reader
 from sedis.store.base import ContentStore, GcReport
 from sedis.store.cid import DAG_PB, Cid
 from sedis.store.importer import Entry, Importer, ImportOptions, Progress
-from sedis.store.packstore import PackStore, tune_allocator
+from sedis.store.packstore import PackStore
 
 # Blocks in flight ahead of a reader: 4 batches of 4 x 256 KiB keep both threads busy.
 _BATCH = 4
 _PREFETCH = 4
+_READ_THREADS = 2
+# More writers than cores: some write while others hash.
+_IMPORT_THREADS = 4
 
 
 class EmbeddedStore(ContentStore):
     def __init__(self, root: Path) -> None:
         self.url = "embedded"
         self.root = root
-        tune_allocator()
         self._blocks = PackStore(root)
         self._pins_file = root / "pins.json"
         self._release_journal = root / "releasing.json"
         self._pins_lock = FileLock(str(root / "pins.lock"))
         self._gc_lock_file = root / "gc.lock"
-        self._pool: ThreadPoolExecutor | None = None
+        self._readers = _Threads(_READ_THREADS, "sedis-read")
+        self._importers = _Threads(_IMPORT_THREADS, "sedis-import")
         if (root / "blocks").is_dir():
             with self._gc_guard(exclusive=True):
                 self._blocks.migrate_flat(root / "blocks")
@@ -60,7 +70,7 @@ class EmbeddedStore(ContentStore):
         return self._blocks.has_block(cid)
 
     def get_blocks(self, cids: Iterable[Cid], *, rehash: bool = True) -> Iterator[bytes]:
-        """Blocks in order, read (and re-hashed) on two threads ahead of the consumer.
+        """Blocks in order, read (and re-hashed) on the reading threads ahead of the consumer.
 
         The readers take a few blocks per task (one hand-off per mebibyte).
         """
@@ -71,7 +81,7 @@ class EmbeddedStore(ContentStore):
         def read(batch: tuple[Cid, ...]) -> list[bytes]:
             return [self._blocks.get_block(cid, rehash=rehash) for cid in batch]
 
-        pool = self._reader_pool()
+        pool = self._readers.get()
         pending: deque[Future[list[bytes]]] = deque()
         it = iter(cids)
         while batch := tuple(islice(it, _BATCH)):
@@ -81,21 +91,17 @@ class EmbeddedStore(ContentStore):
         while pending:
             yield from pending.popleft().result()
 
-    def cat_again(self, ref: str) -> Iterator[bytes]:
+    def reread(self, ref: str) -> Iterator[bytes]:
+        """A file's bytes once more, right after a ``cat`` of it ran to its end,
+        without hashing its blocks again (see base.RereadsWithoutHashing)."""
         # Pack files are written once and never changed in place (gc moves
         # blocks whole), so bytes that cat() checked a moment ago are read
         # without hashing them again; the caller checks them against a digest.
         return reader.read_file(_Rehashless(self), self.resolve(ref))
 
-    def _reader_pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(2, thread_name_prefix="sedis-read")
-        return self._pool
-
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self._readers.shutdown()
+        self._importers.shutdown()
         self._blocks.close()
 
     def locate(self, cid: Cid) -> tuple[Path, int, int] | None:
@@ -141,7 +147,7 @@ class EmbeddedStore(ContentStore):
         # One shared lock over the add and the pin: gc never sees the blocks unpinned.
         with self._gc_guard(exclusive=False):
             with self._blocks.writer() as pack:
-                entry = build(Importer(pack, options))
+                entry = build(Importer(pack, options, executor=self._importers.get()))
             if pin:
                 self._add_pin(entry.cid)
             return entry
@@ -292,6 +298,28 @@ class EmbeddedStore(ContentStore):
             os.close(fd)
 
 
+class _Threads:
+    """A pool of the store's, started on first use and kept until the store closes."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def get(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._size, thread_name_prefix=self._name)
+            return self._pool
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _cids_json(cids: Iterable[Cid]) -> str:
     return json.dumps({"version": 1, "pins": sorted(str(c) for c in cids)}, indent=1)
 
@@ -336,7 +364,7 @@ class _StagedBlocks:
 
 
 class _Rehashless:
-    """The embedded store's blocks, read without re-hashing (see cat_again)."""
+    """The embedded store's blocks, read without re-hashing (see reread)."""
 
     def __init__(self, store: EmbeddedStore) -> None:
         self._store = store

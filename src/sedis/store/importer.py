@@ -5,11 +5,11 @@ of at most 174 links per node, exactly as kubo's balanced layout does it, so
 that the same bytes and settings give the same CID. Directories are dag-pb
 UnixFS directories with links sorted by name.
 
-Leaves are hashed and written on worker threads while the caller's thread
-reads ahead: sha256 and file writes release the GIL, so an add uses every
-core, and more writers than cores keep the disk busy while others hash. At
-most ``window`` batches of chunks (4 MiB) are in flight, so memory stays constant
-whatever the file size. (Twice that kept two cores no busier, and a fresh
+Given an executor, leaves are hashed and written on its threads while the
+caller's thread reads ahead: sha256 and file writes release the GIL, so an
+add uses every core, and more writers than cores keep the disk busy while
+others hash. At most ``window`` batches of chunks (4 MiB) are in flight, so
+memory stays constant whatever the file size. (Twice that kept two cores no busier, and a fresh
 process pays to fault in every in-flight byte: a 39 MiB publish took 9 ms longer.)
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import stat
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -87,30 +87,41 @@ Progress = Callable[[int], None]
 
 
 class Importer:
+    """Builds UnixFS DAGs into ``sink``.
+
+    ``executor``: where leaves are hashed and stored, beside the reading
+    thread; None hashes them on the calling thread. The tasks given to it
+    wait on nothing, but the importer waits on them: a caller that runs on
+    one of the executor's threads must not hand it that same executor.
+    """
+
     def __init__(
         self,
         sink: BlockSink,
         options: ImportOptions | None = None,
         *,
-        workers: int = 4,
+        executor: Executor | None = None,
         window: int = 4,
     ) -> None:
         self._sink = sink
         self._opts = options or ImportOptions()
-        self._workers = workers
+        self._executor = executor
         self._window = window
 
     # -- files -----------------------------------------------------------------
 
     def add_stream(self, stream: BinaryIO, progress: Progress | None = None) -> Entry:
-        with _LazyPool(self._workers) as pool:
-            leaves = _Lookahead(self._leaves(stream, pool, progress))
+        produced = self._leaves(stream, progress)
+        try:
+            leaves = _Lookahead(produced)
             root = next(leaves)
             depth = 1
             while not leaves.done():
                 root = self._fill(leaves, [root], depth)
                 depth += 1
             return root
+        finally:
+            produced.close()  # its leaves, if it stopped early: see _leaves
 
     def add_bytes(self, data: bytes) -> Entry:
         import io
@@ -136,35 +147,42 @@ class Importer:
         self._sink.put_block(cid, block)
         return Entry(cid, sum(sizes), len(block) + sum(child.tsize for child in children))
 
-    def _leaves(
-        self, stream: BinaryIO, pool: _LazyPool, progress: Progress | None
-    ) -> Iterator[Entry]:
+    def _leaves(self, stream: BinaryIO, progress: Progress | None) -> Generator[Entry, None, None]:
         # Leaves go to the workers a few at a time: one hand-off per mebibyte
         # instead of one per chunk, so the threads spend their time hashing.
         size = self._opts.chunk_size
         batch = size * max(1, LEAF_BATCH_BYTES // size)
         pending: deque[Future[list[Entry]]] = deque()
         first = True
-        while True:
-            data = _read_full(stream, batch)
-            if not data and not first:
-                break
-            view = memoryview(data)
-            chunks = [view[i : i + size] for i in range(0, len(data), size)] or [view]
-            if progress is not None and data:
-                progress(len(data))
-            if first and len(data) < batch:
-                # The whole stream in one batch (a manifest, a config): no threads.
-                yield from self._leaf_batch(chunks)
-                return
-            first = False
-            pending.append(pool.get().submit(self._leaf_batch, chunks))
-            if len(pending) >= self._window:
+        try:
+            while True:
+                data = _read_full(stream, batch)
+                if not data and not first:
+                    break
+                view = memoryview(data)
+                chunks = [view[i : i + size] for i in range(0, len(data), size)] or [view]
+                if progress is not None and data:
+                    progress(len(data))
+                # No workers, or the whole stream in one batch (a manifest, a config):
+                # hashed here.
+                here = self._executor is None or (first and len(data) < batch)
+                first = False
+                if here:
+                    yield from self._leaf_batch(chunks)
+                else:
+                    assert self._executor is not None
+                    pending.append(self._executor.submit(self._leaf_batch, chunks))
+                    if len(pending) >= self._window:
+                        yield from pending.popleft().result()
+                if len(data) < batch:
+                    break
+            while pending:
                 yield from pending.popleft().result()
-            if len(data) < batch:
-                break
-        while pending:
-            yield from pending.popleft().result()
+        finally:
+            # On a failure, no leaf is still being stored once the add is over.
+            for task in pending:
+                task.cancel()
+            wait(pending)
 
     def _leaf_batch(self, chunks: list[memoryview]) -> list[Entry]:
         return [self._leaf(chunk) for chunk in chunks]
@@ -261,26 +279,6 @@ def _read_full(stream: BinaryIO, size: int) -> bytes:
         parts.append(more)
         got += len(more)
     return b"".join(parts)
-
-
-class _LazyPool:
-    """The importer's worker threads, started only if a stream needs them."""
-
-    def __init__(self, workers: int) -> None:
-        self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
-
-    def get(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="sedis-import")
-        return self._pool
-
-    def __enter__(self) -> _LazyPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
 
 
 class _Lookahead:

@@ -49,8 +49,10 @@ def tune_allocator() -> None:
     """Keep glibc from trimming and regrowing the heap under 256 KiB chunk churn.
 
     Every chunk is a fresh bytes object; by default the allocator returns the
-    memory to the kernel and faults it back in again, which costs about a
-    fifth of an add's time. Elsewhere than glibc this does nothing.
+    memory to the kernel and faults it back in again, a large share of an
+    add's time. The setting is process-wide, so it is a program's to make at
+    start-up (the CLI's), never a library's. Elsewhere than glibc this does
+    nothing.
     """
     try:
         # The process's own symbols include libc's; no library search (which
