@@ -29,7 +29,7 @@ _CHILD = """
 import json, sys, time
 from pathlib import Path
 from sedis.store.embedded import EmbeddedStore
-from sedis.store.packstore import tune_allocator
+from sedis.cli.context import tune_allocator
 tune_allocator()  # as the CLI does at start-up
 store = EmbeddedStore(Path(sys.argv[2]))
 start = time.perf_counter()

@@ -540,7 +540,7 @@ def test_ciphertext_changed_between_the_hmac_and_the_decryption_is_refused(
 
     src = world.image("between", layers=2, size=600_000)
     assert world.publish(f"oci:{src}:v1", "e2e/between:v1", "--to", "bob").code == 0
-    honest = EmbeddedStore.cat_again
+    honest = EmbeddedStore.reread
 
     def tampered(self: EmbeddedStore, ref: str):  # type: ignore[no-untyped-def]
         for n, piece in enumerate(honest(self, ref)):
@@ -555,7 +555,7 @@ def test_ciphertext_changed_between_the_hmac_and_the_decryption_is_refused(
         good = world.work / "between-good"
         pulling.pull(engines, bob, "e2e/between:v1", open_sink(f"oci:{good}"))
         assert layout_digests(good) == layout_digests(src)
-        monkeypatch.setattr(EmbeddedStore, "cat_again", tampered)
+        monkeypatch.setattr(EmbeddedStore, "reread", tampered)
         dest = world.work / "between-bad"
         with pytest.raises(CorruptError, match=r"blob sha256:[0-9a-f]{64}: digest is sha256:"):
             pulling.pull(engines, bob, "e2e/between:v1", open_sink(f"oci:{dest}"))

@@ -315,20 +315,3 @@ def test_a_reread_does_not_hash_again_so_its_reader_must(tmp_path: Path) -> None
     # ...while every cat checks every block.
     with pytest.raises(CorruptError, match="is corrupt"):
         b"".join(store.cat(root))
-
-
-def test_opening_a_store_leaves_the_allocator_alone(tmp_path: Path) -> None:
-    probe = (
-        "import sys; from pathlib import Path; "
-        "from sedis.store import packstore; "
-        "from sedis.store.embedded import EmbeddedStore; "
-        "EmbeddedStore(Path(sys.argv[1])).add_bytes(b'x' * 3000000); "
-        "print(packstore.tune_allocator.cache_info().currsize)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe, str(tmp_path / "s")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.split() == ["0"]

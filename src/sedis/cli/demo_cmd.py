@@ -24,6 +24,7 @@ _NAME = "demo/hello:1.0"
 
 def _image(work: Path) -> Path:
     from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
+
     seed = b"sedis demo data"
     data = bytearray()
     # A layer of several store chunks (256 KiB each), so the demo shows a real DAG.

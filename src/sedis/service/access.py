@@ -353,7 +353,7 @@ def _live_recipients(
 def _verified_plaintext(store: ContentStore, blob: sealing.SealedBlob) -> Iterator[bytes]:
     """A sealed blob's plaintext: HMAC checked first, digest checked at the end.
 
-    Both passes read blocks checked against the blob's CID (never ``cat_again``),
+    Both passes read blocks checked against the blob's CID (never ``reread``),
     so every read of a CID yields the same ciphertext, and so the same plaintext.
     """
     return sealing.open_sealed(

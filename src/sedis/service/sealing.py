@@ -44,6 +44,7 @@ from sedis.crypto.layer_cipher import (
     decrypt_checked,
 )
 from sedis.oci import model
+from sedis.store.base import RereadsWithoutHashing
 
 if TYPE_CHECKING:
     from jwcrypto.jwk import JWK
@@ -308,7 +309,7 @@ def open_sealed(
     checks its size and HMAC; only then does pass two decrypt. The ciphertext
     is not hashed again here: the blob's CID comes from the same authenticated
     manifest as its digest, so the CID pins the bytes. Pass two reads them
-    again without re-hashing where the store allows it (cat_again): any change
+    again without re-hashing where the store can (``RereadsWithoutHashing``): any change
     in between changes the plaintext, whose digest is checked at the end
     (by the caller, when it says so) before any output is renamed into place.
     ``hashed_reread`` checks every block against its CID on pass two as well,
@@ -316,10 +317,11 @@ def open_sealed(
     between must not reach a key.
     """
     cid = str(blob_cid(desc))
+    reread = store.reread if isinstance(store, RereadsWithoutHashing) else store.cat
 
     def ciphertext(again: bool = False) -> Iterator[bytes]:
         size = 0
-        for piece in store.cat_again(cid) if again else store.cat(cid):
+        for piece in reread(cid) if again else store.cat(cid):
             size += len(piece)
             if size > desc.size:
                 raise CorruptError(f"sealed blob {desc.digest} is larger than its descriptor says")

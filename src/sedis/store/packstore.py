@@ -15,8 +15,6 @@ pack can be checked, or the index rebuilt, from the packs alone.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import os
 import secrets
 import sqlite3
@@ -42,26 +40,6 @@ CREATE TABLE IF NOT EXISTS blocks (
     length INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blocks_by_pack ON blocks (pack);
 """
-
-
-@functools.cache  # once per process
-def tune_allocator() -> None:
-    """Keep glibc from trimming and regrowing the heap under 256 KiB chunk churn.
-
-    Every chunk is a fresh bytes object; by default the allocator returns the
-    memory to the kernel and faults it back in again, a large share of an
-    add's time. The setting is process-wide, so it is a program's to make at
-    start-up (the CLI's), never a library's. Elsewhere than glibc this does
-    nothing.
-    """
-    try:
-        # The process's own symbols include libc's; no library search (which
-        # runs ldconfig) is needed to find them.
-        mallopt = ctypes.CDLL(None).mallopt
-        mallopt(-1, 64 * 1024 * 1024)  # M_TRIM_THRESHOLD
-        mallopt(-3, 8 * 1024 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return
 
 
 class PackStore:
