@@ -61,3 +61,16 @@ class Owner:
 
     def close(self) -> None:
         self._acting.__exit__(None, None, None)
+
+
+@contextmanager
+def writing_as(name: str, password: str) -> Iterator[LedgerWriter]:
+    """A ledger writer signing as the identity ``name`` (the settings' ledger)."""
+    from sedis.ledger import open_ledger
+
+    settings = load()
+    reader = open_ledger(settings)
+    try:
+        yield reader.writer(IdentityStore(settings.home).unlock_signer(name, password))
+    finally:
+        reader.close()

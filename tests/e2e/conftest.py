@@ -76,9 +76,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from sedis.config import load
     from sedis.crypto.identities import IdentityStore
-    from sedis.ledger import open_ledger
+    from tests.acting import writing_as
 
     root = tmp_path_factory.mktemp("world")
     home = root / "home"
@@ -91,7 +90,7 @@ def world_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for name in ("alice", "bob", "carol"):
         identity = store.create(name, PASSWORD)
         addresses[name] = identity.address
-        with open_ledger(load(), store.unlock_account(name, PASSWORD)) as ledger:
+        with writing_as(name, PASSWORD) as ledger:
             ledger.register_keys(identity.encryption_key_bytes(), identity.paillier_n_bytes())
     # The real advisories the scanner tests use: the Debian image has a critical finding.
     import subprocess

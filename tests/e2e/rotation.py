@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sedis.config import Settings
+from sedis.core.address import Address
 from sedis.core.errors import SedisError
 from sedis.crypto.identities import IdentityStore
 from sedis.ledger import open_ledger
@@ -42,7 +43,7 @@ class Kept:
 def keep(settings: Settings, name: str, address: str, digest: str) -> Kept:
     """The recipient's grant, manifest and key, checked to open the image now."""
     with open_ledger(settings) as ledger:
-        grant = ledger.grant_of(digest, address)
+        grant = ledger.grant_of(digest, Address.parse(address))
     assert grant is not None
     key = IdentityStore(settings.home).unlock_encryption_key(name, PASSWORD)
     with open_store(settings) as store:

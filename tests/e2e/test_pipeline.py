@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sedis.core.address import Address
 from sedis.core.errors import CorruptError
 from tests.cyclonedx_schema import strictly_valid
 from tests.e2e.conftest import World, layout_digests
@@ -171,7 +172,7 @@ def test_share_with_expiry_then_refused_after_it(world: World) -> None:
     with open_ledger(load()) as ledger:
         digest = ledger.resolve("e2e/expiring", "v1")
         assert digest is not None
-        grant = ledger.grant_of(digest, world.addresses["carol"])
+        grant = ledger.grant_of(digest, Address.parse(world.addresses["carol"]))
     assert grant is not None and grant.expires_at == expires_at
     assert grant.revoked_at is None and grant.granted_at < expires_at
     # No race with the clock: wait until the grant has lapsed, however slow the machine.
@@ -289,8 +290,8 @@ def test_a_swapped_share_manifest_is_refused(world: World, published: dict[str, 
     with open_ledger(load()) as ledger:
         digest = ledger.resolve("e2e/base", "v1")
         assert digest is not None
-        grant = ledger.grant_of(digest, world.addresses["bob"])
-        other = ledger.grant_of(digest, world.addresses["alice"])
+        grant = ledger.grant_of(digest, Address.parse(world.addresses["bob"]))
+        other = ledger.grant_of(digest, Address.parse(world.addresses["alice"]))
     assert grant is not None and other is not None
     from sedis.store.embedded import EmbeddedStore
 
@@ -347,7 +348,7 @@ def test_unshare_with_rotation(world: World) -> None:
     with open_ledger(settings) as ledger:
         digest = ledger.resolve("e2e/rotating", "v1")
         assert digest is not None
-        old_grant = ledger.grant_of(digest, world.addresses["carol"])
+        old_grant = ledger.grant_of(digest, Address.parse(world.addresses["carol"]))
     assert old_grant is not None
     old = sealing.open_share(
         access.fetch_manifest(store, old_grant.manifest_cid, old_grant.manifest_hash),
@@ -368,7 +369,7 @@ def test_unshare_with_rotation(world: World) -> None:
 
     # carol kept the old keys; they open none of the new blobs.
     with open_ledger(settings) as ledger:
-        new_grant = ledger.grant_of(digest, world.addresses["bob"])
+        new_grant = ledger.grant_of(digest, Address.parse(world.addresses["bob"]))
     assert new_grant is not None
     new = access.fetch_manifest(store, new_grant.manifest_cid, new_grant.manifest_hash)
     assert new.epoch == 1

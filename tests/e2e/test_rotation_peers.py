@@ -15,11 +15,13 @@ import httpx
 import pytest
 
 from sedis.config import load
+from sedis.core.address import Address
 from sedis.core.errors import InvalidInputError
 from sedis.core.records import Grant, GrantRequest
 from sedis.crypto.identities import IdentityStore
 from sedis.ledger import open_ledger
 from sedis.store.kubo import KuboStore
+from tests.acting import writing_as
 from tests.e2e.conftest import PASSWORD, World, layout_digests
 from tests.e2e.rotation import attack, keep
 from tests.integration.ledger.conftest import anvil_node
@@ -33,7 +35,7 @@ OCT_KEY = json.dumps({"kty": "oct", "k": "c2VkaXMgdGVzdCBrZXkgb2YgMzIgYnl0ZXMgIS
 @pytest.fixture(scope="module")
 def world_base(tmp_path_factory: pytest.TempPathFactory, jsipfs_url: str) -> Iterator[World]:
     """A data directory whose store is js-ipfs and whose ledger is a fresh anvil."""
-    from sedis.ledger.jsonrpc import JsonRpcLedger
+    from sedis.ledger import deploy_contract
 
     root = tmp_path_factory.mktemp("peer-world")
     home = root / "home"
@@ -54,14 +56,10 @@ def world_base(tmp_path_factory: pytest.TempPathFactory, jsipfs_url: str) -> Ite
         for name in NAMES:
             identity = identities.create(name, PASSWORD)
             addresses[name] = identity.address
-        deployer = JsonRpcLedger.connect(
-            load(), identities.unlock_account("alice", PASSWORD), need_contract=False
-        )
-        deployer.deploy()
-        deployer.close()
+        deploy_contract(load(), identities.unlock_signer("alice", PASSWORD))
         for name in NAMES:
             identity = identities.get(name)
-            with open_ledger(load(), identities.unlock_account(name, PASSWORD)) as ledger:
+            with writing_as(name, PASSWORD) as ledger:
                 ledger.register_keys(identity.encryption_key_bytes(), identity.paillier_n_bytes())
         feeds = Path(__file__).resolve().parents[1] / "data" / "vulns"
         subprocess.run(
@@ -95,7 +93,7 @@ def publish(world: World, tag: str, *recipients: str) -> tuple[str, str, Path]:
 
 def grants(digest: str) -> dict[str, Grant]:
     with open_ledger(load()) as ledger:
-        return {g.recipient: g for g in ledger.grants(digest)}
+        return {str(g.recipient): g for g in ledger.grants(digest)}
 
 
 def nonce(address: str) -> int:
@@ -115,7 +113,7 @@ def nonce(address: str) -> int:
 def register(world: World, name: str, encryption_key: bytes) -> None:
     identities = IdentityStore(world.home)
     identity = identities.get(name)
-    with open_ledger(load(), identities.unlock_account(name, PASSWORD)) as ledger:
+    with writing_as(name, PASSWORD) as ledger:
         ledger.register_keys(encryption_key, identity.paillier_n_bytes())
 
 
@@ -181,11 +179,12 @@ def test_the_rotation_transaction_is_all_or_none_on_a_json_rpc_node(world: World
     _, digest, _ = publish(world, "kubo-atomic", "bob", "carol")
     before = grants(digest)
     bob, carol = world.addresses["bob"], world.addresses["carol"]
-    identities = IdentityStore(world.home)
-    with open_ledger(load(), identities.unlock_account("alice", PASSWORD)) as ledger:
-        expired = GrantRequest(bob, before[bob].manifest_cid, before[bob].manifest_hash, 1)
+    with writing_as("alice", PASSWORD) as ledger:
+        expired = GrantRequest(
+            Address.parse(bob), before[bob].manifest_cid, before[bob].manifest_hash, 1
+        )
         with pytest.raises(InvalidInputError, match="is not after the chain's time"):
-            ledger.change_grants(digest, [carol], [expired])
+            ledger.change_grants(digest, [Address.parse(carol)], [expired])
     assert grants(digest) == before
 
 
