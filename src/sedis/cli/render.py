@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 def plain(value: Any) -> Any:
     """``value`` as JSON data: dataclasses as objects of their fields, enums as their
     values, addresses checksummed."""
+    if isinstance(value, Address):  # a dataclass too, shown as people write it
+        return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Address):
-        return str(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):
