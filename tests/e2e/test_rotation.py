@@ -60,7 +60,7 @@ def rotate(world: World, image: Published, who: str = "carol") -> dict[str, obje
 
 def grants(digest: str) -> dict[str, Grant]:
     with open_ledger(load()) as ledger:
-        return {g.recipient: g for g in ledger.grants(digest)}
+        return {str(g.recipient): g for g in ledger.grants(digest)}
 
 
 def block_number() -> int:

@@ -908,7 +908,7 @@ class FakeStore(ContentStore):
         if fault is not None:
             raise fault
         staging = _Staging()
-        entry = build(Importer(staging, options, workers=2))
+        entry = build(Importer(staging, options))
         with self._lock:
             self._blocks.update(staging.blocks)
             if pin:
