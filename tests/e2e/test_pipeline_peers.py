@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sedis.core.address import Address
 from tests.e2e.conftest import World, layout_digests
 from tests.oci_images import build_busybox, docker_registry, require
 
@@ -231,7 +232,8 @@ def test_a_publish_killed_anywhere_completes_on_rerun_with_one_record(world: Wor
     with open_ledger(load()) as ledger:
         published = [e for e in ledger.audit_log(digest) if e.name == "ImagePublished"]
         assert len(published) == 1
-        assert ledger.is_granted(digest, world.addresses["bob"])
+        grant = ledger.grant_of(digest, Address.parse(world.addresses["bob"]))
+        assert grant is not None and grant.active_at(ledger.now())
         assert ledger.resolve("peers/killed", "v1") == digest
     dest = world.work / "killed-pulled"
     assert world.sedis("pull", "peers/killed:v1", f"oci:{dest}", "--as", "bob").code == 0
