@@ -85,27 +85,9 @@ def markup_free(text: str) -> str:
 @contextmanager
 def progress(description: str, total: int | None, enabled: bool) -> Iterator[Callable[[int], None]]:
     """A byte progress bar on stderr when it is a terminal; otherwise silent."""
-    if not enabled or not sys.stderr.isatty():
-        yield lambda _n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TransferSpeedColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(markup_free(description), total=total)
-        yield lambda n: bar.advance(task, n)
+    with progress_bar(description, enabled) as bar:
+        bar.start(total)
+        yield bar.advance
 
 
 class _Bar:
@@ -117,7 +99,7 @@ class _Bar:
         self._bar: Any = None
         self._task: Any = None
 
-    def start(self, total: int) -> None:
+    def start(self, total: int | None) -> None:
         if not self._enabled or self._bar is not None:
             return
         from rich.console import Console
