@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from sedis.core.address import Address
 from sedis.core.errors import ConflictError, CorruptError, InvalidInputError, NotFoundError
-from sedis.crypto.contacts import AddressBook, resolve_recipient
+from sedis.crypto.contacts import AddressBook, AddressBookDirectory, resolve_recipient
 from sedis.crypto.identities import Identity, IdentityStore
 
 # EIP-55's own test vector.
@@ -129,3 +130,13 @@ def test_resolve_refuses_a_mistyped_checksum(with_identity: tuple[Path, Identity
     home, _ = with_identity
     with pytest.raises(InvalidInputError, match="checksum"):
         resolve_recipient(CHECKSUMMED[:-1] + "D", IdentityStore(home), AddressBook(home))
+
+
+def test_the_directory_names_one_address_whatever_its_case(
+    with_identity: tuple[Path, Identity],
+) -> None:
+    home, _ = with_identity
+    directory = AddressBookDirectory(IdentityStore(home), AddressBook(home))
+    spellings = [CHECKSUMMED, CHECKSUMMED.lower(), "0x" + CHECKSUMMED[2:].upper()]
+    assert {directory.resolve(s) for s in spellings} == {Address.parse(CHECKSUMMED)}
+    assert str(directory.resolve(CHECKSUMMED.lower())) == CHECKSUMMED

@@ -39,16 +39,12 @@ def create(
     output: Format = OutputOption,
 ) -> None:
     """Make a new identity: an Ethereum account, an encryption key and a Paillier key."""
-    from sedis.core.errors import ConflictError
-    from sedis.crypto.identities import IdentityStore
     from sedis.crypto.password import read_password
+    from sedis.service.identities import create_identity
 
-    store = IdentityStore(context.settings().home)
-    # Refuse a bad or taken name before the prompt, so it costs no typing.
-    if store.exists(name):
-        raise ConflictError(f"an identity named '{name}' already exists")
-    password = read_password(password_env, confirm=True)
-    identity = store.create(name, password, rsa=rsa)
+    identity = create_identity(
+        context.settings(), name, lambda: read_password(password_env, confirm=True), rsa=rsa
+    )
     kind = "RSA 3072" if identity.key_type == "RSA" else "EC P-256"
     emit(
         output,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from sedis.cli.output import Format, OutputOption, emit, markup_free, note
 
 if TYPE_CHECKING:
     from sedis.scan.model import ScanReport
+    from sedis.service.vulndb_admin import ImportSummary, VulnDBStatus
 
 vulndb_app = typer.Typer(
     help="The offline vulnerability database: import feeds, show what is loaded.",
@@ -31,16 +31,6 @@ class ReportFormat(StrEnum):
     cyclonedx = "cyclonedx"
 
 
-def _db_path() -> Path:
-    from sedis.scan.vulndb.db import path_in
-
-    return path_in(context.settings().home)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @vulndb_app.command("import")
 def vulndb_import(
     paths: list[Path] = typer.Argument(
@@ -51,48 +41,21 @@ def vulndb_import(
     output: Format = OutputOption,
 ) -> None:
     """Import feeds in one transaction: a bad record anywhere imports nothing."""
-    from sedis.scan.vulndb.db import VulnDB
-    from sedis.scan.vulndb.importer import import_paths
+    from sedis.service import vulndb_admin
 
-    db = VulnDB.open(_db_path(), create=True)
-    try:
-        result = import_paths(db, paths, _now())
-    finally:
-        db.close()
-    data = {"files": result.files, "records": dict(result.records), "snapshot": result.digest}
-    lines = [f"imported {n} records into {src}" for src, n in sorted(result.records.items())]
-    emit(output, data, [*lines, f"snapshot {result.digest}"])
+    with context.engines() as engines:
+        result = vulndb_admin.import_feeds(engines, paths)
+    _imported(output, result)
 
 
 @vulndb_app.command("status")
 def vulndb_status(output: Format = OutputOption) -> None:
     """Show the sources, their record counts and import times, and the snapshot digest."""
-    from sedis.scan.vulndb.db import VulnDB
+    from sedis.service import vulndb_admin
 
-    db = VulnDB.open(_db_path())
-    try:
-        st = db.status()
-    finally:
-        db.close()
-    data = {
-        "path": st.path,
-        "snapshot": st.digest,
-        "records": st.records,
-        "cvss_records": st.cvss_records,
-        "sources": [
-            {
-                "name": s.name,
-                "kind": s.kind,
-                "records": s.records,
-                "imported_at": s.imported_at,
-                "files": s.files,
-            }
-            for s in st.sources
-        ],
-    }
-    lines = [f"database {st.path}", f"snapshot {st.digest}"]
-    lines += [f"{s.name:<28} {s.records:>9} records  imported {s.imported_at}" for s in st.sources]
-    emit(output, data, lines)
+    with context.engines() as engines:
+        st = vulndb_admin.status(engines)
+    _described(output, st)
 
 
 def scan(
@@ -126,36 +89,48 @@ def scan(
     ),
 ) -> None:
     """Scan an image or root filesystem for known vulnerabilities, offline."""
-    from sedis.core.errors import InvalidInputError
-    from sedis.scan import policy
-    from sedis.scan.rootfs import DirRootFS
-    from sedis.scan.service import load_vex, scan_rootfs
+    from sedis.scan.policy import parse_threshold
+    from sedis.service import scanning
 
-    threshold = policy.parse_threshold(fail_on)
+    threshold = parse_threshold(fail_on)
     if output == Format.json and fmt == ReportFormat.table:
         fmt = ReportFormat.json
-    statements = [s for path in vex_file for s in load_vex(path)]
-    if source.startswith("dir:"):
-        report = scan_rootfs(
-            DirRootFS(Path(source[4:])),
-            _db_path(),
-            target=source,
-            ignore_unfixed=ignore_unfixed,
-            vex_statements=statements,
+    with context.engines() as engines:
+        outcome = scanning.scan_artifact(
+            engines, source, fail_on=threshold, ignore_unfixed=ignore_unfixed, vex=vex_file
         )
-    elif ":" not in source and Path(source).is_dir():
-        raise InvalidInputError(f"{source}: name a root filesystem directory as dir:{source}")
-    else:
-        from sedis.scan.image import scan_image
-
-        report = scan_image(
-            source, _db_path(), ignore_unfixed=ignore_unfixed, vex_statements=statements
-        )
-    _render(report, fmt, report_file)
-    verdict = policy.evaluate(report, threshold)
-    if not verdict.passed:
-        note("sedis: " + verdict.describe())
+    _render(outcome.report, fmt, report_file)
+    if not outcome.verdict.passed:
+        note("sedis: " + outcome.verdict.describe())
         raise typer.Exit(1)
+
+
+def _imported(output: Format, result: ImportSummary) -> None:
+    data = {"files": result.files, "records": dict(result.records), "snapshot": result.snapshot}
+    lines = [f"imported {n} records into {src}" for src, n in sorted(result.records.items())]
+    emit(output, data, [*lines, f"snapshot {result.snapshot}"])
+
+
+def _described(output: Format, st: VulnDBStatus) -> None:
+    data = {
+        "path": st.path,
+        "snapshot": st.digest,
+        "records": st.records,
+        "cvss_records": st.cvss_records,
+        "sources": [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "records": s.records,
+                "imported_at": s.imported_at,
+                "files": s.files,
+            }
+            for s in st.sources
+        ],
+    }
+    lines = [f"database {st.path}", f"snapshot {st.digest}"]
+    lines += [f"{s.name:<28} {s.records:>9} records  imported {s.imported_at}" for s in st.sources]
+    emit(output, data, lines)
 
 
 def _serialize(report: ScanReport, fmt: ReportFormat) -> bytes:

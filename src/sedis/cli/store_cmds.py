@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
+from sedis.cli import context
 from sedis.cli.output import Format, OutputOption, emit, progress
-
-if TYPE_CHECKING:
-    from sedis.service.engines import Engines
 
 app = typer.Typer(
     help="The content store (IPFS): add, read, pin, CAR import and export.",
     rich_markup_mode=None,
     no_args_is_help=True,
 )
-
-
-def _engines() -> Engines:
-    from sedis import config
-    from sedis.service.engines import Engines
-
-    return Engines.from_settings(config.load())
 
 
 @app.command("add")
@@ -47,7 +37,7 @@ def add(
         cid_version=cid_version, raw_leaves=raw_leaves, hidden=hidden, pin=pin
     )
     rows = []
-    with _engines() as engines:
+    with context.engines() as engines:
         for path in paths:
             total = path.stat().st_size if path.is_file() else None
             with progress(f"adding {path.name}", total, output == Format.text) as advance:
@@ -73,7 +63,7 @@ def cat(
     from sedis.service import store_admin
 
     out = sys.stdout.buffer
-    with _engines() as engines:
+    with context.engines() as engines:
         for piece in store_admin.cat(engines, ref):
             out.write(piece)
     out.flush()
@@ -87,7 +77,7 @@ def ls(
     """List a directory's entries."""
     from sedis.service import store_admin
 
-    with _engines() as engines:
+    with context.engines() as engines:
         entries = store_admin.ls(engines, ref)
     rows = [{"name": e.name, "cid": e.cid, "type": e.kind, "size": e.size} for e in entries]
     emit(
@@ -108,7 +98,7 @@ def stat(
     """Show what a CID names: its type, size and links."""
     from sedis.service import store_admin
 
-    with _engines() as engines:
+    with context.engines() as engines:
         node = store_admin.stat(engines, ref)
     data = {
         "cid": node.cid,
@@ -128,7 +118,7 @@ def pin(
     """Pin a DAG, so garbage collection keeps it; every block must be present."""
     from sedis.service import store_admin
 
-    with _engines() as engines:
+    with context.engines() as engines:
         root = store_admin.pin(engines, cid)
     emit(output, {"pinned": root}, f"pinned {root}")
 
@@ -141,7 +131,7 @@ def unpin(
     """Remove a pin; the blocks stay until the next garbage collection."""
     from sedis.service import store_admin
 
-    with _engines() as engines:
+    with context.engines() as engines:
         root = store_admin.unpin(engines, cid)
     emit(output, {"unpinned": root}, f"unpinned {root}")
 
@@ -151,7 +141,7 @@ def pins(output: Format = OutputOption) -> None:
     """List the pinned roots."""
     from sedis.service import store_admin
 
-    with _engines() as engines:
+    with context.engines() as engines:
         roots = store_admin.pins(engines)
     emit(output, roots, roots)
 
@@ -161,7 +151,7 @@ def gc(output: Format = OutputOption) -> None:
     """Remove every block that no pin reaches."""
     from sedis.service import store_admin
 
-    with _engines() as engines:
+    with context.engines() as engines:
         collected = store_admin.collect_garbage(engines)
     data = {"blocks_removed": collected.blocks_removed, "bytes_freed": collected.bytes_freed}
     emit(
@@ -180,7 +170,7 @@ def export_car(
     """Write a DAG as a CARv1, for `ipfs dag import` on any IPFS node."""
     from sedis.service import store_admin
 
-    with _engines() as engines:
+    with context.engines() as engines:
         if str(dest) == "-":
             store_admin.export_car(engines, ref, sys.stdout.buffer)
             sys.stdout.buffer.flush()
@@ -206,6 +196,6 @@ def import_car(
     """Import a CAR; every block is checked before any becomes visible. Roots are pinned."""
     from sedis.service import store_admin
 
-    with _engines() as engines:
+    with context.engines() as engines:
         roots = store_admin.import_car(engines, path)
     emit(output, {"roots": roots}, [f"imported {r}" for r in roots])

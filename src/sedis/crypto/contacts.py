@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sedis.core.address import Address
+from sedis.core.address import Address, is_address
 from sedis.core.errors import (
     ConflictError,
     CorruptError,
@@ -21,7 +21,7 @@ from sedis.core.errors import (
     NotFoundError,
     UnavailableError,
 )
-from sedis.crypto.names import check_name, checksum_address, is_valid_name, looks_like_address
+from sedis.crypto.names import check_name, checksum_address, is_valid_name, parse_address
 from sedis.fsutil import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -122,20 +122,25 @@ class AddressBookDirectory:
         self._contacts = contacts
 
     def resolve(self, who: str) -> Address:
-        return Address.parse(resolve_recipient(who, self._identities, self._contacts))
+        return recipient_address(who, self._identities, self._contacts)
 
 
-def resolve_recipient(who: str, identities: IdentityStore, contacts: AddressBook) -> str:
-    """The checksummed address that ``who`` names: an identity, then a contact, then 0x…."""
+def recipient_address(who: str, identities: IdentityStore, contacts: AddressBook) -> Address:
+    """The address that ``who`` names: an identity, then a contact, then 0x…."""
     if is_valid_name(who):
         # Only a missing identity falls through; a damaged one is an error worth seeing.
         try:
-            return identities.get(who).address
+            return Address.parse(identities.get(who).address)
         except NotFoundError:
             pass
         address = contacts.get(who)
         if address is not None:
-            return address
-    if looks_like_address(who):
-        return checksum_address(who)
+            return Address.parse(address)
+    if is_address(who):
+        return parse_address(who)
     raise NotFoundError(f"unknown recipient '{who}': not an identity, a contact or a 0x address")
+
+
+def resolve_recipient(who: str, identities: IdentityStore, contacts: AddressBook) -> str:
+    """The checksummed text of the address that ``who`` names (see ``recipient_address``)."""
+    return str(recipient_address(who, identities, contacts))

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import re
 
+from sedis.core.address import Address, is_address
 from sedis.core.errors import InvalidInputError
 
 # Lowercase only, so that two names never collide on a case-insensitive file
 # system; a leading letter or digit keeps '.', '..' and hidden files out.
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 def is_valid_name(text: str) -> bool:
-    return _NAME.fullmatch(text) is not None and not looks_like_address(text)
+    return _NAME.fullmatch(text) is not None and not is_address(text)
 
 
 def check_name(kind: str, text: str) -> str:
     """Return ``text`` if it can name an identity or a contact; refuse it otherwise."""
-    if looks_like_address(text):
+    if is_address(text):
         # A name that reads as an address would shadow that address for recipients.
         raise InvalidInputError(f"{kind} name {text!r} must not look like a 0x address")
     if _NAME.fullmatch(text) is None:
@@ -29,19 +29,18 @@ def check_name(kind: str, text: str) -> str:
     return text
 
 
-def looks_like_address(text: str) -> bool:
-    return _ADDRESS.fullmatch(text) is not None
+def parse_address(text: str) -> Address:
+    """The address ``text`` writes, by ``Address.parse``'s rule, with refusals that say
+    which mistake a person made."""
+    if not is_address(text):
+        raise InvalidInputError(f"{text!r} is not an Ethereum address (0x and 40 hex digits)")
+    try:
+        return Address.parse(text)
+    except InvalidInputError:
+        # The form is right, so the checksum is what Address.parse refused.
+        raise InvalidInputError(f"address {text} has a wrong EIP-55 checksum (a typo?)") from None
 
 
 def checksum_address(text: str) -> str:
     """The EIP-55 form of an address; a mixed-case address must already carry a valid checksum."""
-    if not looks_like_address(text):
-        raise InvalidInputError(f"{text!r} is not an Ethereum address (0x and 40 hex digits)")
-    from eth_utils.address import to_checksum_address
-
-    checksummed: str = to_checksum_address(text)
-    digits = text[2:]
-    mixed_case = digits != digits.lower() and digits != digits.upper()
-    if mixed_case and checksummed != text:
-        raise InvalidInputError(f"address {text} has a wrong EIP-55 checksum (a typo?)")
-    return checksummed
+    return str(parse_address(text))
