@@ -22,7 +22,14 @@ list               ``query.list_images(engines, owner=...,      ``list[ImageSumm
 export             ``export.export(engines, actor, image,       ``ExportResult``
                    sink)``
 rescan             ``rescan.rescan(engines, actor, image)``     ``RescanResult``
+scan               ``scanning.scan_artifact(engines, target,    ``ScanOutcome``
+                   fail_on=...)``
 =================  ==========================================  ======================
+
+Around them: ``vulndb_admin`` (``import_feeds``, ``status``), ``store_admin``
+(add, cat, pins, CAR import and export, gc), ``ledger_admin`` (the ledger's
+facts, deploying the contract, registering keys) and ``identities``
+(``create_identity``).
 
 A host (a server, a watchdog) builds its engines once, and at most one actor
 for its own identity::
