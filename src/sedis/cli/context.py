@@ -203,6 +203,7 @@ def _load(current: Engines, config: Settings, modules: Sequence[str], with_store
     """Import what the command needs and open the local engines, beside the use case."""
     import_ahead(modules)
     _open_local(current, config, with_store=with_store)
+    freeze_collector()  # the command's code is loaded: keep it out of later passes
 
 
 def _unlock(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -25,9 +24,10 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 from sedis.core.address import Address
 from sedis.core.errors import NotFoundError
 from sedis.core.records import GrantRequest, ScanSummary, Status, TxReceipt
-from sedis.scan.vulndb.db import path_in
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from jwcrypto.jwk import JWK
 
     from sedis.config import Settings
@@ -72,7 +72,7 @@ class Engines:
         threads: int | None = None,
     ) -> None:
         self.home = home
-        self.vulndb = vulndb if vulndb is not None else path_in(home)
+        self._vulndb = vulndb
         self._ledger = _Lazy(ledger)
         self._store = _Lazy(store)
         self._threads = threads or min(32, os.cpu_count() or 1)
@@ -90,6 +90,15 @@ class Engines:
             store=lambda: open_store(settings),
             threads=threads,
         )
+
+    @property
+    def vulndb(self) -> Path:
+        """Where the vulnerability database is (each scan opens it for itself)."""
+        if self._vulndb is not None:
+            return self._vulndb
+        from sedis.scan.vulndb.db import path_in
+
+        return path_in(self.home)
 
     @property
     def ledger(self) -> LedgerReader:
@@ -119,6 +128,8 @@ class Engines:
         return _DeferredWriter(self._ledger, signer)
 
     def _new_executor(self) -> Executor:
+        from concurrent.futures import ThreadPoolExecutor
+
         return ThreadPoolExecutor(self._threads, thread_name_prefix="sedis-work")
 
     def close(self) -> None:
