@@ -107,7 +107,7 @@ def import_ahead(modules: Sequence[str]) -> None:
             importlib.import_module(name)
 
 
-def _engine_modules(current: Settings, *, sign: bool, decrypt: bool) -> list[str]:
+def engine_modules(current: Settings, *, sign: bool, decrypt: bool) -> list[str]:
     names = ["eth_account"] if sign else []
     embedded_ledger = current.ledger_url == "embedded"
     names.append("sedis.ledger.embedded" if embedded_ledger else "sedis.ledger.jsonrpc")
@@ -177,7 +177,7 @@ def acting(
         daemon=True,
     )
     unlocking.start()
-    modules = [*_engine_modules(config, sign=sign, decrypt=decrypt), *ahead]
+    modules = [*engine_modules(config, sign=sign, decrypt=decrypt), *ahead]
     loading = threading.Thread(
         target=_load,
         args=(current, config, modules, decrypt),
