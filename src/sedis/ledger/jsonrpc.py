@@ -57,6 +57,8 @@ class InsufficientFundsError(UnavailableError):
     pass
 
 
+# How long a process waits for another one sending as the same account.
+_LOCK_WAIT = 120.0
 _nonce_locks: dict[tuple[str, Address], threading.Lock] = {}
 _nonce_locks_guard = threading.Lock()
 
@@ -338,8 +340,9 @@ class JsonRpcLedger(ContractReader):
         """Sign and send with the account's next nonce; the transaction's hash."""
         sender = str(signer.address)
         # Until the node has the transaction, its nonce is not pending there: a
-        # second thread signing as this account would read the same one.
-        with _nonce_lock(self.url, signer.address):
+        # second thread signing as this account would read the same one, and so
+        # would another process on this SEDIS_HOME (the file lock).
+        with _nonce_lock(self.url, signer.address), self._nonce_file_lock(signer.address):
             for attempt in range(3):
                 nonce = self._rpc(lambda: self.w3.eth.get_transaction_count(sender, "pending"))  # type: ignore[arg-type]
                 tx = {**fields, "nonce": nonce, "chainId": self.chain_id}
@@ -352,9 +355,27 @@ class JsonRpcLedger(ContractReader):
                 except Exception as exc:
                     # Another process that signs as this account may have taken the nonce.
                     if "nonce" in str(exc).lower() and attempt < 2:
+                        time.sleep(0.05 * (attempt + 1))
                         continue
                     raise _unavailable(self.url, exc) from exc
         raise AssertionError("unreachable")
+
+    @contextmanager
+    def _nonce_file_lock(self, account: Address) -> Iterator[None]:
+        """The lock every process signing as ``account`` on this chain from this
+        SEDIS_HOME takes around reading its next nonce and sending."""
+        from filelock import FileLock, Timeout
+
+        directory = self._settings.ledger_dir / "nonces"
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(directory / f"{self.chain_id}-{account.hex}.lock"), timeout=_LOCK_WAIT)
+        try:
+            with lock:
+                yield
+        except Timeout:
+            raise UnavailableError(
+                f"another process kept the nonce of {account} locked for {_LOCK_WAIT:.0f} s"
+            ) from None
 
     def _fees(self) -> dict[str, int]:
         block = self._rpc(lambda: self.w3.eth.get_block("latest"))
