@@ -89,6 +89,21 @@ def test_a_new_image_is_recorded_with_its_grants_and_tag_in_one_write(
     assert Cid.parse(result.root_cid) in store.pins()
 
 
+def test_the_owner_named_as_a_recipient_is_wrapped_for_once(
+    engines: Engines, ledger: FakeLedger, store: FakeStore, alice: Actor, layout: Layout
+) -> None:
+    import json
+
+    result = publish_layout(engines, alice, layout, "app:v1", ["alice"])
+    assert result.recipients == ()
+    (grant,) = ledger.grants(result.digest)
+    share = json.loads(store.read_bytes(grant.manifest_cid, 1 << 20))
+    wrapped = share["layers"][0]["annotations"]["org.opencontainers.image.enc.keys.jwe"]
+    jwe = json.loads(__import__("base64").b64decode(wrapped))
+    # One recipient is the flattened form; two would be listed under "recipients".
+    assert "recipients" not in jwe and "encrypted_key" in jwe
+
+
 def test_nothing_of_the_image_is_stored_in_plaintext(
     engines: Engines, store: FakeStore, alice: Actor, layout: Layout
 ) -> None:

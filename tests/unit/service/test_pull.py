@@ -68,6 +68,16 @@ def test_the_owner_pulls_without_a_grant_of_its_own(
     assert_identical(out / "image", layout)
 
 
+def test_the_owner_pulls_after_its_own_grant_expired(
+    engines: Engines, ledger: FakeLedger, alice: Actor, digest: str, layout: Layout, out: Path
+) -> None:
+    access.share(engines, alice, digest, "alice", expires_at=ledger.now() + 60)
+    ledger.advance(120)
+    result = pull_to(engines, alice, digest, out / "image")
+    assert result.as_owner
+    assert_identical(out / "image", layout)
+
+
 def test_a_recipient_pulls_with_its_grant(
     engines: Engines, bob: Actor, digest: str, layout: Layout, out: Path
 ) -> None:

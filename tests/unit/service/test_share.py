@@ -144,3 +144,25 @@ def test_a_recipient_without_keys_or_with_an_unusable_key_is_refused(
     assert len(ledger.sent) == before
     assert store.block_count() == blocks
     assert ledger.grant_of(digest, dave.address) is None
+
+
+def test_a_past_expiry_is_refused_before_anything_is_stored(
+    engines: Engines, ledger: FakeLedger, store: FakeStore, alice: Actor, bob: Actor, digest: str
+) -> None:
+    before, blocks = len(ledger.sent), store.block_count()
+    with pytest.raises(InvalidInputError, match="the grant would have expired already"):
+        access.share(engines, alice, digest, "bob", expires_at=ledger.now())
+    assert (len(ledger.sent), store.block_count()) == (before, blocks)
+
+
+def test_a_revoked_image_is_refused_before_anything_is_stored(
+    engines: Engines, ledger: FakeLedger, store: FakeStore, alice: Actor, bob: Actor, digest: str
+) -> None:
+    from sedis.core.errors import ConflictError
+    from sedis.core.records import Status
+
+    alice.ledger.set_status(digest, Status.REVOKED, "withdrawn")
+    before, blocks = len(ledger.sent), store.block_count()
+    with pytest.raises(ConflictError, match=f"{digest} is revoked; its status, grants"):
+        access.share(engines, alice, digest, "bob")
+    assert (len(ledger.sent), store.block_count()) == (before, blocks)
