@@ -46,14 +46,22 @@ def test_the_actor_signs_and_decrypts_as_the_identity(alice_home: Path) -> None:
 
 
 def test_work_runs_while_the_keys_unlock(alice_home: Path) -> None:
-    with context.engines() as engines, context.acting(engines, "alice", None) as me:
-        started = time.perf_counter()
-        engines.ledger.info()  # needs no key
-        first_read = time.perf_counter() - started
+    unlocked_at: list[float] = []
+    done = threading.Event()
+
+    def unlocked() -> None:
+        unlocked_at.append(time.perf_counter())
+        done.set()
+
+    with (
+        context.engines() as engines,
+        context.acting(engines, "alice", None, sign=False, unlocked=unlocked) as me,
+    ):
+        working_at = time.perf_counter()  # the use case would start here
+        assert not done.is_set()  # scrypt is still running on its own thread
         me.actor.keys.private_key()
-        unlocked = time.perf_counter() - started
-    # scrypt takes far longer than a ledger read: the read did not wait for it.
-    assert first_read < unlocked
+        assert done.wait(10)
+        assert unlocked_at[0] > working_at
 
 
 def test_a_wrong_password_wins_over_the_use_cases_failure(
