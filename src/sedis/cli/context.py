@@ -17,6 +17,7 @@ pays for imports once. A command, though, is mostly start-up, so:
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import threading
@@ -283,7 +284,7 @@ class _UnlockingKeys(_Settling["JWK"]):
         super().__init__()
         self._identity = identity
 
-    @property
+    @functools.cached_property
     def public_key(self) -> JWK:
         from sedis.crypto.identities import public_key_of
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import functools
 import json
 import os
 import secrets
@@ -314,7 +315,7 @@ class UnlockedKeys:
         self._identity = identity
         self._private = private
 
-    @property
+    @functools.cached_property
     def public_key(self) -> JWK:
         return public_key_of(self._identity)
 

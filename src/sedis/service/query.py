@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sedis.core.access import live_grants
 from sedis.core.address import Address
@@ -20,9 +19,6 @@ from sedis.core.records import (
 )
 from sedis.service import naming
 from sedis.service.engines import Actor, Engines
-
-if TYPE_CHECKING:
-    from sedis.store.base import ContentStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +93,15 @@ def inspect(engines: Engines, ref: str) -> Inspection:
         grants = tuple(ledger.grants(digest))
         tag_history = {t.ref: tuple(ledger.tag_history(t.name, t.tag)) for t in tags}
         now = ledger.now()
-    scans = scan_history(record, attestations, engines.store)
+    scans = scan_history(record, attestations, engines)
     return Inspection(record, history, grants, attestations, tags, scans, tag_history, now)
 
 
 def scan_history(
-    record: ImageRecord, attestations: tuple[Attestation, ...], store: ContentStore | None
+    record: ImageRecord, attestations: tuple[Attestation, ...], engines: Engines | None
 ) -> tuple[ScanEntry, ...]:
-    """Every scan of an image: the one made at publish, then each rescan attestation."""
+    """Every scan of an image: the one made at publish, then each rescan attestation
+    (with its envelope's counts from the store, opened only when there is one)."""
     # Imported here: it brings the decryption stack, which `verify` never needs.
     from sedis.service.rescan import SCAN_KIND, read_envelope
 
@@ -128,9 +125,9 @@ def scan_history(
         counts: dict[str, int] | None = None
         vulndb: str | None = None
         unreadable: str | None = None
-        if store is not None and attestation.cid:
+        if engines is not None and attestation.cid:
             try:
-                envelope = read_envelope(store, attestation.cid)
+                envelope = read_envelope(engines.store, attestation.cid)
                 counts = _counts(envelope.get("counts"))
                 raw_db = envelope.get("vulndbDigest")
                 vulndb = raw_db if isinstance(raw_db, str) else None
