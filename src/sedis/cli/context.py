@@ -141,14 +141,13 @@ def acting(
     *,
     sign: bool = True,
     decrypt: bool = True,
-    ahead: Sequence[str] = (),
     unlocked: Callable[[], None] | None = None,
 ) -> Iterator[Acting]:
     """The acting identity as an actor whose keys unlock on a thread of their own.
 
     The password is read here, before anything starts. The actor's keys and
     signer wait for the derivation when first used; meanwhile this thread
-    imports what the engines (and ``ahead``) need and opens the local ones.
+    imports what the engines need and opens the local ones.
     A failed unlock wins over whatever the use case raised meanwhile: it is
     the error to report. ``unlocked`` is called on the unlocking thread once
     every key the command needs is unlocked (the benchmarks time from there).
@@ -178,7 +177,7 @@ def acting(
         daemon=True,
     )
     unlocking.start()
-    modules = [*engine_modules(config, sign=sign, decrypt=decrypt), *ahead]
+    modules = engine_modules(config, sign=sign, decrypt=decrypt)
     loading = threading.Thread(
         target=_load,
         args=(current, config, modules, decrypt),

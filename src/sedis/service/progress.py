@@ -13,13 +13,3 @@ class Progress(Protocol):
     def advance(self, done: int) -> None:
         """``done`` more bytes are processed."""
         ...
-
-
-class Silent:
-    """No progress shown."""
-
-    def start(self, total: int) -> None:
-        return None
-
-    def advance(self, done: int) -> None:
-        return None
