@@ -18,7 +18,8 @@ _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 
 
 class Status(Enum):
-    """An image's standing. UNKNOWN is what a digest that was never published reads as."""
+    """A record's standing. UNKNOWN is what a digest reads as for a publisher who never
+    recorded it."""
 
     UNKNOWN = "UNKNOWN"
     TRUSTED = "TRUSTED"
@@ -60,8 +61,11 @@ class ScanSummary:
 
 @dataclass(frozen=True, slots=True)
 class ImageRecord:
+    """One publisher's record of an image. Any number of publishers may record the same
+    digest, each with a record of their own that only they can change."""
+
+    publisher: Address
     digest: str
-    owner: Address
     config_digest: str
     root_cid: str
     published_at: int
@@ -74,15 +78,15 @@ class ImageRecord:
 
 @dataclass(frozen=True, slots=True)
 class StatusEntry:
-    """One step of an image's append-only status history; index 0 is the publication."""
+    """One step of a record's append-only status history; index 0 is the publication."""
 
+    publisher: Address
     digest: str
     index: int
     status: Status
     previous: Status
     reason: str
     at: int
-    by: Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +101,10 @@ class GrantRequest:
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """A recipient's access to an image, through a manifest carrying its wrapped keys."""
+    """A recipient's access to a publisher's image, through a manifest carrying its
+    wrapped keys."""
 
+    publisher: Address
     digest: str
     recipient: Address
     manifest_cid: str
@@ -106,7 +112,6 @@ class Grant:
     granted_at: int
     expires_at: int | None = None
     revoked_at: int | None = None
-    by: Address | None = None
 
     def active_at(self, now: int) -> bool:
         """Granted: neither revoked nor expired at ``now``."""
@@ -130,6 +135,13 @@ def grant_live(expires_at: int | None, revoked: bool, now: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Attestation:
+    """What ``attester`` says (``kind``: approved, scan, …) about one publisher's record.
+
+    ``index`` numbers the record's attestations from 1; ``revoked_at`` is when the
+    attester took it back, and a revoked attestation never counts.
+    """
+
+    publisher: Address
     digest: str
     attester: Address
     kind: str
@@ -137,17 +149,23 @@ class Attestation:
     cid: str
     at: int
     index: int
+    revoked_at: int | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.revoked_at is None
 
 
 @dataclass(frozen=True, slots=True)
 class TagEntry:
-    """name:tag pointing at an image from ``at`` on; ``previous`` is what it pointed at before."""
+    """A publisher's name:tag pointing at an image from ``at`` on; ``previous`` is what that
+    publisher's name:tag pointed at before. Tags are scoped per publisher."""
 
+    publisher: Address
     name: str
     tag: str
     digest: str
     previous: str | None
-    by: Address
     at: int
 
     @property
@@ -167,6 +185,7 @@ class KeyEntry:
 
 @dataclass(frozen=True, slots=True)
 class UsageReport:
+    publisher: Address
     digest: str
     reporter: Address
     window_start: int
@@ -179,14 +198,41 @@ class UsageReport:
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One event of the ledger's audit log. ``fields`` hold JSON values: bytes as 0x hex,
-    addresses checksummed."""
+    """One event of the ledger's audit log.
+
+    ``actor`` is the account whose transaction made the change (a record's
+    publisher, an attester, a reporter, a key's owner); ``publisher`` and
+    ``digest`` name the record it is about, where there is one. ``at`` is the
+    chain time the contract stamped on it. ``fields`` hold every argument of
+    the event as JSON values: bytes as 0x hex, addresses checksummed.
+    """
 
     name: str
     block_number: int
     log_index: int
     tx_hash: str
+    at: int
+    actor: Address
+    publisher: Address | None
+    digest: str | None
     fields: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which events of the audit log to read; every field narrows, None means any.
+
+    ``since`` and ``until`` bound ``at`` (inclusive, Unix seconds); ``kinds`` are
+    event names (ImagePublished, StatusChanged, GrantAdded, GrantRevoked, Attested,
+    AttestationRevoked, TagMoved, KeysRegistered, UsageReported).
+    """
+
+    publisher: Address | None = None
+    digest: str | None = None
+    actor: Address | None = None
+    kinds: frozenset[str] | None = None
+    since: int | None = None
+    until: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from sedis.core.address import Address
 from sedis.core.records import (
     Attestation,
     AuditEvent,
+    AuditQuery,
     Grant,
     GrantRequest,
     ImageRecord,
@@ -65,66 +66,81 @@ class LedgerReader(Protocol):
 
     def close(self) -> None: ...
 
-    # -- images and their status ------------------------------------------------
+    # -- records and their status -------------------------------------------------
+    #
+    # A record is one publisher's: (publisher, digest). Any number of publishers may
+    # record the same digest; each record has its own scan summary, status
+    # history, grants, tags, attestations and usage reports.
 
-    def image(self, digest: str) -> ImageRecord | None:
-        """The record of a published image; None for a digest never published."""
+    def image(self, publisher: Address, digest: str) -> ImageRecord | None:
+        """One publisher's record of a digest; None where that publisher never recorded it."""
         ...
 
-    def images(self, owner: Address | None = None) -> list[ImageRecord]:
-        """Every published image (or one owner's), oldest first."""
+    def records(self, digest: str) -> list[ImageRecord]:
+        """Every publisher's record of a digest, oldest first."""
+        ...
+
+    def images(self, publisher: Address | None = None) -> list[ImageRecord]:
+        """Every record (or one publisher's), oldest first."""
         ...
 
     def images_by_config(self, config_digest: str) -> list[ImageRecord]:
-        """The images whose config (the image ID a container runs) has this digest."""
+        """The records whose config (the image ID a container runs) has this digest."""
         ...
 
-    def statuses(self, digests: Sequence[str]) -> dict[str, Status]:
-        """The current status of each digest; UNKNOWN for one never published."""
+    def statuses(self, keys: Sequence[tuple[Address, str]]) -> dict[tuple[Address, str], Status]:
+        """The current status of each (publisher, digest); UNKNOWN where there is no record."""
         ...
 
-    def status_history(self, digest: str) -> list[StatusEntry]:
+    def status_history(self, publisher: Address, digest: str) -> list[StatusEntry]:
         """Publication (as TRUSTED) and every change after it, in order."""
         ...
 
     # -- grants -----------------------------------------------------------------
 
-    def grant_of(self, digest: str, recipient: Address) -> Grant | None:
-        """The latest grant to a recipient, revoked or expired ones included."""
+    def grant_of(self, publisher: Address, digest: str, recipient: Address) -> Grant | None:
+        """The latest grant of a record to a recipient, revoked or expired ones included."""
         ...
 
-    def grants(self, digest: str) -> list[Grant]:
-        """The latest grant of each recipient of an image."""
+    def grants(self, publisher: Address, digest: str) -> list[Grant]:
+        """The latest grant of a record to each of its recipients."""
         ...
 
     def grants_to(self, recipient: Address) -> list[Grant]:
-        """The latest grant to a recipient for each image shared with it."""
+        """The latest grant to a recipient of each record shared with it."""
         ...
 
     # -- attestations, tags, keys, usage, the audit log --------------------------
 
-    def attestations(self, digest: str) -> list[Attestation]: ...
-
-    def resolve(self, name: str, tag: str) -> str | None:
-        """The digest that name:tag points at, or None."""
+    def attestations(self, publisher: Address, digest: str) -> list[Attestation]:
+        """Every attestation about a record, in order, revoked ones marked so."""
         ...
 
-    def tag_history(self, name: str, tag: str) -> list[TagEntry]: ...
-
-    def tags_of(self, digest: str) -> list[TagEntry]:
-        """The tags that point at an image now."""
+    def resolve(self, publisher: Address, name: str, tag: str) -> str | None:
+        """The digest that this publisher's name:tag points at, or None."""
         ...
 
-    def name_owner(self, name: str) -> Address | None:
-        """The account that first tagged a name, and alone may move its tags."""
+    def taggers(self, name: str, tag: str) -> list[TagEntry]:
+        """Where each publisher's name:tag points now: one entry per publisher that
+        ever tagged it and has it pointing somewhere."""
+        ...
+
+    def tag_history(
+        self, name: str, tag: str, publisher: Address | None = None
+    ) -> list[TagEntry]:
+        """Every move of name:tag (by one publisher, or by all), in order."""
+        ...
+
+    def tags_of(self, publisher: Address, digest: str) -> list[TagEntry]:
+        """The publisher's tags that point at its record of this digest now."""
         ...
 
     def keys_of(self, address: Address) -> KeyEntry | None: ...
 
-    def usage_reports(self, digest: str) -> list[UsageReport]: ...
+    def usage_reports(self, publisher: Address, digest: str) -> list[UsageReport]: ...
 
-    def audit_log(self, digest: str | None = None) -> list[AuditEvent]:
-        """Every event of the contract (or of one image), in chain order."""
+    def audit_log(self, query: AuditQuery = AuditQuery()) -> list[AuditEvent]:
+        """The contract's events that ``query`` selects, in chain order."""
         ...
 
 
@@ -133,6 +149,9 @@ class LedgerWriter(Protocol):
     def address(self) -> Address:
         """The account every write is signed as."""
         ...
+
+    # Every write about a record is about the signer's own record: the contract
+    # refuses a call that names another publisher's.
 
     def publish(
         self,
@@ -159,14 +178,30 @@ class LedgerWriter(Protocol):
         all or none (a key rotation)."""
         ...
 
-    def attest(self, digest: str, kind: str, payload_hash: str, cid: str = "") -> TxReceipt: ...
-
     def set_tag(self, name: str, tag: str, digest: str) -> TxReceipt: ...
+
+    def attest(
+        self, publisher: Address, digest: str, kind: str, payload_hash: str, cid: str = ""
+    ) -> TxReceipt:
+        """Attest to another's (or one's own) record: anyone may."""
+        ...
+
+    def revoke_attestation(self, publisher: Address, digest: str, index: int) -> TxReceipt:
+        """Take back one's own attestation ``index`` about a record."""
+        ...
 
     def register_keys(self, encryption_key: bytes, paillier_n: bytes) -> TxReceipt:
         """Put the signer's public keys in the key directory."""
         ...
 
     def report_usage(
-        self, digest: str, window_start: int, window_end: int, cid: str, blob_hash: str
-    ) -> TxReceipt: ...
+        self,
+        publisher: Address,
+        digest: str,
+        window_start: int,
+        window_end: int,
+        cid: str,
+        blob_hash: str,
+    ) -> TxReceipt:
+        """Report usage of a record: its publisher or a recipient with a live grant may."""
+        ...
