@@ -1,4 +1,5 @@
-"""`sedis contacts ...`: a local address book, so recipients can be named by alias."""
+"""`sedis contacts ...`: a local address book, so accounts can be named by alias, and
+the contacts whose records the default trust policy counts (``--trust``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from sedis.cli import context
 from sedis.cli.output import Format, OutputOption, emit, info, note
 
 app = typer.Typer(
-    help="The address book: aliases for other people's Ethereum addresses.",
+    help="The address book: aliases for other people's Ethereum addresses, and whom to trust.",
     rich_markup_mode=None,
     no_args_is_help=True,
 )
@@ -21,34 +22,80 @@ def add(
     ),
     address: str = typer.Argument(..., metavar="ADDR", help="The Ethereum address (0x...)."),
     replace: bool = typer.Option(False, "--replace", help="Repoint an alias that exists."),
+    trust: bool = typer.Option(
+        False, "--trust", help="Count this contact's records when no policy file is given."
+    ),
     output: Format = OutputOption,
 ) -> None:
     """Add an alias for an address."""
     from sedis.crypto.contacts import AddressBook
 
-    checksummed = AddressBook(context.settings().home).add(alias, address, replace=replace)
+    checksummed = AddressBook(context.settings().home).add(
+        alias, address, replace=replace, trusted=trust
+    )
+    trusted = " (trusted)" if trust else ""
     emit(
         output,
-        {"alias": alias, "address": checksummed},
-        lambda: info(f"added {alias} {checksummed}"),
+        {"alias": alias, "address": checksummed, "trusted": trust},
+        lambda: info(f"added {alias} {checksummed}{trusted}"),
     )
 
 
 @app.command("list")
 def list_(output: Format = OutputOption) -> None:
-    """List the aliases and their addresses."""
+    """List the aliases, their addresses, and which are trusted."""
     from sedis.crypto.contacts import AddressBook
 
-    contacts = AddressBook(context.settings().home).list()
-    rows = [{"alias": a, "address": addr} for a, addr in contacts.items()]
+    book = AddressBook(context.settings().home)
+    trusted = {str(a) for a in book.trusted()}
+    rows = [
+        {"alias": a, "address": addr, "trusted": addr in trusted}
+        for a, addr in book.list().items()
+    ]
 
     def text() -> None:
         if not rows:
             note("no contacts; add one with 'sedis contacts add ALIAS 0x...'")
         for row in rows:
-            info(f"{row['alias']:<20} {row['address']}")
+            mark = "  trusted" if row["trusted"] else ""
+            info(f"{row['alias']:<20} {row['address']}{mark}")
 
     emit(output, rows, text)
+
+
+@app.command("trust")
+def trust(
+    alias: str = typer.Argument(..., metavar="ALIAS", help="The contact to trust."),
+    output: Format = OutputOption,
+) -> None:
+    """Count a contact's records when no policy file is given."""
+    _set_trust(alias, True, output)
+
+
+@app.command("untrust")
+def untrust(
+    alias: str = typer.Argument(..., metavar="ALIAS", help="The contact to stop trusting."),
+    output: Format = OutputOption,
+) -> None:
+    """Stop counting a contact's records (the contact stays in the address book)."""
+    _set_trust(alias, False, output)
+
+
+def _set_trust(alias: str, trusted: bool, output: Format) -> None:
+    from sedis.core.errors import NotFoundError
+    from sedis.crypto.contacts import AddressBook
+
+    book = AddressBook(context.settings().home)
+    address = book.get(alias)
+    if address is None:
+        raise NotFoundError(f"no contact named '{alias}'")
+    book.add(alias, address, replace=True, trusted=trusted)
+    said = "trusts" if trusted else "no longer trusts"
+    emit(
+        output,
+        {"alias": alias, "address": address, "trusted": trusted},
+        lambda: info(f"the default policy {said} {alias} ({address})"),
+    )
 
 
 @app.command("remove")

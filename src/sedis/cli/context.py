@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from jwcrypto.jwk import JWK
 
     from sedis.config import Settings
+    from sedis.crypto.contacts import AddressBookDirectory
     from sedis.crypto.identities import Identity, IdentityStore
     from sedis.service.engines import Actor, Engines
 
@@ -313,3 +314,27 @@ def acting_address(as_name: str | None) -> Address:
     config = settings()
     identities = IdentityStore(config.home)
     return Address.parse(identities.get(acting_identity(config, as_name)).address)
+
+
+def directory() -> AddressBookDirectory:
+    """The names a user gives accounts: local identities, then contacts, then addresses."""
+    from sedis.crypto.contacts import AddressBook, AddressBookDirectory
+    from sedis.crypto.identities import IdentityStore
+
+    config = settings()
+    return AddressBookDirectory(IdentityStore(config.home), AddressBook(config.home))
+
+
+def account(who: str) -> Address:
+    """The account ``who`` names: a 0x address (checked as written), or a local identity's
+    or a contact's name."""
+    from sedis.core.errors import NotFoundError
+
+    if who.startswith(("0x", "0X")):
+        return Address.parse(who)
+    try:
+        return directory().resolve(who)
+    except NotFoundError:
+        raise NotFoundError(
+            f"unknown account '{who}': not an identity, a contact or a 0x address"
+        ) from None

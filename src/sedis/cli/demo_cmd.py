@@ -1,9 +1,12 @@
 """`sedis demo`: the main job, end to end, on the embedded defaults.
 
-Two identities, alice and bob; an image built by sedis itself; alice
-publishes and shares it; bob pulls it into two formats and verifies it;
-alice revokes it and bob's next pull is refused. Everything runs in a
-throw-away data directory, through the same commands a user types.
+Three identities: alice publishes, bob receives, mallory squats. bob's trust
+policy names alice. mallory records alice's image and tags alice's name
+first; alice publishes and shares it anyway; bob pulls it into two formats
+and verifies it, TRUSTED as alice's; mallory's revocation of her own record
+changes nothing for bob; alice revokes it and bob's next pull is refused.
+Everything runs in a throw-away data directory, through the same commands a
+user types.
 """
 
 from __future__ import annotations
@@ -19,7 +22,31 @@ import typer
 
 from sedis.cli.output import info
 
-_NAME = "demo/hello:1.0"
+_NAME = "acme/app:1.0"
+
+# bob's policy: every image, and only alice's word about it. The demo's identities share
+# one data directory, where the default policy would trust all three.
+_POLICY = """\
+# bob trusts alice's records and tags, and nobody else's.
+[[trust]]
+images = ["*"]
+publishers = ["alice"]
+max_severity = "high"   # no critical finding
+
+[default]
+decision = "deny"
+"""
+
+
+def _squatter_image(work: Path) -> Path:
+    """mallory's own image, which she tags with alice's name."""
+    from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
+
+    script = b"#!/bin/sh\necho 'not what you asked for'\n"
+    spec = ImageSpec(layers=[LayerSpec([FileSpec("app/hello.sh", script, 0o755)])])
+    dest = work / "squat-image"
+    build(spec, dest, "1.0")
+    return dest
 
 
 def _image(work: Path) -> Path:
@@ -83,7 +110,8 @@ def _run(*args: str, expect: int = 0) -> int:
 def demo(
     keep: bool = typer.Option(False, "--keep", help="Keep the demo's data directory."),
 ) -> None:
-    """Run the demo in a throw-away data directory: publish, share, pull, verify, revoke."""
+    """Run the demo in a throw-away data directory: trust, publish, share, pull, verify,
+    a squatter's records counting for nothing, revoke."""
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="sedis-demo-"))
     saved = {k: os.environ.get(k) for k in ("SEDIS_HOME", "SEDIS_PASSWORD", "SEDIS_IDENTITY")}
@@ -112,24 +140,41 @@ def demo(
 def _steps(work: Path) -> None:
     info(f"sedis demo: data in {work}")
     info("")
-    info("1. Two identities: alice publishes, bob receives (keys encrypted at rest)")
+    info("1. Three identities: alice publishes, bob receives, mallory squats (keys encrypted)")
     _run("identity", "create", "alice")
     _run("identity", "create", "bob")
+    _run("identity", "create", "mallory")
     _run("identity", "register", "bob")
 
     info("")
-    info("2. A small real image, built by sedis itself (no container engine)")
+    info("2. bob trusts alice explicitly: his policy file names her, and nobody else")
+    policy = work / "home" / "policy.toml"
+    policy.write_text(_POLICY)
+    info(f"   {policy}:")
+    for line in _POLICY.splitlines():
+        info(f"   | {line}")
+    _run("policy", "check", str(policy))
+
+    info("")
+    info("3. A small real image, built by sedis itself (no container engine)")
     image = _image(work)
     info(f"   built oci:{image}:1.0")
 
     info("")
-    info("3. Scan before share: an offline vulnerability database, and the image's findings")
+    info("4. Scan before share: an offline vulnerability database, and the image's findings")
     feeds = Path(__file__).parent / "demo_data"
     _run("vulndb", "import", *sorted(str(p) for p in feeds.glob("*.json")))
     _run("scan", f"oci:{image}:1.0")
 
     info("")
-    info("4. alice's policy refuses high findings: nothing is stored or recorded")
+    info("5. mallory moves first: she tags alice's name to her own image, and records")
+    info("   alice's image herself (its digest leaked from a CI log)")
+    squat = _squatter_image(work)
+    _run("publish", f"oci:{squat}:1.0", "--name", _NAME, "--skip-scan", "--as", "mallory")
+    _run("publish", f"oci:{image}:1.0", "--name", "mallory/copy:1.0", "--as", "mallory")
+
+    info("")
+    info("6. alice's policy refuses high findings: nothing is stored or recorded")
     _run(
         "publish",
         f"oci:{image}:1.0",
@@ -143,30 +188,48 @@ def _steps(work: Path) -> None:
     )
 
     info("")
-    info("5. With the default policy (refuse critical) alice publishes it, encrypted, for bob")
+    info("7. Refusing critical only, alice publishes it under her name, encrypted, for bob:")
+    info("   mallory's record and tag block nothing, since they are mallory's own")
     _run("publish", f"oci:{image}:1.0", "--name", _NAME, "--to", "bob", "--as", "alice")
 
     info("")
-    info("6. bob pulls it into an OCI layout and a docker-archive, and verifies both as its name")
+    info("8. bob pulls acme/app:1.0 into an OCI layout and a docker-archive: the name is")
+    info("   alice's tag under his policy, and both verify as alice's image, TRUSTED")
     layout, archive = work / "pulled-layout", work / "pulled.tar"
     _run("pull", _NAME, f"oci:{layout}:1.0", "--as", "bob")
-    _run("pull", _NAME, f"docker-archive:{archive}:demo/hello:1.0", "--as", "bob")
+    _run("pull", _NAME, f"docker-archive:{archive}:acme/app:1.0", "--as", "bob")
     _run("verify", f"oci:{layout}:1.0", f"docker-archive:{archive}", "--name", _NAME)
+    info("   mallory's acme/app:1.0 is her word alone, which bob's policy does not count:")
+    _run("verify", _NAME, "--publisher", "mallory", expect=2)
 
     info("")
-    info("7. The store holds no plaintext")
+    info("9. The store holds no plaintext")
     _confidentiality_check(work / "home" / "store", image)
 
     info("")
-    info("8. alice revokes it; bob's next pull is refused, and verify says so")
+    info("10. mallory revokes her own record of alice's image: nothing changes for bob")
+    digest = _digest_of(layout)
+    _run("status", digest, "revoked", "--reason", "mallory says so", "--as", "mallory")
+    _run("verify", _NAME)
+    _run("policy", "explain", _NAME)
+
+    info("")
+    info("11. alice revokes it; bob's next pull is refused, and verify says so")
     _run("status", _NAME, "revoked", "--reason", "demo: key material leaked", "--as", "alice")
     _run("pull", _NAME, f"oci:{work / 'refused'}", "--as", "bob", expect=8)
     _run("verify", _NAME, expect=4)
     info(f"   nothing was written: {(work / 'refused').exists() is False}")
 
     info("")
-    info("9. The audit trail on the ledger")
+    info("12. The audit trail on the ledger: every publisher's record, and which counted")
     _run("inspect", _NAME)
+
+
+def _digest_of(layout: Path) -> str:
+    import json
+
+    index = json.loads((layout / "index.json").read_text())
+    return str(index["manifests"][0]["digest"])
 
 
 def _confidentiality_check(store: Path, image: Path) -> None:

@@ -1,4 +1,8 @@
-"""The image commands: publish, share, unshare, pull, verify, status, inspect, list."""
+"""The image commands: publish, share, unshare, pull, verify, status, inspect, list.
+
+verify, pull and inspect judge an image under a trust policy (``--policy``), and a
+name resolves through it: to the image that a publisher the policy trusts tagged so.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from sedis.cli import context, render
+from sedis.cli import context, render, trust_cmds
 from sedis.cli.identity_cmds import AsOption, PasswordEnvOption
 from sedis.cli.output import Format, OutputOption, progress_bar
+from sedis.cli.trust_cmds import (
+    PolicyOption,
+    PublisherOption,
+    SignerOption,
+    publisher_of,
+    trust_policy,
+)
 
 if TYPE_CHECKING:
     from sedis.oci.source import ImageSource
@@ -172,21 +183,29 @@ def pull(
         ..., metavar="DEST", help="oci:DIR[:TAG], docker-archive:PATH[:NAME:TAG], …"
     ),
     insecure: bool = InsecureOption,
+    policy_file: Path | None = PolicyOption,
+    publisher: str | None = PublisherOption,
+    signer: list[str] = SignerOption,
     as_name: str | None = AsOption,
     password_env: str | None = PasswordEnvOption,
     output: Format = OutputOption,
 ) -> None:
-    """Fetch, check, decrypt and verify an image, and write it to DEST atomically."""
+    """Fetch, check, decrypt and verify an image the policy trusts, and write it to DEST
+    atomically."""
     from sedis.oci import transports
     from sedis.service import pull as pulling
 
+    policy = trust_policy(policy_file, signer)
+    chosen = publisher_of(publisher)
     sink = transports.open_sink(dest, registry_options(insecure))
     with (
         context.engines() as engines,
         context.acting(engines, as_name, password_env, sign=False) as me,
         progress_bar("pulling", output == Format.text) as bar,
     ):
-        result = pulling.pull(engines, me.actor, image, sink, progress=bar)
+        result = pulling.pull(
+            engines, me.actor, image, sink, policy=policy, publisher=chosen, progress=bar
+        )
     render.pulled(output, result, image, dest)
 
 
@@ -198,33 +217,34 @@ def verify(
         None,
         "--name",
         metavar="NAME:TAG",
-        help="Check that each source is the image NAME:TAG names on the ledger.",
+        help="Check that each source is the image NAME:TAG names under the policy.",
     ),
-    signer: list[str] = typer.Option(
-        [], "--signer", metavar="ADDR", help="Only these owners/attesters count."
-    ),
+    policy_file: Path | None = PolicyOption,
+    publisher: str | None = PublisherOption,
+    signer: list[str] = SignerOption,
     platform: str = PlatformOption,
     insecure: bool = InsecureOption,
     output: Format = OutputOption,
 ) -> None:
-    """Check artifacts against the ledger; the exit code is the status (0 only if TRUSTED)."""
-    from sedis.core.address import Address
+    """Judge artifacts under the trust policy; the exit code is the status (0 only if
+    TRUSTED)."""
     from sedis.service import verify as verifying
 
-    signers = [Address.parse(s) for s in signer]
+    policy = trust_policy(policy_file, signer)
+    chosen = publisher_of(publisher)
     with context.engines() as engines, ExitStack() as stack:
         opened: list[verifying.Artifact] = [
-            stack.enter_context(open_source(a, platform, insecure)) if _is_source(a) else a
+            stack.enter_context(open_source(a, platform, insecure)) if is_source(a) else a
             for a in artifacts
         ]
-        judged = verifying.verify(engines, opened, name=name, signers=signers)
+        judged = verifying.verify(engines, opened, policy=policy, name=name, publisher=chosen)
     render.verdicts(output, list(zip(artifacts, judged, strict=True)))
     worst = max((v.exit_code for v in judged), default=0)
     if worst:
         raise typer.Exit(worst)
 
 
-def _is_source(text: str) -> bool:
+def is_source(text: str) -> bool:
     return text.startswith(("docker-archive:", "oci:", "oci-archive:", "docker://"))
 
 
@@ -253,17 +273,28 @@ def status(
     render.status_changed(output, result)
 
 
-def inspect(image: str = ImageArgument, output: Format = OutputOption) -> None:
-    """The record, status history, grants, attestations and tags of an image."""
+def inspect(
+    image: str = ImageArgument,
+    policy_file: Path | None = PolicyOption,
+    publisher: str | None = PublisherOption,
+    signer: list[str] = SignerOption,
+    output: Format = OutputOption,
+) -> None:
+    """Every publisher's record of an image, and the chosen record's status history,
+    grants, attestations and tags."""
     from sedis.service import query
 
+    policy = trust_policy(policy_file, signer)
+    chosen = publisher_of(publisher)
     with context.engines() as engines:
-        result = query.inspect(engines, image)
+        result = query.inspect(engines, image, policy=policy, publisher=chosen)
     render.inspected(output, result)
 
 
 def list_(
-    mine: bool = typer.Option(False, "--mine", help="Only images the acting identity owns."),
+    mine: bool = typer.Option(
+        False, "--mine", help="Only records the acting identity published."
+    ),
     shared: bool = typer.Option(False, "--shared-with-me", help="Only images shared with it."),
     as_name: str | None = AsOption,
     output: Format = OutputOption,
@@ -274,7 +305,9 @@ def list_(
     me = context.acting_address(as_name) if mine or shared else None
     with context.engines() as engines:
         rows = query.list_images(
-            engines, owner=me if mine else None, shared_with=me if shared and not mine else None
+            engines,
+            publisher=me if mine else None,
+            shared_with=me if shared and not mine else None,
         )
     render.listed(output, rows)
 
@@ -319,6 +352,8 @@ def export(
 
 def rescan(
     image: str = ImageArgument,
+    policy_file: Path | None = PolicyOption,
+    publisher: str | None = PublisherOption,
     as_name: str | None = AsOption,
     password_env: str | None = PasswordEnvOption,
     output: Format = OutputOption,
@@ -326,8 +361,10 @@ def rescan(
     """Scan a published image again with today's database, and attest to it on the ledger."""
     from sedis.service import rescan as rescanning
 
+    policy = trust_policy(policy_file)
+    chosen = publisher_of(publisher)
     with context.engines() as engines, context.acting(engines, as_name, password_env) as me:
-        result = rescanning.rescan(engines, me.actor, image)
+        result = rescanning.rescan(engines, me.actor, image, policy=policy, publisher=chosen)
     render.rescanned(output, result)
 
 
@@ -342,3 +379,5 @@ def register(app: typer.Typer) -> None:
     app.command("list")(list_)
     app.command("export")(export)
     app.command("rescan")(rescan)
+    app.command("attest")(trust_cmds.attest)
+    app.add_typer(trust_cmds.app, name="policy")

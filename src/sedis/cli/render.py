@@ -11,7 +11,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +20,10 @@ from sedis.core.address import Address
 
 if TYPE_CHECKING:
     from sedis.core.errors import PolicyViolationError
+    from sedis.core.policy import TrustPolicy
     from sedis.core.records import ScanSummary
     from sedis.core.verdict import Verdict
+    from sedis.service.attest import AttestResult, AttestRevokeResult
     from sedis.service.access import ShareResult, UnshareResult
     from sedis.service.export import ExportResult
     from sedis.service.publish import PublishResult
@@ -135,23 +137,92 @@ def unshared(fmt: Format, result: UnshareResult) -> None:
 def pulled(fmt: Format, result: PullResult, image: str, dest: str) -> None:
     lines = [
         f"pulled {image} to {dest}",
-        f"  digest  {result.digest}",
-        f"  config  {result.config_digest}",
+        f"  digest     {result.digest}",
+        f"  config     {result.config_digest}",
+        f"  publisher  {result.publisher}",
     ]
     show(fmt, result, lines, dest=dest)
+
+
+def accounts(addresses: Sequence[Address]) -> str:
+    return ", ".join(str(a) for a in addresses) or "none"
+
+
+def verdict_json(artifact: str, verdict: Verdict) -> dict[str, Any]:
+    data: dict[str, Any] = {"artifact": artifact, **plain(verdict)}
+    data["exit_code"] = verdict.exit_code
+    return data
 
 
 def verdicts(fmt: Format, judged: list[tuple[str, Verdict]]) -> None:
     for artifact, verdict in judged:
         if fmt == Format.json:
-            data = {"artifact": artifact, **plain(verdict), "exit_code": verdict.exit_code}
+            data = verdict_json(artifact, verdict)
             data.pop("scan", None)
+            data.pop("rules", None)
             sys.stdout.write(json.dumps(data) + "\n")
             continue
         checked = f"{artifact} as {verdict.name}" if verdict.name else artifact
         info(f"{verdict.status.value:<11} {checked}  {verdict.digest}")
-        owner = f" (owner {verdict.owner})" if verdict.owner else ""
-        info(f"            {verdict.reason}{owner}")
+        info(f"            {verdict.reason}")
+        info(f"            policy     {verdict.policy}")
+        if verdict.publishers:
+            info(f"            publishers {accounts(verdict.publishers)}")
+        if verdict.vouching:
+            info(f"            vouching   {accounts(verdict.vouching)}")
+
+
+def explained(fmt: Format, artifact: str, verdict: Verdict, policy: TrustPolicy) -> None:
+    """A verdict rule by rule: whether each rule covers the image, whose records it
+    counted, and each check it made, passed or failed."""
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps(verdict_json(artifact, verdict), indent=2) + "\n")
+        return
+    checked = f"{artifact} as {verdict.name}" if verdict.name else artifact
+    info(f"{checked}  {verdict.digest}")
+    info(f"policy  {verdict.policy} ({len(policy.rules)} rules, default {policy.default.value})")
+    for outcome in verdict.rules:
+        where = f" (line {outcome.line})" if outcome.line else ""
+        head = f"rule {outcome.index}{where}"
+        if not outcome.covers:
+            info(f"{head}: does not cover this image")
+            continue
+        info(f"{head}: covers this image: {outcome.status.value}")
+        info(f"  counted  {accounts(outcome.counted)}")
+        for item in outcome.checks:
+            info(f"  {'✓' if item.passed else '✗'} {item.text}")
+    if not any(o.covers for o in verdict.rules):
+        info(f"no rule covers it: the default decision is {policy.default.value}")
+    info(f"verdict {verdict.status.value}: {verdict.reason}")
+
+
+def policy_checked(fmt: Format, policy: TrustPolicy) -> None:
+    rules = len(policy.rules)
+    data = {"policy": policy.source, "rules": rules, "default": policy.default.value}
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    info(f"{policy.source}: {rules} rule{'' if rules == 1 else 's'}, default {data['default']}")
+
+
+def attested(fmt: Format, result: AttestResult) -> None:
+    lines = [
+        f"attested {result.kind!r} on {result.publisher}'s record of {result.digest}",
+        f"  index        {result.index}",
+        f"  payload      {result.payload_hash}",
+        f"  transaction  {result.transaction}",
+    ]
+    show(fmt, result, lines)
+
+
+def attestation_revoked(fmt: Format, result: AttestRevokeResult) -> None:
+    indexes = ", ".join(str(i) for i in result.indexes)
+    lines = [
+        f"revoked {result.kind!r} on {result.publisher}'s record of {result.digest}"
+        f" (attestation {indexes})",
+        *[f"  transaction  {t}" for t in result.transactions],
+    ]
+    show(fmt, result, lines)
 
 
 def status_changed(fmt: Format, result: StatusChange) -> None:
@@ -160,9 +231,18 @@ def status_changed(fmt: Format, result: StatusChange) -> None:
 
 def inspected(fmt: Format, result: Inspection) -> None:
     record = result.record
+    verdict = result.verdict
     lines = [
         f"digest     {record.digest}",
-        f"owner      {record.owner}",
+        f"verdict    {verdict.status.value}: {verdict.reason}",
+        f"policy     {verdict.policy}",
+        "records:",
+        *[
+            f"  {r.publisher}  {r.status.value:<11} "
+            + ("counted" if r.counted else "not counted by the policy")
+            for r in result.records
+        ],
+        f"publisher  {record.publisher}",
         f"config     {record.config_digest}",
         f"root CID   {record.root_cid}",
         f"published  {when(record.published_at)}",
@@ -194,7 +274,9 @@ def inspected(fmt: Format, result: Inspection) -> None:
         db = f"  (db {scan.vulndb_digest[:19]}…)" if scan.vulndb_digest else ""
         lines.append(f"  {when(scan.at)}  {scan.kind:<8} {found}{db}")
     lines.append("attestations:" + ("" if result.attestations else " none"))
-    lines += [f"  {a.kind} by {a.attester} at {when(a.at)}" for a in result.attestations]
+    for a in result.attestations:
+        revoked = f", revoked {when(a.revoked_at)}" if a.revoked_at else ""
+        lines.append(f"  {a.index}. {a.kind} by {a.attester} at {when(a.at)}{revoked}")
     show(fmt, result, lines)
 
 
@@ -206,7 +288,7 @@ def listed(fmt: Format, rows: list[ImageSummary]) -> None:
         info("no images")
     for r in rows:
         names = ", ".join(r.names) or "-"
-        info(f"{r.status.value:<11} {r.digest[:19]}…  {names:<28} {r.owner}")
+        info(f"{r.status.value:<11} {r.digest[:19]}…  {names:<28} {r.publisher}")
 
 
 def exported(fmt: Format, result: ExportResult, image: str, dest: str) -> None:
