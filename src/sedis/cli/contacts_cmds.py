@@ -49,8 +49,7 @@ def list_(output: Format = OutputOption) -> None:
     book = AddressBook(context.settings().home)
     trusted = {str(a) for a in book.trusted()}
     rows = [
-        {"alias": a, "address": addr, "trusted": addr in trusted}
-        for a, addr in book.list().items()
+        {"alias": a, "address": addr, "trusted": addr in trusted} for a, addr in book.list().items()
     ]
 
     def text() -> None:

@@ -292,9 +292,7 @@ def inspect(
 
 
 def list_(
-    mine: bool = typer.Option(
-        False, "--mine", help="Only records the acting identity published."
-    ),
+    mine: bool = typer.Option(False, "--mine", help="Only records the acting identity published."),
     shared: bool = typer.Option(False, "--shared-with-me", help="Only images shared with it."),
     as_name: str | None = AsOption,
     output: Format = OutputOption,
