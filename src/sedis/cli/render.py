@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from sedis.core.policy import TrustPolicy
     from sedis.core.records import ScanSummary
     from sedis.core.verdict import Verdict
-    from sedis.service.attest import AttestResult, AttestRevokeResult
     from sedis.service.access import ShareResult, UnshareResult
+    from sedis.service.attest import AttestResult, AttestRevokeResult
     from sedis.service.export import ExportResult
     from sedis.service.publish import PublishResult
     from sedis.service.pull import PullResult
