@@ -44,7 +44,7 @@ def test_output_before_or_after_the_command_gives_the_same_json(
     ):
         assert main(args) == 0, args
         outputs.append(json.loads(capsys.readouterr().out))
-    assert outputs == [[{"alias": "alice", "address": ALICE}]] * 5
+    assert outputs == [[{"alias": "alice", "address": ALICE, "trusted": False}]] * 5
 
 
 def test_output_before_a_nested_command(capsys: pytest.CaptureFixture[str]) -> None:

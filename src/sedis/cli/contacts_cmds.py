@@ -46,11 +46,8 @@ def list_(output: Format = OutputOption) -> None:
     """List the aliases, their addresses, and which are trusted."""
     from sedis.crypto.contacts import AddressBook
 
-    book = AddressBook(context.settings().home)
-    trusted = {str(a) for a in book.trusted()}
-    rows = [
-        {"alias": a, "address": addr, "trusted": addr in trusted} for a, addr in book.list().items()
-    ]
+    entries = AddressBook(context.settings().home).entries()
+    rows = [{"alias": c.alias, "address": c.address, "trusted": c.trusted} for c in entries]
 
     def text() -> None:
         if not rows:
@@ -81,14 +78,9 @@ def untrust(
 
 
 def _set_trust(alias: str, trusted: bool, output: Format) -> None:
-    from sedis.core.errors import NotFoundError
     from sedis.crypto.contacts import AddressBook
 
-    book = AddressBook(context.settings().home)
-    address = book.get(alias)
-    if address is None:
-        raise NotFoundError(f"no contact named '{alias}'")
-    book.add(alias, address, replace=True, trusted=trusted)
+    address = AddressBook(context.settings().home).set_trusted(alias, trusted)
     said = "trusts" if trusted else "no longer trusts"
     emit(
         output,
