@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from sedis.core.address import Address
+from sedis.ledger.base import LedgerReader
 from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
 from tests.conftest import pseudo_random
 
@@ -140,3 +142,10 @@ def layout_digests(layout: Path, tag: str | None = None) -> tuple[str, str, list
     assert "sha256:" + hashlib.sha256(raw).hexdigest() == entry["digest"]
     manifest = json.loads(raw)
     return entry["digest"], manifest["config"]["digest"], [d["digest"] for d in manifest["layers"]]
+
+
+def only_publisher(ledger: LedgerReader, digest: str) -> Address:
+    """The publisher of the one record of ``digest`` (the tests here have one publisher)."""
+    records = ledger.records(digest)
+    assert len(records) == 1, records
+    return records[0].publisher

@@ -20,7 +20,7 @@ from sedis.ledger import open_ledger
 from sedis.oci import model
 from sedis.service import sealing
 from sedis.store import open_store
-from tests.e2e.conftest import PASSWORD
+from tests.e2e.conftest import PASSWORD, only_publisher
 
 if TYPE_CHECKING:
     from jwcrypto.jwk import JWK
@@ -43,7 +43,7 @@ class Kept:
 def keep(settings: Settings, name: str, address: str, digest: str) -> Kept:
     """The recipient's grant, manifest and key, checked to open the image now."""
     with open_ledger(settings) as ledger:
-        grant = ledger.grant_of(digest, Address.parse(address))
+        grant = ledger.grant_of(only_publisher(ledger, digest), digest, Address.parse(address))
     assert grant is not None
     key = IdentityStore(settings.home).unlock_encryption_key(name, PASSWORD)
     with open_store(settings) as store:

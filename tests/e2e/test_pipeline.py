@@ -15,6 +15,10 @@ from tests.cyclonedx_schema import strictly_valid
 from tests.e2e.conftest import World, layout_digests
 
 
+def alice_of(world: World) -> Address:
+    return Address.parse(world.addresses["alice"])
+
+
 def one_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -76,7 +80,7 @@ def test_verify_sources_and_names(world: World, published: dict[str, object]) ->
     verdict = json.loads(ok.out)
     assert (verdict["status"], verdict["name"]) == ("TRUSTED", "e2e/base:v1")
     assert verdict["digest"] == verdict["name_digest"] == layout_digests(src)[0]
-    assert verdict["owner"] == world.addresses["alice"]
+    assert verdict["publishers"] == [world.addresses["alice"]]
     by_name = world.sedis("verify", "e2e/base:v1", "-o", "json")
     assert by_name.code == 0 and json.loads(by_name.out)["digest"] == verdict["digest"]
     stranger = world.sedis("verify", "e2e/base:v1", "--signer", world.addresses["carol"])
@@ -170,9 +174,9 @@ def test_share_with_expiry_then_refused_after_it(world: World) -> None:
     assert shared.code == 0, shared.err
     expires_at = json.loads(shared.out)["expires_at"]
     with open_ledger(load()) as ledger:
-        digest = ledger.resolve("e2e/expiring", "v1")
+        digest = ledger.resolve(alice_of(world), "e2e/expiring", "v1")
         assert digest is not None
-        grant = ledger.grant_of(digest, Address.parse(world.addresses["carol"]))
+        grant = ledger.grant_of(alice_of(world), digest, Address.parse(world.addresses["carol"]))
     assert grant is not None and grant.expires_at == expires_at
     assert grant.revoked_at is None and grant.granted_at < expires_at
     # No race with the clock: wait until the grant has lapsed, however slow the machine.
@@ -288,10 +292,10 @@ def test_a_swapped_share_manifest_is_refused(world: World, published: dict[str, 
     from sedis.store.cid import Cid
 
     with open_ledger(load()) as ledger:
-        digest = ledger.resolve("e2e/base", "v1")
+        digest = ledger.resolve(alice_of(world), "e2e/base", "v1")
         assert digest is not None
-        grant = ledger.grant_of(digest, Address.parse(world.addresses["bob"]))
-        other = ledger.grant_of(digest, Address.parse(world.addresses["alice"]))
+        grant = ledger.grant_of(alice_of(world), digest, Address.parse(world.addresses["bob"]))
+        other = ledger.grant_of(alice_of(world), digest, Address.parse(world.addresses["alice"]))
     assert grant is not None and other is not None
     from sedis.store.embedded import EmbeddedStore
 
@@ -346,9 +350,11 @@ def test_unshare_with_rotation(world: World) -> None:
     settings = load()
     store = open_store(settings)
     with open_ledger(settings) as ledger:
-        digest = ledger.resolve("e2e/rotating", "v1")
+        digest = ledger.resolve(alice_of(world), "e2e/rotating", "v1")
         assert digest is not None
-        old_grant = ledger.grant_of(digest, Address.parse(world.addresses["carol"]))
+        old_grant = ledger.grant_of(
+            alice_of(world), digest, Address.parse(world.addresses["carol"])
+        )
     assert old_grant is not None
     old = sealing.open_share(
         access.fetch_manifest(store, old_grant.manifest_cid, old_grant.manifest_hash),
@@ -369,7 +375,7 @@ def test_unshare_with_rotation(world: World) -> None:
 
     # carol kept the old keys; they open none of the new blobs.
     with open_ledger(settings) as ledger:
-        new_grant = ledger.grant_of(digest, Address.parse(world.addresses["bob"]))
+        new_grant = ledger.grant_of(alice_of(world), digest, Address.parse(world.addresses["bob"]))
     assert new_grant is not None
     new = access.fetch_manifest(store, new_grant.manifest_cid, new_grant.manifest_hash)
     assert new.epoch == 1
@@ -388,7 +394,7 @@ def test_unshare_with_rotation(world: World) -> None:
 
 def test_inspect_shows_history_grants_and_tags(world: World, published: dict[str, object]) -> None:
     data = json.loads(world.sedis("inspect", "e2e/base:v1", "-o", "json").out)
-    assert data["record"]["owner"] == world.addresses["alice"]
+    assert data["record"]["publisher"] == world.addresses["alice"]
     assert data["status_history"][0]["status"] == "TRUSTED"
     recipients = {g["recipient"] for g in data["grants"]}
     assert {world.addresses["alice"], world.addresses["bob"]} <= recipients

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from sedis.core.address import Address
+from sedis.core.records import AuditQuery
 from tests.e2e.conftest import World, layout_digests
 from tests.oci_images import build_busybox, docker_registry, require
 
@@ -230,11 +231,12 @@ def test_a_publish_killed_anywhere_completes_on_rerun_with_one_record(world: Wor
     assert final.returncode == 0, err.decode()
     digest = json.loads(out)["digest"]
     with open_ledger(load()) as ledger:
-        published = [e for e in ledger.audit_log(digest) if e.name == "ImagePublished"]
-        assert len(published) == 1
-        grant = ledger.grant_of(digest, Address.parse(world.addresses["bob"]))
+        events = ledger.audit_log(AuditQuery(digest=digest, kinds=frozenset({"ImagePublished"})))
+        assert len(events) == 1
+        alice = Address.parse(world.addresses["alice"])
+        grant = ledger.grant_of(alice, digest, Address.parse(world.addresses["bob"]))
         assert grant is not None and grant.active_at(ledger.now())
-        assert ledger.resolve("peers/killed", "v1") == digest
+        assert ledger.resolve(alice, "peers/killed", "v1") == digest
     dest = world.work / "killed-pulled"
     assert world.sedis("pull", "peers/killed:v1", f"oci:{dest}", "--as", "bob").code == 0
     assert layout_digests(dest) == layout_digests(src)

@@ -18,7 +18,7 @@ import pytest
 from sedis.config import Settings, load
 from sedis.core.address import Address
 from sedis.core.errors import UnavailableError
-from sedis.core.records import Grant, GrantRequest
+from sedis.core.records import AuditQuery, Grant, GrantRequest
 from sedis.crypto.layer_cipher import LayerEncryptor
 from sedis.ledger import open_ledger
 from sedis.oci import model
@@ -28,7 +28,7 @@ from sedis.store.base import ContentStore
 from sedis.store.cid import Cid
 from sedis.store.embedded import EmbeddedStore
 from tests.acting import Owner
-from tests.e2e.conftest import PASSWORD, World, layout_digests
+from tests.e2e.conftest import PASSWORD, World, layout_digests, only_publisher
 from tests.e2e.rotation import Kept, attack, keep
 
 
@@ -60,7 +60,7 @@ def rotate(world: World, image: Published, who: str = "carol") -> dict[str, obje
 
 def grants(digest: str) -> dict[str, Grant]:
     with open_ledger(load()) as ledger:
-        return {str(g.recipient): g for g in ledger.grants(digest)}
+        return {str(g.recipient): g for g in ledger.grants(only_publisher(ledger, digest), digest)}
 
 
 def block_number() -> int:
@@ -147,7 +147,7 @@ def test_a_rotation_checks_every_plaintext_before_it_encrypts_any(world: World) 
     image = publish(world, "lying")
     settings = load()
     owner = Owner("alice", PASSWORD)
-    record = owner.reader.image(image.digest)
+    record = owner.reader.image(owner.address, image.digest)
     assert record is not None
     opened = sealing.open_share(
         access.owner_view(owner.engines, owner.address, record), owner.encryption_key
@@ -266,7 +266,7 @@ def test_an_older_versions_rotation_that_left_recipients_behind_completes_on_rer
     settings = load()
     carol = keep(settings, "carol", world.addresses["carol"], image.digest)
     owner = Owner("alice", PASSWORD)
-    record = owner.reader.image(image.digest)
+    record = owner.reader.image(owner.address, image.digest)
     assert record is not None
     owner.ledger.revoke_grant(image.digest, Address.parse(world.addresses["carol"]))
     current = sealing.open_share(
@@ -338,7 +338,7 @@ def test_a_rotation_killed_anywhere_completes_on_rerun_with_one_rotation(world: 
     assert data["epoch"] == 1
     assert_gone(world, carol)
     with open_ledger(load()) as ledger:
-        events = ledger.audit_log(digest)
+        events = ledger.audit_log(AuditQuery(digest=digest))
     owner_grants = [
         e
         for e in events
@@ -449,7 +449,7 @@ def test_a_rotation_from_an_owner_manifest_older_than_a_recipients_is_refused(
     would rotate into the very keys a recipient already holds: refused before any work."""
     image = publish(world, "stale-owner")
     owner = Owner("alice", PASSWORD)
-    record = owner.reader.image(image.digest)
+    record = owner.reader.image(owner.address, image.digest)
     assert record is not None
     old_owner_raw = access.owner_view(owner.engines, owner.address, record).raw
     owner.close()

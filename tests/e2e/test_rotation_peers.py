@@ -22,7 +22,7 @@ from sedis.crypto.identities import IdentityStore
 from sedis.ledger import open_ledger
 from sedis.store.kubo import KuboStore
 from tests.acting import writing_as
-from tests.e2e.conftest import PASSWORD, World, layout_digests
+from tests.e2e.conftest import PASSWORD, World, layout_digests, only_publisher
 from tests.e2e.rotation import attack, keep
 from tests.integration.ledger.conftest import anvil_node
 
@@ -93,7 +93,7 @@ def publish(world: World, tag: str, *recipients: str) -> tuple[str, str, Path]:
 
 def grants(digest: str) -> dict[str, Grant]:
     with open_ledger(load()) as ledger:
-        return {str(g.recipient): g for g in ledger.grants(digest)}
+        return {str(g.recipient): g for g in ledger.grants(only_publisher(ledger, digest), digest)}
 
 
 def nonce(address: str) -> int:
@@ -124,7 +124,7 @@ def test_a_removed_recipient_decrypts_nothing_from_the_kubo_node_after_rotation(
     settings = load()
     carol = keep(settings, "carol", world.addresses["carol"], digest)  # inside the root
     with open_ledger(settings) as ledger:
-        record = ledger.image(digest)
+        record = ledger.image(only_publisher(ledger, digest), digest)
     assert record is not None
 
     rotated = world.sedis("unshare", name, "--from", "carol", "--rotate", "--as", "alice")
