@@ -128,3 +128,26 @@ def test_root_options_stay_where_click_reads_them(capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out.startswith("sedis ")
     assert main(["-o", "json", "contacts", "list", "--help"]) == 0
     assert "Usage: sedis contacts list" in capsys.readouterr().out
+
+
+def test_the_trust_commands_take_the_shared_options_before_their_names_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert arranged("--as", "bob", "-o", "json", "attest", "a:1", "--kind", "approved") == (
+        ["attest", "--as", "bob", "-o", "json", "a:1", "--kind", "approved"],
+        False,
+    )
+    assert arranged("-o", "json", "policy", "explain", "a:1", "--signer", "--debug") == (
+        ["policy", "explain", "-o", "json", "a:1", "--signer", "--debug"],
+        False,
+    )
+    assert arranged("-o", "json", "contacts", "trust", "alice") == (
+        ["contacts", "trust", "-o", "json", "alice"],
+        False,
+    )
+    assert main(["--as", "alice", "policy", "check", "x.toml"]) == 2
+    assert capsys.readouterr().err == "sedis: error: 'policy check' does not take --as\n"
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[[trust]]\nimages = ["*"]\npublishers = ["{ALICE}"]\n')
+    assert main(["-o", "json", "policy", "check", str(policy)]) == 0
+    assert json.loads(capsys.readouterr().out)["rules"] == 1

@@ -21,7 +21,7 @@ def test_addresses_are_checksummed_text_and_enums_their_values() -> None:
         {
             "digest": "sha256:" + "a" * 64,
             "names": ["app:1"],
-            "owner": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "publisher": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
             "status": "TRUSTED",
             "published_at": 5,
             "root_cid": "bafy",

@@ -22,8 +22,7 @@ PolicyOption = typer.Option(
     None,
     "--policy",
     metavar="FILE",
-    help="Trust policy (TOML); default: SEDIS_POLICY, SEDIS_HOME/policy.toml, or trust "
-    "only local identities and trusted contacts.",
+    help="The trust policy file (TOML), instead of SEDIS_POLICY or SEDIS_HOME/policy.toml.",
 )
 PublisherOption = typer.Option(
     None,
@@ -144,7 +143,7 @@ def _existing(file: Path) -> Path:
 @app.command("explain")
 def explain(
     artifact: str = typer.Argument(
-        ..., metavar="IMAGE|SOURCE", help="NAME:TAG, sha256:DIGEST, or a source (oci:…)."
+        ..., metavar="ARTIFACT", help="An image (NAME:TAG, sha256:…) or a source (oci:…)."
     ),
     policy_file: Path | None = PolicyOption,
     name: str | None = typer.Option(
