@@ -369,9 +369,9 @@ def _recorded_by(evidence: Sequence[RecordEvidence], trusted: frozenset[Address]
 
 @dataclass(frozen=True, slots=True)
 class NameResolution:
-    name: str  # "name:tag"
+    name: str  # "name:tag", or the digest itself
     digest: str
-    publisher: Address
+    publisher: Address | None  # whose tag it is; None for a digest, which is nobody's
 
 
 def trusted_taggers(policy: TrustPolicy, ref: str) -> frozenset[Address]:
