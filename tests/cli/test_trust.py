@@ -139,9 +139,96 @@ def test_policy_check_counts_the_rules_of_a_good_file(home: Home, sedis, tmp_pat
     assert as_json == {"policy": str(policy), "rules": 2, "default": "deny"}
 
 
+RULE = '[[trust]]\nimages = ["*"]\npublishers = ["alice"]\n'
+BAD_POLICIES = {
+    "toml": (
+        '[[trust]\nimages = ["*"]\n',
+        "1: not valid TOML: Expected ']]' at the end of an array declaration (column 8)",
+    ),
+    "no-rule": (
+        '[default]\ndecision = "deny"\n',
+        "1: key 'trust': no [[trust]] rule: a policy "
+        "that trusts nobody verifies nothing (add a [[trust]] rule with images and publishers)",
+    ),
+    "unknown-key": (
+        RULE + 'max_sevrity = "high"\n',
+        "4: key 'max_sevrity': unknown key in a [[trust]] rule (expected images, publishers, "
+        "attestations, max_severity, max_scan_age, require_scan) (did you mean 'max_severity'?)",
+    ),
+    "unknown-table": (
+        RULE + "[extra]\nx = 1\n",
+        "4: key 'extra': unknown key in a policy (expected trust, default)",
+    ),
+    "images-type": (
+        '[[trust]]\nimages = "*"\npublishers = ["alice"]\n',
+        "2: key 'images': expected a list of strings, not a string",
+    ),
+    "digest": (
+        '[[trust]]\nimages = ["sha256:abc"]\npublishers = ["alice"]\n',
+        "2: key 'images': 'sha256:abc' is not a full digest (sha256: and 64 hex digits)",
+    ),
+    "no-publishers": (
+        '[[trust]]\nimages = ["*"]\n',
+        "1: key 'publishers': missing: every [[trust]] rule names its publishers",
+    ),
+    "empty-publishers": (
+        '[[trust]]\nimages = ["*"]\npublishers = []\n',
+        "3: key 'publishers': empty: name at least one",
+    ),
+    "unknown-publisher": (
+        '[[trust]]\nimages = ["*"]\npublishers = ["nobody"]\n',
+        "3: key 'publishers': unknown account 'nobody': not an identity, a contact or a 0x address",
+    ),
+    "checksum": (
+        '[[trust]]\nimages = ["*"]\npublishers = ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"]\n',
+        "3: key 'publishers': 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD has a wrong EIP-55 "
+        "checksum: check for a typo",
+    ),
+    "severity": (
+        RULE + 'max_severity = "hgh"\n',
+        "4: key 'max_severity': unknown severity 'hgh' (expected one of critical, high, medium, "
+        "low, unknown, none) (did you mean 'high'?)",
+    ),
+    "age": (
+        RULE + 'max_scan_age = "30 parsecs"\n',
+        "4: key 'max_scan_age': invalid duration '30 parsecs' (use e.g. 90s, 15m, 12h, 30d, 2w)",
+    ),
+    "require-scan": (
+        RULE + 'require_scan = "yes"\n',
+        "4: key 'require_scan': expected true or false, not a string",
+    ),
+    "attestation-kind": (
+        RULE + "attestations = [{ min = 1 }]\n",
+        "4: key 'attestations[1].kind': missing: which kind of attestation (approved, scan, …)",
+    ),
+    "attestation-min": (
+        RULE + 'attestations = [{ kind = "approved", min = 0 }]\n',
+        "4: key 'attestations[1].min': is 0, and must be at least 1",
+    ),
+    "decision": (
+        RULE + '[default]\ndecision = "maybe"\n',
+        "5: key 'decision': unknown decision 'maybe' (expected allow or deny)",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_POLICIES))
+def test_policy_check_refuses_a_bad_file_in_one_line_naming_line_and_key(
+    home: Home,
+    sedis,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    text, said = BAD_POLICIES[kind]
+    policy = write_policy(tmp_path / f"{kind}.toml", text)
+    refused = sedis("policy", "check", str(policy))
+    one_line(refused, 2, f"{policy}:{said}")
+    assert refused.out == ""
+
+
 def test_policy_check_of_a_missing_file(home: Home, sedis, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     missing = tmp_path / "nowhere.toml"
-    one_line(sedis("policy", "check", str(missing)), 3, f"no policy file {missing}")
+    one_line(sedis("policy", "check", str(missing)), 3, f"no trust policy file at {missing}")
 
 
 # -- policy explain -----------------------------------------------------------------------

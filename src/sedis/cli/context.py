@@ -325,6 +325,13 @@ def directory() -> AddressBookDirectory:
     return AddressBookDirectory(IdentityStore(config.home), AddressBook(config.home))
 
 
+class Accounts:
+    """The directory a command names accounts by (see ``account``)."""
+
+    def resolve(self, who: str) -> Address:
+        return account(who)
+
+
 def account(who: str) -> Address:
     """The account ``who`` names: a 0x address (checked as written), or a local identity's
     or a contact's name."""

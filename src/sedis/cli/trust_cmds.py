@@ -49,7 +49,7 @@ def trust_policy(path: Path | None, signers: Sequence[str] = ()) -> TrustPolicy:
     from sedis.service import trust
 
     accounts = [context.account(who) for who in signers]
-    policy = trust.load_policy(context.settings(), context.directory(), path)
+    policy = trust.load_policy(context.settings(), context.Accounts(), path)
     return trust.with_signers(policy, accounts)
 
 
@@ -128,16 +128,7 @@ def check(
     output: Format = OutputOption,
 ) -> None:
     """Check a policy file; a bad one is refused with the line and key at fault."""
-    policy = trust_policy(_existing(file))
-    render.policy_checked(output, policy)
-
-
-def _existing(file: Path) -> Path:
-    from sedis.core.errors import NotFoundError
-
-    if not file.is_file():
-        raise NotFoundError(f"no policy file {file}")
-    return file
+    render.policy_checked(output, trust_policy(file))
 
 
 @app.command("explain")
