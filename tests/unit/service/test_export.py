@@ -20,6 +20,7 @@ from sedis.service.ocicrypt_io import DecryptingSource
 from tests.oci_images import OCI_MANIFEST, sha
 from tests.unit.service.fakes import FakeKeyring
 from tests.unit.service.images import (
+    FRIENDS,
     Layout,
     layout_blobs,
     layout_manifest_digest,
@@ -53,6 +54,7 @@ def test_an_export_keeps_the_layers_encrypted_and_the_config_plain(
         bob,
         "app:v1",
         open_sink(f"oci:{dest}:v1"),
+        policy=FRIENDS,
         recipients=[JWK(**json.loads(outsider.export_public()))],
     )
     assert (result.digest, result.recipients) == (digest, 2)
@@ -84,7 +86,7 @@ def test_an_export_without_extra_recipients_opens_for_the_exporter_alone(
     engines: Engines, alice: Actor, digest: str, tmp_path: Path
 ) -> None:
     dest = tmp_path / "exported"
-    result = export.export(engines, alice, digest, open_sink(f"oci:{dest}:v1"))
+    result = export.export(engines, alice, digest, open_sink(f"oci:{dest}:v1"), policy=FRIENDS)
     assert result.recipients == 1
     with DecryptingSource(open_source(f"oci:{dest}:v1"), alice.keys.private_key()) as opened:
         assert len(opened.manifest.layers) == 2
@@ -99,5 +101,6 @@ def test_an_export_without_a_grant_is_refused(
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(PermissionDeniedError, match=f"{carol.address} has no grant to {digest}"):
-        export.export(engines, carol, digest, open_sink(f"oci:{out / 'exported'}:v1"))
+        sink = open_sink(f"oci:{out / 'exported'}:v1")
+        export.export(engines, carol, digest, sink, policy=FRIENDS)
     assert list(out.iterdir()) == []
