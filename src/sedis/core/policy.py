@@ -377,12 +377,20 @@ class NameResolution:
 def trusted_taggers(policy: TrustPolicy, ref: str) -> frozenset[Address]:
     """The accounts whose tags ``ref`` ("name:tag") resolves through: the publishers of
     every rule with a pattern that covers the name."""
-    names = {ref}
     out: set[Address] = set()
     for rule in policy.rules:
-        if any(not p.startswith(DIGEST_PREFIX) and _matches(p, "", names) for p in rule.images):
+        if _names(rule, ref):
             out |= rule.publishers
     return frozenset(out)
+
+
+def covers_name(policy: TrustPolicy, ref: str) -> bool:
+    """Whether some rule of ``policy`` speaks for the name ``ref`` ("name:tag")."""
+    return any(_names(rule, ref) for rule in policy.rules)
+
+
+def _names(rule: TrustRule, ref: str) -> bool:
+    return any(not p.startswith(DIGEST_PREFIX) and _matches(p, "", {ref}) for p in rule.images)
 
 
 def resolve_name(
