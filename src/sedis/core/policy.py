@@ -40,13 +40,17 @@ every rule's publishers and every requirement's attesters with them.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
-from collections.abc import Iterable, Sequence
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from sedis.core.address import Address
-from sedis.core.errors import ConflictError, NotFoundError
+from sedis.core.durations import parse_duration
+from sedis.core.errors import ConflictError, InvalidInputError, NotFoundError
 from sedis.core.records import Attestation, ImageRecord, Status, TagEntry
 
 APPROVED = "approved"
@@ -373,12 +377,20 @@ class NameResolution:
 def trusted_taggers(policy: TrustPolicy, ref: str) -> frozenset[Address]:
     """The accounts whose tags ``ref`` ("name:tag") resolves through: the publishers of
     every rule with a pattern that covers the name."""
-    names = {ref}
     out: set[Address] = set()
     for rule in policy.rules:
-        if any(not p.startswith(DIGEST_PREFIX) and _matches(p, "", names) for p in rule.images):
+        if _names(rule, ref):
             out |= rule.publishers
     return frozenset(out)
+
+
+def covers_name(policy: TrustPolicy, ref: str) -> bool:
+    """Whether some rule of ``policy`` speaks for the name ``ref`` ("name:tag")."""
+    return any(_names(rule, ref) for rule in policy.rules)
+
+
+def _names(rule: TrustRule, ref: str) -> bool:
+    return any(not p.startswith(DIGEST_PREFIX) and _matches(p, "", {ref}) for p in rule.images)
 
 
 def resolve_name(
@@ -417,3 +429,397 @@ def resolve_name(
 
 class AmbiguousNameError(ConflictError):
     """A name that trusted publishers point at different images."""
+
+
+# -- the policy file ---------------------------------------------------------------------
+#
+# A file that parses is a policy that means what it says: every refusal is one
+# line naming the file, the line and the key. A file without any [[trust]] rule
+# is refused too: it would trust nobody, and such a file is far more often an
+# empty or mistaken one than a deliberate "deny everything".
+
+MAX_POLICY_BYTES = 1 << 20
+
+_TOP_KEYS = ("trust", "default")
+_RULE_KEYS = (
+    "images",
+    "publishers",
+    "attestations",
+    "max_severity",
+    "max_scan_age",
+    "require_scan",
+)
+_REQUIREMENT_KEYS = ("kind", "by", "min")
+_DEFAULT_KEYS = ("decision",)
+
+_FULL_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_TOML_WHERE = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)$")
+_HEADER = re.compile(r"\s*(\[\[?)([^\[\]]*)\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*[=.]""")
+_BAD_GLOB_CHARS = re.compile(r"[\s\x00-\x1f\x7f@]")
+
+
+def parse_policy(text: str, source: str, resolve_account: Callable[[str], Address]) -> TrustPolicy:
+    """The policy that ``text`` (TOML, from ``source``) writes.
+
+    ``resolve_account`` turns a ``publishers``/``by`` entry (an address, an
+    identity's or a contact's name) into an address. Every refusal is an
+    InvalidInputError of one line, ``SOURCE:LINE: key 'KEY': what is wrong``.
+    """
+    if len(text) > MAX_POLICY_BYTES or len(text.encode("utf-8", "replace")) > MAX_POLICY_BYTES:
+        raise InvalidInputError(f"{source}: larger than 1 MiB, which no trust policy needs")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise _syntax_error(source, text, str(error)) from None
+    except RecursionError:
+        raise InvalidInputError(f"{source}: nested too deeply to be a trust policy") from None
+    return _PolicyReader(source, _KeyLines.scan(text), resolve_account).policy(data)
+
+
+def _syntax_error(source: str, text: str, message: str) -> InvalidInputError:
+    where = _TOML_WHERE.search(message)
+    line = text.count("\n") + 1
+    if where is not None:
+        message = message[: where.start()]
+        if where.group(1):
+            line = int(where.group(1))
+            message += f" (column {where.group(2)})"
+    lines = text.splitlines()
+    key = _KEY.match(lines[line - 1]) if 0 < line <= len(lines) else None
+    named = f" key '{_unquote(key.group(1))}':" if key else ""
+    return InvalidInputError(f"{source}:{line}:{named} not valid TOML: {message}")
+
+
+@dataclass(slots=True)
+class _KeyLines:
+    """Where each table starts and each key is first written, by a scan of the text.
+
+    tomllib gives values without lines, so this finds them: the headers
+    ``[[trust]]``, ``[[trust.attestations]]`` and ``[default]``, and the first
+    ``key =`` under each. A value written inline (an attestation's table)
+    answers with the line of the key that holds it.
+    """
+
+    rules: list[int] = field(default_factory=list)
+    keys: dict[tuple[object, ...], int] = field(default_factory=dict)
+
+    @classmethod
+    def scan(cls, text: str) -> _KeyLines:
+        found = cls()
+        section: tuple[object, ...] = ("top",)
+        requirements = 0
+        in_string: str | None = None
+        for number, line in enumerate(text.splitlines(), 1):
+            if in_string is not None:
+                if line.count(in_string) % 2:
+                    in_string = None
+                continue
+            header = _HEADER.match(line)
+            if header is not None:
+                parts = tuple(_unquote(p.strip()) for p in header.group(2).split("."))
+                found.keys.setdefault(("top", parts[0]), number)
+                if parts == ("trust",) and header.group(1) == "[[":
+                    section = ("trust", len(found.rules))
+                    found.rules.append(number)
+                    requirements = 0
+                elif parts == ("trust", "attestations") and found.rules:
+                    rule = len(found.rules) - 1
+                    found.keys.setdefault(("trust", rule, "attestations"), number)
+                    section = ("trust", rule, "attestations", requirements)
+                    requirements += 1
+                elif parts == ("default",):
+                    section = ("default",)
+                else:
+                    section = ("other", parts)
+                continue
+            key = _KEY.match(line)
+            if key is not None:
+                found.keys.setdefault((*section, _unquote(key.group(1))), number)
+            for quote in ('"""', "'''"):
+                if line.count(quote) % 2:
+                    in_string = quote
+                    break
+        return found
+
+    def top(self, key: str) -> int:
+        return self.keys.get(("top", key), 1)
+
+    def rule(self, index: int) -> int:
+        return self.rules[index] if index < len(self.rules) else self.top("trust")
+
+    def rule_key(self, index: int, key: str) -> int:
+        return self.keys.get(("trust", index, key)) or self.rule(index)
+
+    def requirement_key(self, index: int, entry: int, key: str) -> int:
+        return self.keys.get(("trust", index, "attestations", entry, key)) or self.rule_key(
+            index, "attestations"
+        )
+
+    def default_key(self, key: str) -> int:
+        return self.keys.get(("default", key)) or self.top("default")
+
+
+def _unquote(key: str) -> str:
+    if len(key) >= 2 and key[0] == key[-1] and key[0] in "\"'":
+        return key[1:-1]
+    return key
+
+
+class _PolicyReader:
+    def __init__(
+        self, source: str, lines: _KeyLines, resolve_account: Callable[[str], Address]
+    ) -> None:
+        self.source = source
+        self.lines = lines
+        self.resolve_account = resolve_account
+
+    def refuse(self, line: int, key: str, problem: str) -> InvalidInputError:
+        return InvalidInputError(f"{self.source}:{line}: key '{key}': {problem}")
+
+    def policy(self, data: dict[str, object]) -> TrustPolicy:
+        for key in data:
+            if key not in _TOP_KEYS:
+                raise self.refuse(self.lines.top(key), key, _unknown(key, _TOP_KEYS, "a policy"))
+        trust = data.get("trust")
+        if trust is None or trust == []:
+            raise InvalidInputError(
+                f"{self.source}:1: key 'trust': no [[trust]] rule: a policy that trusts "
+                "nobody verifies nothing (add a [[trust]] rule with images and publishers)"
+            )
+        if not isinstance(trust, list) or not all(isinstance(r, dict) for r in trust):
+            raise self.refuse(
+                self.lines.top("trust"),
+                "trust",
+                f"expected rules written as [[trust]] tables, not {_kind_of(trust)}",
+            )
+        rules = tuple(self.rule(i, raw) for i, raw in enumerate(trust))
+        return TrustPolicy(rules, self.default(data.get("default", {})), self.source)
+
+    def default(self, raw: object) -> Decision:
+        if not isinstance(raw, dict):
+            raise self.refuse(
+                self.lines.top("default"), "default", f"expected a table, not {_kind_of(raw)}"
+            )
+        for key in raw:
+            if key not in _DEFAULT_KEYS:
+                raise self.refuse(
+                    self.lines.default_key(key), key, _unknown(key, _DEFAULT_KEYS, "[default]")
+                )
+        decision = raw.get("decision", Decision.DENY.value)
+        line = self.lines.default_key("decision")
+        choices = tuple(d.value for d in Decision)
+        if not isinstance(decision, str):
+            raise self.refuse(
+                line, "decision", f'expected "allow" or "deny", not {_kind_of(decision)}'
+            )
+        if decision.lower() not in choices:
+            raise self.refuse(
+                line,
+                "decision",
+                f"unknown decision {_shown(decision)} (expected allow or deny)"
+                + _did_you_mean(decision.lower(), choices),
+            )
+        return Decision(decision.lower())
+
+    def rule(self, index: int, raw: dict[str, object]) -> TrustRule:
+        def line(key: str) -> int:
+            return self.lines.rule_key(index, key)
+
+        for key in raw:
+            if key not in _RULE_KEYS:
+                raise self.refuse(line(key), key, _unknown(key, _RULE_KEYS, "a [[trust]] rule"))
+        for key in ("images", "publishers"):
+            if key not in raw:
+                raise self.refuse(
+                    self.lines.rule(index),
+                    key,
+                    f"missing: every [[trust]] rule names its {key}"
+                    + (' ("*" for every image)' if key == "images" else ""),
+                )
+        images = tuple(
+            self.image(line("images"), p)
+            for p in self.strings(line("images"), "images", raw["images"])
+        )
+        publishers = self.accounts(line("publishers"), "publishers", raw["publishers"])
+        attestations = raw.get("attestations", [])
+        if not isinstance(attestations, list):
+            raise self.refuse(
+                line("attestations"),
+                "attestations",
+                'expected a list of tables like { kind = "approved" }, '
+                f"not {_kind_of(attestations)}",
+            )
+        requirements = tuple(
+            self.requirement(index, entry, item, publishers)
+            for entry, item in enumerate(attestations)
+        )
+        return TrustRule(
+            images=images,
+            publishers=publishers,
+            attestations=requirements,
+            max_severity=self.severity(line("max_severity"), raw.get("max_severity")),
+            max_scan_age=self.duration(line("max_scan_age"), raw.get("max_scan_age")),
+            require_scan=self.flag(
+                line("require_scan"), "require_scan", raw.get("require_scan", False)
+            ),
+            line=self.lines.rule(index),
+        )
+
+    def strings(self, line: int, key: str, raw: object) -> list[str]:
+        if not isinstance(raw, list):
+            raise self.refuse(line, key, f"expected a list of strings, not {_kind_of(raw)}")
+        if not raw:
+            raise self.refuse(line, key, "empty: name at least one")
+        for position, item in enumerate(raw, 1):
+            if not isinstance(item, str):
+                raise self.refuse(line, key, f"entry {position} is {_kind_of(item)}, not a string")
+            if not item:
+                raise self.refuse(line, key, f"entry {position} is an empty string")
+        return [str(item) for item in raw]
+
+    def image(self, line: int, pattern: str) -> str:
+        if pattern.lower().startswith(DIGEST_PREFIX):
+            digest = pattern.lower()
+            if _FULL_DIGEST.fullmatch(digest) is None:
+                raise self.refuse(
+                    line,
+                    "images",
+                    f"{_shown(pattern)} is not a full digest (sha256: and 64 hex digits)",
+                )
+            return digest
+        if _BAD_GLOB_CHARS.search(pattern):
+            raise self.refuse(
+                line,
+                "images",
+                f"{_shown(pattern)} is not a name glob (no spaces, control characters or @; "
+                "write a digest alone as sha256:…)",
+            )
+        if pattern.count("[") != pattern.count("]"):
+            raise self.refuse(line, "images", f"{_shown(pattern)} has an unclosed [ or ]")
+        return pattern
+
+    def accounts(self, line: int, key: str, raw: object) -> frozenset[Address]:
+        out: set[Address] = set()
+        for who in self.strings(line, key, raw):
+            try:
+                out.add(self.resolve_account(who))
+            except (InvalidInputError, NotFoundError) as error:
+                raise self.refuse(line, key, str(error)) from None
+        return frozenset(out)
+
+    def requirement(
+        self, index: int, entry: int, raw: object, publishers: frozenset[Address]
+    ) -> AttestationRequirement:
+        label = f"attestations[{entry + 1}]"
+
+        def line(key: str) -> int:
+            return self.lines.requirement_key(index, entry, key)
+
+        if not isinstance(raw, dict):
+            raise self.refuse(
+                self.lines.rule_key(index, "attestations"),
+                label,
+                f'expected a table like {{ kind = "approved" }}, not {_kind_of(raw)}',
+            )
+        for key in raw:
+            if key not in _REQUIREMENT_KEYS:
+                raise self.refuse(
+                    line(key),
+                    f"{label}.{key}",
+                    _unknown(key, _REQUIREMENT_KEYS, "an attestation requirement"),
+                )
+        kind = raw.get("kind")
+        if kind is None:
+            raise self.refuse(
+                line("kind"),
+                f"{label}.kind",
+                "missing: which kind of attestation (approved, scan, …)",
+            )
+        if not isinstance(kind, str) or not kind or _BAD_GLOB_CHARS.search(kind):
+            raise self.refuse(
+                line("kind"),
+                f"{label}.kind",
+                f'expected a kind such as "approved", not {_shown(kind)}',
+            )
+        by = None if "by" not in raw else self.accounts(line("by"), f"{label}.by", raw["by"])
+        least = raw.get("min", 1)
+        if not isinstance(least, int) or isinstance(least, bool):
+            raise self.refuse(
+                line("min"), f"{label}.min", f"expected an integer, not {_kind_of(least)}"
+            )
+        if least < 1:
+            raise self.refuse(line("min"), f"{label}.min", f"is {least}, and must be at least 1")
+        who = by if by is not None else publishers
+        if least > len(who):
+            named = "'by' names" if by is not None else "the rule's publishers (no 'by') are"
+            raise self.refuse(
+                line("min"),
+                f"{label}.min",
+                f"is {least}, but {named} only {len(who)} account{'s' if len(who) != 1 else ''}",
+            )
+        return AttestationRequirement(kind, by, least)
+
+    def severity(self, line: int, raw: object) -> str | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            raise self.refuse(
+                line, "max_severity", f"expected a severity name, not {_kind_of(raw)}"
+            )
+        level = raw.strip().lower()
+        if level not in CEILINGS:
+            raise self.refuse(
+                line,
+                "max_severity",
+                f"unknown severity {_shown(raw)} (expected one of {', '.join(CEILINGS)})"
+                + _did_you_mean(level, CEILINGS),
+            )
+        return level
+
+    def duration(self, line: int, raw: object) -> int | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            raise self.refuse(
+                line, "max_scan_age", f'expected a duration such as "30d", not {_kind_of(raw)}'
+            )
+        try:
+            return parse_duration(raw)
+        except InvalidInputError as error:
+            raise self.refuse(line, "max_scan_age", str(error)) from None
+
+    def flag(self, line: int, key: str, raw: object) -> bool:
+        if not isinstance(raw, bool):
+            raise self.refuse(line, key, f"expected true or false, not {_kind_of(raw)}")
+        return raw
+
+
+def _unknown(key: str, known: Sequence[str], where: str) -> str:
+    return f"unknown key in {where} (expected {', '.join(known)})" + _did_you_mean(key, known)
+
+
+def _did_you_mean(word: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"
