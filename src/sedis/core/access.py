@@ -62,7 +62,7 @@ def decide_pull(
     if record.status is not Status.TRUSTED:
         said = f": {status_reason}" if status_reason else ""
         raise PermissionDeniedError(f"{digest} is {record.status.value}{said}")
-    if record.owner == who:
+    if record.publisher == who:
         return PullDecision(record, None)  # whatever became of its own grant
     if grant is None or grant.revoked_at is not None:
         raise PermissionDeniedError(f"{who} has no grant to {digest}")
