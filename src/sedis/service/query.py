@@ -23,8 +23,7 @@ from sedis.core.records import (
     StatusEntry,
     TagEntry,
 )
-from sedis.core.verdict import Verdict
-from sedis.core.verdict import verdict_of
+from sedis.core.verdict import Verdict, verdict_of
 from sedis.service import trust
 from sedis.service.engines import Actor, Engines
 

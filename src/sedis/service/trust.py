@@ -31,8 +31,7 @@ from sedis.core.policy import (
     resolve_name,
 )
 from sedis.core.records import ImageRecord
-from sedis.core.verdict import Verdict
-from sedis.core.verdict import name_mismatch, name_not_found, verdict_of
+from sedis.core.verdict import Verdict, name_mismatch, name_not_found, verdict_of
 from sedis.oci.source import ImageSource
 from sedis.service import naming
 

@@ -19,8 +19,7 @@ from concurrent.futures import Executor, Future
 from sedis.core.address import Address
 from sedis.core.errors import InvalidInputError
 from sedis.core.policy import TrustPolicy
-from sedis.core.verdict import Verdict
-from sedis.core.verdict import verdict_of
+from sedis.core.verdict import Verdict, verdict_of
 from sedis.oci.model import Descriptor
 from sedis.oci.source import ImageSource
 from sedis.service import naming, trust

@@ -66,7 +66,7 @@ def test_a_status_change_to_the_status_it_has_is_refused(
 
 
 def test_the_status_of_an_unknown_name_is_not_set(engines: Engines, alice: Actor) -> None:
-    with pytest.raises(NotFoundError, match="^you have no image named app:v9$"):
+    with pytest.raises(NotFoundError, match=r"^you have no image named app:v9$"):
         query.set_status(engines, alice, "app:v9", Status.UNTRUSTED, "why")
 
 

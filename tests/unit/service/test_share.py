@@ -123,7 +123,7 @@ def test_an_image_never_published_cannot_be_shared(
     unknown = "sha256:" + "ab" * 32
     with pytest.raises(NotFoundError, match=f"^you have no record of {unknown}$"):
         access.share(engines, alice, unknown, "bob")
-    with pytest.raises(NotFoundError, match="^you have no image named nothing:v1$"):
+    with pytest.raises(NotFoundError, match=r"^you have no image named nothing:v1$"):
         access.share(engines, alice, "nothing:v1", "bob")
 
 

@@ -1,5 +1,5 @@
-"""unshare: a revoked grant, by the publisher of the record only; with rotate, a new key epoch that the
-removed recipient's keys do not open, and the old epoch released from the store."""
+"""unshare: a revoked grant, by the record's publisher only; with rotate, a new key epoch
+that the removed recipient's keys do not open, and the old epoch released from the store."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError
-from sedis.core.policy import TrustPolicy
 from sedis.core.records import Status
 from sedis.core.verdict import Verdict
 from sedis.service import trust, verify
