@@ -10,7 +10,7 @@ import pytest
 
 from sedis.config import Settings
 from sedis.core.address import Address
-from sedis.core.errors import InvalidInputError, NotFoundError
+from sedis.core.errors import ConfigError, InvalidInputError, NotFoundError
 from sedis.core.policy import (
     AmbiguousNameError,
     Decision,
@@ -318,6 +318,25 @@ def test_a_policy_file_that_is_missing_or_names_nobody_known_is_refused(
         trust.load_policy(settings, FakeDirectory(), unknown)
     assert str(caught.value).startswith(f"{unknown}:3: key 'publishers': ")
     assert "'zed'" in str(caught.value)
+
+
+def test_a_policy_file_that_cannot_be_read_as_text_is_refused(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe[[trust]]\n")
+    with pytest.raises(InvalidInputError, match=f"^{binary}: a trust policy is UTF-8 text$"):
+        trust.load_policy(settings, FakeDirectory(), binary)
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"#" * (1024 * 1024 + 1))
+    with pytest.raises(InvalidInputError, match=f"^{huge}: a trust policy is at most 1 MiB$"):
+        trust.load_policy(settings, FakeDirectory(), huge)
+    with pytest.raises(ConfigError, match=f"^cannot read the trust policy {tmp_path}: "):
+        trust.load_policy(settings, FakeDirectory(), tmp_path)
+
+
+def test_an_own_record_is_named_by_a_well_formed_digest(engines: Engines, alice: Actor) -> None:
+    with pytest.raises(InvalidInputError, match="invalid digest 'sha256:abc'"):
+        trust.own_record(engines, alice, "sha256:abc")
 
 
 def test_explain_gives_the_rules_outcome(engines: Engines, alice: Actor, layout: Layout) -> None:
