@@ -18,7 +18,7 @@ from sedis.service import export
 from sedis.service.engines import Actor, Engines
 from sedis.service.ocicrypt_io import DecryptingSource
 from tests.oci_images import OCI_MANIFEST, sha
-from tests.unit.service.fakes import FakeKeyring
+from tests.unit.service.fakes import FakeKeyring, address_of
 from tests.unit.service.images import (
     FRIENDS,
     Layout,
@@ -27,6 +27,8 @@ from tests.unit.service.images import (
     make_layout,
     publish_layout,
 )
+
+ALICE = address_of("alice")
 
 
 @pytest.fixture
@@ -100,7 +102,9 @@ def test_an_export_without_a_grant_is_refused(
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(PermissionDeniedError, match=f"{carol.address} has no grant to {digest}"):
+    with pytest.raises(
+        PermissionDeniedError, match=f"{carol.address} has no grant to {ALICE}'s {digest}"
+    ):
         sink = open_sink(f"oci:{out / 'exported'}:v1")
         export.export(engines, carol, digest, sink, policy=FRIENDS)
     assert list(out.iterdir()) == []

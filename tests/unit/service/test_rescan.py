@@ -163,7 +163,9 @@ def test_a_rescan_by_an_account_that_may_not_pull_is_refused(
 ) -> None:
     access.unshare(engines, alice, digest, "carol")
     before, blocks = len(ledger.sent), store.block_count()
-    with pytest.raises(PermissionDeniedError, match=f"{carol.address} has no grant to {digest}"):
+    with pytest.raises(
+        PermissionDeniedError, match=f"{carol.address} has no grant to {ALICE}'s {digest}"
+    ):
         rescan.rescan(engines, carol, digest, policy=FRIENDS)
     assert len(ledger.sent) == before and store.block_count() == blocks
     assert ledger.attestations(ALICE, digest) == []

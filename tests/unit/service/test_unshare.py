@@ -97,7 +97,9 @@ def test_unshare_revokes_the_grant(
     assert held(ledger, digest, bob).revoked_at == ledger.clock
     assert held(ledger, digest, carol).revoked_at is None
 
-    with pytest.raises(PermissionDeniedError, match=f"{bob.address} has no grant to {digest}"):
+    with pytest.raises(
+        PermissionDeniedError, match=f"{bob.address} has no grant to {ALICE}'s {digest}"
+    ):
         pull_to(engines, bob, digest, tmp_path / "bob")
     assert not (tmp_path / "bob").exists()
 
