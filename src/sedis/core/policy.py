@@ -13,7 +13,8 @@ The rules, in order of application:
   ``sha256:`` digest equal to the image's; ``*`` alone, which covers every
   image; or a glob (``fnmatch``, case-sensitive) matching one of the names the
   image was asked for by, or one of the tags that the rule's publishers put on
-  it. A glob with a ``:`` matches ``name:tag``, one without matches the name.
+  it. A glob with a tag (a ``:`` after its last ``/``) matches ``name:tag``,
+  one without matches the name; a ``:`` before the last ``/`` is a port.
 - A record counts for a rule when its publisher is one of the rule's
   publishers, or when one of them approved it (a live ``approved``
   attestation): approving another account's record is co-signing it.
@@ -49,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from sedis.core.address import Address
-from sedis.core.durations import parse_duration
+from sedis.core.durations import format_duration, parse_duration
 from sedis.core.errors import ConflictError, InvalidInputError, NotFoundError
 from sedis.core.records import Attestation, ImageRecord, Status, TagEntry
 
@@ -67,7 +68,13 @@ class Decision(Enum):
 
 
 # Worst first: the order in which statuses win when several records or rules speak.
-_RECORD_ORDER = (Status.REVOKED, Status.UNTRUSTED, Status.UNSUPPORTED, Status.TRUSTED)
+_RECORD_ORDER = (
+    Status.REVOKED,
+    Status.UNTRUSTED,
+    Status.UNSUPPORTED,
+    Status.UNKNOWN,
+    Status.TRUSTED,
+)
 _VERDICT_ORDER = (
     Status.REVOKED,
     Status.UNTRUSTED,
@@ -160,12 +167,15 @@ class Check:
 
 @dataclass(frozen=True, slots=True)
 class RuleOutcome:
+    """What one rule said about the image, with everything an explanation shows."""
+
     index: int  # from 1, in policy order
     line: int
     covers: bool
     status: Status  # UNKNOWN for a rule that does not cover the image
     counted: tuple[Address, ...]  # the publishers whose records counted
-    checks: tuple[Check, ...]
+    checks: tuple[Check, ...]  # empty for a rule that does not cover the image
+    scope: str = ""  # why the rule covers the image, or why not
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +213,7 @@ def evaluate(
             subject.digest,
             Status.UNKNOWN,
             policy.default,
-            f"no rule of {policy.source} covers this image" + _recorded_by(evidence, frozenset()),
+            f"no rule of {policy.source} covers this image" + _recorded(evidence),
             (),
             (),
             outcomes,
@@ -234,33 +244,79 @@ def _judge_rule(
     evidence: tuple[RecordEvidence, ...],
     now: int,
 ) -> RuleOutcome:
-    if not covers(rule, subject, evidence):
-        return RuleOutcome(index, rule.line, False, Status.UNKNOWN, (), ())
+    scope = _scope(rule, subject, evidence)
+    if scope is None:
+        return RuleOutcome(
+            index, rule.line, False, Status.UNKNOWN, (), (), _not_covering(rule, subject, evidence)
+        )
     counting = [e for e in evidence if _counts(rule, e)]
     if not counting:
-        text = "no record by a publisher this rule trusts" + _recorded_by(evidence, rule.publishers)
-        return RuleOutcome(index, rule.line, True, Status.UNKNOWN, (), (Check(False, text),))
+        text = "no record by a publisher this rule trusts" + _recorded(evidence)
+        return RuleOutcome(index, rule.line, True, Status.UNKNOWN, (), (Check(False, text),), scope)
     counted = tuple(sorted({e.record.publisher for e in counting}, key=str))
     worst = min(counting, key=lambda e: _RECORD_ORDER.index(e.record.status))
-    checks: list[Check] = []
+    checks = [Check(True, _counted_text(rule, counting))]
     if worst.record.status is not Status.TRUSTED:
         said = f": {worst.status_reason}" if worst.status_reason else ""
         checks.append(
             Check(False, f"{worst.record.status.value} by {worst.record.publisher}{said}")
         )
-        return RuleOutcome(index, rule.line, True, worst.record.status, counted, tuple(checks))
-    checks.append(Check(True, "recorded by " + ", ".join(str(a) for a in counted)))
+        return RuleOutcome(
+            index, rule.line, True, worst.record.status, counted, tuple(checks), scope
+        )
     checks.extend(_scan_checks(rule, counting, now))
     checks.extend(_attestation_checks(rule, counting))
     status = Status.TRUSTED if all(c.passed for c in checks) else Status.UNTRUSTED
-    return RuleOutcome(index, rule.line, True, status, counted, tuple(checks))
+    return RuleOutcome(index, rule.line, True, status, counted, tuple(checks), scope)
 
 
 def covers(rule: TrustRule, subject: Subject, evidence: Sequence[RecordEvidence]) -> bool:
     """Whether ``rule`` speaks about ``subject`` (see the module's rules)."""
-    names = set(subject.names)
-    names.update(ref for e in evidence if e.record.publisher in rule.publishers for ref in e.tags)
-    return any(_matches(pattern, subject.digest, names) for pattern in rule.images)
+    return _scope(rule, subject, evidence) is not None
+
+
+def _rule_names(
+    rule: TrustRule, subject: Subject, evidence: Sequence[RecordEvidence]
+) -> dict[str, str]:
+    """The names a rule's globs look at, each with where it came from."""
+    names = {ref: "asked for" for ref in subject.names}
+    for item in evidence:
+        if item.record.publisher in rule.publishers:
+            for ref in item.tags:
+                names.setdefault(ref, f"tagged by {item.record.publisher}")
+    return names
+
+
+def _scope(rule: TrustRule, subject: Subject, evidence: Sequence[RecordEvidence]) -> str | None:
+    names = _rule_names(rule, subject, evidence)
+    for pattern in rule.images:
+        if pattern == EVERY_IMAGE:
+            return "covers every image (*)"
+        if pattern.startswith(DIGEST_PREFIX):
+            if pattern == subject.digest:
+                return "covers the image by its digest"
+            continue
+        for ref, origin in names.items():
+            if _matches(pattern, "", {ref}):
+                return f"covers it: {pattern} matches {ref} ({origin})"
+    return None
+
+
+def _not_covering(rule: TrustRule, subject: Subject, evidence: Sequence[RecordEvidence]) -> str:
+    names = _rule_names(rule, subject, evidence)
+    patterns = ", ".join(rule.images)
+    if not names:
+        return f"does not cover it: {patterns} match neither its digest nor a name"
+    return f"does not cover it: {patterns} match neither its digest nor {', '.join(names)}"
+
+
+def _split_ref(ref: str) -> tuple[str, str | None]:
+    """A reference's name and tag; a ``:`` before the last ``/`` is a registry's port."""
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        return ref[:colon], ref[colon + 1 :]
+    return ref, None
 
 
 def _matches(pattern: str, digest: str, names: set[str]) -> bool:
@@ -268,8 +324,9 @@ def _matches(pattern: str, digest: str, names: set[str]) -> bool:
         return True
     if pattern.startswith(DIGEST_PREFIX):
         return pattern == digest
+    with_tag = _split_ref(pattern)[1] is not None
     for ref in names:
-        target = ref if ":" in pattern else ref.rpartition(":")[0] or ref
+        target = ref if with_tag else _split_ref(ref)[0]
         if fnmatch.fnmatchcase(target, pattern):
             return True
     return False
@@ -318,10 +375,11 @@ def _scan_checks(rule: TrustRule, counting: Sequence[RecordEvidence], now: int) 
         if newest is None:
             checks.append(Check(False, "no scan to judge the scan's age by"))
         elif now - newest > rule.max_scan_age:
-            days = (now - newest) // 86400
-            checks.append(Check(False, f"the newest scan is {days} days old, too old"))
+            age, ceiling = format_duration(now - newest), format_duration(rule.max_scan_age)
+            checks.append(Check(False, f"the newest scan is {age} old, older than {ceiling}"))
         else:
-            checks.append(Check(True, "scan recent enough"))
+            age, ceiling = format_duration(max(now - newest, 0)), format_duration(rule.max_scan_age)
+            checks.append(Check(True, f"the newest scan is {age} old, within {ceiling}"))
     return checks
 
 
@@ -329,15 +387,38 @@ def _attestation_checks(rule: TrustRule, counting: Sequence[RecordEvidence]) -> 
     checks = []
     for req in rule.attestations:
         allowed = rule.attesters(req)
-        by = {
-            a.attester
+        of_kind = [
+            a
             for e in counting
             for a in e.attestations
-            if a.live and a.kind == req.kind and a.attester in allowed
-        }
+            if a.kind == req.kind and a.attester in allowed
+        ]
+        by = sorted({a.attester for a in of_kind if a.live}, key=str)
+        revoked = {a.attester for a in of_kind if not a.live} - set(by)
         text = f"{len(by)} of {req.min} required {req.kind!r} attestations"
+        if by:
+            text += " (by " + ", ".join(str(a) for a in by) + ")"
+        if revoked:
+            text += f", {len(revoked)} revoked"
+        if not allowed:
+            text += ", and nobody the policy names may give one"
         checks.append(Check(len(by) >= req.min, text))
     return checks
+
+
+def _counted_text(rule: TrustRule, counting: Sequence[RecordEvidence]) -> str:
+    own = sorted(
+        {str(e.record.publisher) for e in counting if e.record.publisher in rule.publishers}
+    )
+    adopted = sorted(
+        {str(e.record.publisher) for e in counting if e.record.publisher not in rule.publishers}
+    )
+    parts = []
+    if own:
+        parts.append("recorded by " + ", ".join(own))
+    if adopted:
+        parts.append("approved record by " + ", ".join(adopted))
+    return "; ".join(parts)
 
 
 def _vouching(
@@ -360,29 +441,38 @@ def _vouching(
     return out
 
 
-def _recorded_by(evidence: Sequence[RecordEvidence], trusted: frozenset[Address]) -> str:
-    others = sorted({str(e.record.publisher) for e in evidence} - {str(a) for a in trusted})
+def _recorded(evidence: Sequence[RecordEvidence]) -> str:
+    """Who did record the digest, for a reason that found nothing to count."""
+    others = sorted({str(e.record.publisher) for e in evidence})
     if not others:
-        return ""
-    return " (recorded by " + ", ".join(others) + ", which it does not trust)"
+        return " (nobody has recorded it)"
+    return " (recorded only by " + ", ".join(others) + ")"
 
 
 @dataclass(frozen=True, slots=True)
 class NameResolution:
-    name: str  # "name:tag", or the digest itself
+    name: str  # "name:tag", or the digest itself when a digest was asked for
     digest: str
-    publisher: Address | None  # whose tag it is; None for a digest, which is nobody's
+    publisher: Address | None  # whose tag it followed; None for a digest
 
 
 def trusted_taggers(policy: TrustPolicy, ref: str) -> frozenset[Address]:
     """The accounts whose tags ``ref`` ("name:tag") resolves through: the publishers of
     every rule with a pattern that covers the name."""
-    names = {ref}
     out: set[Address] = set()
     for rule in policy.rules:
-        if any(not p.startswith(DIGEST_PREFIX) and _matches(p, "", names) for p in rule.images):
+        if _names(rule, ref):
             out |= rule.publishers
     return frozenset(out)
+
+
+def covers_name(policy: TrustPolicy, ref: str) -> bool:
+    """Whether some rule of ``policy`` speaks for the name ``ref`` ("name:tag")."""
+    return any(_names(rule, ref) for rule in policy.rules)
+
+
+def _names(rule: TrustRule, ref: str) -> bool:
+    return any(not p.startswith(DIGEST_PREFIX) and _matches(p, "", {ref}) for p in rule.images)
 
 
 def resolve_name(
@@ -409,6 +499,7 @@ def resolve_name(
         others = sorted({str(t.publisher) for t in entries})
         hint = f" (tagged by {', '.join(others)}, not trusted by {policy.source})" if others else ""
         raise NotFoundError(f"no image named {ref} by a publisher the policy trusts{hint}")
+    counting.sort(key=lambda t: str(t.publisher))
     digests = {t.digest for t in counting}
     if len(digests) > 1:
         said = "; ".join(f"{t.publisher} tags {t.digest}" for t in counting)

@@ -457,6 +457,8 @@ class FakeWriter:
     def attest(
         self, publisher: Address, digest: str, kind: str, payload_hash: str, cid: str = ""
     ) -> TxReceipt:
+        if len(kind.encode("utf-8")) > 32:  # the client refuses it before anything is sent
+            raise InvalidInputError(f"an attestation kind has 1 to 32 bytes: {kind!r}")
         key = (publisher, digest)
         return self._send("attest", lambda tx: _attest(tx, key, kind, payload_hash, cid))
 
@@ -624,8 +626,6 @@ def _revoke(tx: _Tx, key: Key, recipient: Address) -> None:
 
 def _attest(tx: _Tx, key: Key, kind: str, payload_hash: str, cid: str) -> None:
     raw_kind = kind.encode("utf-8")
-    if len(raw_kind) > 32:  # the client refuses it before anything is sent
-        raise InvalidInputError(f"an attestation kind has 1 to 32 bytes: {kind!r}")
     record = _existing(tx, key)
     if not raw_kind:
         raise InvalidInputError("an attestation needs a kind")
