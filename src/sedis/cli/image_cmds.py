@@ -320,6 +320,8 @@ def export(
         [], "--recipient", metavar="jwe:PUB.pem", help="Also wrap the keys for this public key."
     ),
     insecure: bool = InsecureOption,
+    policy_file: Path | None = PolicyOption,
+    publisher: str | None = PublisherOption,
     as_name: str | None = AsOption,
     password_env: str | None = PasswordEnvOption,
     output: Format = OutputOption,
@@ -339,12 +341,16 @@ def export(
         if not text.startswith("jwe:"):
             raise InvalidInputError(f"--recipient {text!r}: use jwe:PATH to a public key PEM")
         keys.append(load_key(Path(text[4:]), private=False))
+    policy = trust_policy(policy_file)
+    chosen = publisher_of(publisher)
     sink = open_sink(dest, registry_options(insecure))
     with (
         context.engines() as engines,
         context.acting(engines, as_name, password_env, sign=False) as me,
     ):
-        result = exporting.export(engines, me.actor, image, sink, recipients=keys)
+        result = exporting.export(
+            engines, me.actor, image, sink, policy=policy, publisher=chosen, recipients=keys
+        )
     render.exported(output, result, image, dest)
 
 
