@@ -201,10 +201,19 @@ def test_contacts(tmp_path: Path) -> None:
     address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
     added = run("contacts", "add", "dave", address.lower(), "-o", "json")
     assert added.code == 0, added.stderr
-    assert json.loads(added.stdout) == {"alias": "dave", "address": address}
+    assert json.loads(added.stdout) == {"alias": "dave", "address": address, "trusted": False}
     assert run("contacts", "list").stdout.split() == ["dave", address]
     listed = json.loads(run("contacts", "list", "-o", "json").stdout)
-    assert listed == [{"alias": "dave", "address": address}]
+    assert listed == [{"alias": "dave", "address": address, "trusted": False}]
+    trusted = run("contacts", "add", "dave", address, "--trust")
+    assert trusted.stdout.strip() == f"added dave {address} (trusted)"
+    assert run("contacts", "list").stdout.split() == ["dave", address, "trusted"]
+    # Adding it again without --trust keeps the trust; untrust takes it away.
+    again = json.loads(run("contacts", "add", "dave", address, "-o", "json").stdout)
+    assert again["trusted"] is True
+    untrusted = run("contacts", "untrust", "dave")
+    assert untrusted.stdout.strip() == f"the default policy no longer trusts dave ({address})"
+    assert run("contacts", "list").stdout.split() == ["dave", address]
 
     clash = run("contacts", "add", "dave", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359")
     assert "already exists" in one_line(clash)

@@ -30,14 +30,15 @@ def add(
     """Add an alias for an address."""
     from sedis.crypto.contacts import AddressBook
 
-    checksummed = AddressBook(context.settings().home).add(
-        alias, address, replace=replace, trusted=trust
-    )
-    trusted = " (trusted)" if trust else ""
+    book = AddressBook(context.settings().home)
+    checksummed = book.add(alias, address, replace=replace, trusted=trust)
+    # Adding a trusted contact again for its own address keeps the trust.
+    trusted = any(c.alias == alias and c.trusted for c in book.entries())
+    said = " (trusted)" if trusted else ""
     emit(
         output,
-        {"alias": alias, "address": checksummed, "trusted": trust},
-        lambda: info(f"added {alias} {checksummed}{trusted}"),
+        {"alias": alias, "address": checksummed, "trusted": trusted},
+        lambda: info(f"added {alias} {checksummed}{said}"),
     )
 
 

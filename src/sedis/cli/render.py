@@ -185,9 +185,10 @@ def explained(fmt: Format, artifact: str, verdict: Verdict, policy: TrustPolicy)
         where = f" (line {outcome.line})" if outcome.line else ""
         head = f"rule {outcome.index}{where}"
         if not outcome.covers:
-            info(f"{head}: does not cover this image")
+            info(f"{head}: {outcome.scope or 'does not cover this image'}")
             continue
-        info(f"{head}: covers this image: {outcome.status.value}")
+        info(f"{head}: {outcome.status.value}")
+        info(f"  {outcome.scope or 'covers this image'}")
         info(f"  counted  {accounts(outcome.counted)}")
         for item in outcome.checks:
             info(f"  {'✓' if item.passed else '✗'} {item.text}")
