@@ -180,7 +180,9 @@ def explained(fmt: Format, artifact: str, verdict: Verdict, policy: TrustPolicy)
         return
     checked = f"{artifact} as {verdict.name}" if verdict.name else artifact
     info(f"{checked}  {verdict.digest}")
-    info(f"policy  {verdict.policy} ({len(policy.rules)} rules, default {policy.default.value})")
+    rules = len(policy.rules)
+    counted = f"{rules} rule{'' if rules == 1 else 's'}, default {policy.default.value}"
+    info(f"policy  {verdict.policy} ({counted})")
     for outcome in verdict.rules:
         where = f" (line {outcome.line})" if outcome.line else ""
         head = f"rule {outcome.index}{where}"
