@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from jwcrypto.jwk import JWK
 
     from sedis.core.address import Address
+    from sedis.core.policy import TrustPolicy
     from sedis.ledger.base import LedgerReader, LedgerWriter
     from sedis.store.base import ContentStore
 
@@ -74,3 +75,12 @@ def writing_as(name: str, password: str) -> Iterator[LedgerWriter]:
         yield reader.writer(IdentityStore(settings.home).unlock_signer(name, password))
     finally:
         reader.close()
+
+
+def settings_policy() -> TrustPolicy:
+    """The trust policy the settings give, as a command with no --policy would use it."""
+    from sedis.service.trust import load_policy
+
+    settings = load()
+    directory = AddressBookDirectory(IdentityStore(settings.home), AddressBook(settings.home))
+    return load_policy(settings, directory)

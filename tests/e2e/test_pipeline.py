@@ -11,8 +11,13 @@ import pytest
 
 from sedis.core.address import Address
 from sedis.core.errors import CorruptError
+from tests.acting import settings_policy
 from tests.cyclonedx_schema import strictly_valid
 from tests.e2e.conftest import World, layout_digests
+
+
+def digest_of(layout: Path) -> str:
+    return layout_digests(layout)[0]
 
 
 def alice_of(world: World) -> Address:
@@ -83,8 +88,17 @@ def test_verify_sources_and_names(world: World, published: dict[str, object]) ->
     assert verdict["publishers"] == [world.addresses["alice"]]
     by_name = world.sedis("verify", "e2e/base:v1", "-o", "json")
     assert by_name.code == 0 and json.loads(by_name.out)["digest"] == verdict["digest"]
-    stranger = world.sedis("verify", "e2e/base:v1", "--signer", world.addresses["carol"])
-    assert stranger.code == 2
+    # Under --signer carol only carol's word counts: she tagged no e2e/base:v1, nor
+    # recorded or approved its image.
+    carol = world.addresses["carol"]
+    stranger = world.sedis("verify", "e2e/base:v1", "--signer", carol)
+    assert stranger.code == 3
+    assert one_line(stranger.err) == (
+        f"sedis: no image named e2e/base:v1 by a publisher the policy trusts (tagged by "
+        f"{world.addresses['alice']}, not trusted by the given signers)"
+    )
+    by_digest = world.sedis("verify", verdict["digest"], "--signer", carol, "-o", "json")
+    assert by_digest.code == 2 and json.loads(by_digest.out)["status"] == "UNKNOWN"
     unknown = world.sedis("verify", "sha256:" + "0" * 64, "-o", "json")
     assert unknown.code == 2 and json.loads(unknown.out)["status"] == "UNKNOWN"
 
@@ -143,11 +157,25 @@ def test_publish_refusals_from_the_ledger_come_before_anything_is_stored(
     digest = layout_digests(fresh)[0]
     unknown = world.sedis("verify", digest, "-o", "json")
     assert json.loads(unknown.out)["status"] == "UNKNOWN"
-
-    taken = world.publish(f"oci:{published['src']}:v1", "e2e/taken:v1", as_="carol")
-    assert taken.code == 9
-    assert "is already published by " + world.addresses["alice"] in one_line(taken.err)
     assert _store_files(world) == before
+
+
+def test_another_publisher_records_the_same_image_as_a_record_of_its_own(
+    world: World, published: dict[str, object]
+) -> None:
+    from sedis.config import load
+    from sedis.ledger import open_ledger
+
+    taken = world.publish(f"oci:{published['src']}:v1", "e2e/taken:v1", "-o", "json", as_="carol")
+    assert taken.code == 0, taken.err
+    digest = json.loads(taken.out)["digest"]
+    with open_ledger(load()) as ledger:
+        records = {str(r.publisher): r for r in ledger.records(digest)}
+        assert set(records) == {world.addresses["alice"], world.addresses["carol"]}
+        assert ledger.resolve(alice_of(world), "e2e/base", "v1") == digest
+    # alice's record is as it was, and her name still names it.
+    verdict = json.loads(world.sedis("verify", "e2e/base:v1", "-o", "json").out)
+    assert verdict["digest"] == digest and verdict["status"] == "TRUSTED"
 
 
 def test_share_with_expiry_then_refused_after_it(world: World) -> None:
@@ -200,19 +228,27 @@ def test_pull_of_a_marked_image_is_refused(world: World, status: str) -> None:
     dest = world.work / f"marked-{status}-out"
     result = world.sedis("pull", name, f"oci:{dest}", "--as", "bob")
     assert result.code == 8
-    assert one_line(result.err).endswith(f"is {status.upper()}: test reason")
+    said = one_line(result.err)
+    assert f"{digest_of(src)} is {status.upper()} under the default policy" in said
+    assert said.endswith(f"{status.upper()} by {world.addresses['alice']}: test reason")
     assert not dest.exists()
     verdict = world.sedis("verify", name)
     assert verdict.code == {"untrusted": 1, "unsupported": 3, "revoked": 4}[status]
 
 
-def test_only_the_owner_may_change_status_or_grants(
+def test_status_and_grants_change_only_the_actors_own_record(
     world: World, published: dict[str, object]
 ) -> None:
+    alice = world.addresses["alice"]
     status = world.sedis("status", "e2e/base:v1", "revoked", "--reason", "x", "--as", "bob")
-    assert status.code != 0 and "owner" in one_line(status.err)
+    assert status.code == 3
+    assert one_line(status.err) == (
+        f"sedis: you have no image named e2e/base:v1 (tagged by {alice})"
+    )
     share = world.sedis("share", "e2e/base:v1", "--to", "carol", "--as", "bob")
-    assert share.code == 8 and "only the owner" in one_line(share.err)
+    assert share.code == 3 and "you have no image named e2e/base:v1" in one_line(share.err)
+    verdict = json.loads(world.sedis("verify", "e2e/base:v1", "-o", "json").out)
+    assert verdict["status"] == "TRUSTED"
 
 
 def _blocks(world: World) -> list[tuple[Path, int, int]]:
@@ -252,6 +288,7 @@ def test_a_flipped_byte_in_any_stored_block_of_the_image_is_refused(world: World
     from tests.e2e.conftest import PASSWORD
 
     refused = 0
+    policy = settings_policy()
     with acting("bob", PASSWORD) as (engines, bob):
         for pack, offset, length in mine:
             with open(pack, "rb") as f:
@@ -260,7 +297,7 @@ def test_a_flipped_byte_in_any_stored_block_of_the_image_is_refused(world: World
             _flip(pack, offset + length // 2)
             dest = world.work / f"flip-{key[:8]}"
             try:
-                pulling.pull(engines, bob, "e2e/flip:v1", open_sink(f"oci:{dest}"))
+                pulling.pull(engines, bob, "e2e/flip:v1", open_sink(f"oci:{dest}"), policy=policy)
             except CorruptError as exc:
                 refused += 1
                 assert _cid_key(str(exc)) == key or "does not match" in str(exc)
@@ -423,7 +460,7 @@ def test_the_scan_is_recorded_and_its_report_sealed_for_recipients(world: World)
     assert record["scan"]["vulndb_digest"] == json.loads(status.out)["snapshot"]
     # bob, a recipient, opens the sealed CycloneDX report; its digest is the recorded one.
     with acting("bob", PASSWORD) as (engines, bob):
-        share = pulling.check_access(engines, bob, "e2e/scanned:v1").share
+        share = pulling.check_access(engines, bob, "e2e/scanned:v1", settings_policy()).share
         assert share.report is not None
         key = bob.keys.private_key()
         report = sealing.read_sealed(engines.store, share.report, key, 64 << 20)
@@ -461,8 +498,15 @@ def test_skip_scan_is_recorded_as_not_scanned(world: World) -> None:
     )
     data = json.loads(world.sedis("inspect", "e2e/unscanned:v1", "-o", "json").out)
     assert data["record"]["scan"]["not_scanned"] is True
-    verdict = json.loads(world.sedis("verify", "e2e/unscanned:v1", "-o", "json").out)
-    assert "without a vulnerability scan" in verdict["reason"]
+    # A policy that requires a scan refuses it; the default policy requires none.
+    requiring = world.work / "require-scan.toml"
+    requiring.write_text('[[trust]]\nimages = ["*"]\npublishers = ["alice"]\nrequire_scan = true\n')
+    refused = world.sedis("verify", "e2e/unscanned:v1", "--policy", str(requiring), "-o", "json")
+    assert refused.code == 1
+    verdict = json.loads(refused.out)
+    assert verdict["status"] == "UNTRUSTED"
+    assert "published without a vulnerability scan" in verdict["reason"]
+    assert world.sedis("verify", "e2e/unscanned:v1").code == 0
     assert "scan       not scanned" in world.sedis("inspect", "e2e/unscanned:v1").out
 
 
@@ -557,15 +601,15 @@ def test_ciphertext_changed_between_the_hmac_and_the_decryption_is_refused(
             yield piece
 
     seen: list[str] = []
-
+    policy = settings_policy()
     with acting("bob", PASSWORD) as (engines, bob):
         good = world.work / "between-good"
-        pulling.pull(engines, bob, "e2e/between:v1", open_sink(f"oci:{good}"))
+        pulling.pull(engines, bob, "e2e/between:v1", open_sink(f"oci:{good}"), policy=policy)
         assert layout_digests(good) == layout_digests(src)
         monkeypatch.setattr(EmbeddedStore, "reread", tampered)
         dest = world.work / "between-bad"
         with pytest.raises(CorruptError, match=r"blob sha256:[0-9a-f]{64}: digest is sha256:"):
-            pulling.pull(engines, bob, "e2e/between:v1", open_sink(f"oci:{dest}"))
+            pulling.pull(engines, bob, "e2e/between:v1", open_sink(f"oci:{dest}"), policy=policy)
         assert seen and not dest.exists()
 
 
