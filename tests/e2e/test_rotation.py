@@ -421,7 +421,7 @@ def test_a_rotation_refuses_an_owner_manifest_of_another_image(world: World) -> 
     image, other = publish(world, "target"), publish(world, "decoy")
     settings = load()
     owner = Owner("alice", PASSWORD)
-    decoy = owner.reader.grant_of(other.digest, owner.address)
+    decoy = owner.reader.grant_of(owner.address, other.digest, owner.address)
     assert decoy is not None
     owner.ledger.grant(
         image.digest, GrantRequest(owner.address, decoy.manifest_cid, decoy.manifest_hash)
