@@ -212,7 +212,7 @@ def test_a_name_that_names_nothing_is_unknown(world: World) -> None:
         "nobody/app:1.0",
         None,
     )
-    assert verdict["reason"] == "no image is named nobody/app:1.0 on this ledger"
+    assert verdict["reason"] == "no image named nobody/app:1.0 by a publisher the policy trusts"
 
 
 def test_name_refusals(world: World) -> None:
