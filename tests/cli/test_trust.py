@@ -499,3 +499,46 @@ def test_an_unknown_publisher_or_signer_name_is_one_line(home: Home, sedis) -> N
         3,
         "unknown account 'nobody': not an identity, a contact or a 0x address",
     )
+
+
+def test_inspect_shows_every_publishers_record_and_which_the_policy_counted(
+    home: Home,
+    sedis,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    digest = digest_of("inspected")
+    record("mallory", digest, "mallory/copy:1")
+    record("alice", digest, "acme/inspected:1")
+    with writing_as("mallory", PASSWORD) as ledger:
+        ledger.set_status(digest, Status.REVOKED, "mallory says so")
+    alice, mallory = home.addresses["alice"], home.addresses["mallory"]
+    policy = write_policy(
+        tmp_path / "alice.toml", '[[trust]]\nimages = ["*"]\npublishers = ["alice"]\n'
+    )
+    shown = sedis("inspect", "acme/inspected:1", "--policy", str(policy))
+    assert shown.code == 0, shown.err
+    lines = shown.out.splitlines()
+    assert lines[1].startswith("verdict    TRUSTED: ")
+    assert f"  {mallory}  REVOKED     not counted by the policy  (mallory/copy:1)" in lines
+    assert f"  {alice}  TRUSTED     counted  (acme/inspected:1)" in lines
+    assert f"publisher  {alice}" in lines
+
+    data = json.loads(
+        sedis(
+            "inspect", digest, "--policy", str(policy), "--publisher", "mallory", "-o", "json"
+        ).out
+    )
+    assert data["record"]["publisher"] == str(mallory)
+    assert data["record"]["status"] == "REVOKED"
+    assert data["verdict"]["status"] == "TRUSTED"
+    counted = {r["publisher"]: r["counted"] for r in data["records"]}
+    assert counted == {str(mallory): False, str(alice): True}
+
+    # --signer narrows the policy file to the accounts named: mallory alone is not in it.
+    narrowed = sedis("verify", digest, "--policy", str(policy), "--signer", "mallory")
+    assert narrowed.code == 2, narrowed.out
+    both = write_policy(
+        tmp_path / "both.toml", '[[trust]]\nimages = ["*"]\npublishers = ["alice", "mallory"]\n'
+    )
+    assert sedis("verify", digest, "--policy", str(both)).code == 4
+    assert sedis("verify", digest, "--policy", str(both), "--signer", "alice").code == 0

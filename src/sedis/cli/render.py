@@ -243,6 +243,7 @@ def inspected(fmt: Format, result: Inspection) -> None:
         *[
             f"  {r.publisher}  {r.status.value:<11} "
             + ("counted" if r.counted else "not counted by the policy")
+            + (f"  ({', '.join(r.tags)})" if r.tags else "")
             for r in result.records
         ],
         f"publisher  {record.publisher}",
