@@ -562,13 +562,13 @@ def parse_policy(text: str, source: str, resolve_account: Callable[[str], Addres
 
 def _syntax_error(source: str, text: str, message: str) -> InvalidInputError:
     where = _TOML_WHERE.search(message)
-    line = text.count("\n") + 1
+    lines = text.splitlines()
+    line = max(len(lines), 1)  # "at end of document": the last line
     if where is not None:
         message = message[: where.start()]
         if where.group(1):
             line = int(where.group(1))
             message += f" (column {where.group(2)})"
-    lines = text.splitlines()
     key = _KEY.match(lines[line - 1]) if 0 < line <= len(lines) else None
     named = f" key '{_unquote(key.group(1))}':" if key else ""
     return InvalidInputError(f"{source}:{line}:{named} not valid TOML: {message}")

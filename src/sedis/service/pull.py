@@ -118,11 +118,10 @@ def check_access(
     counted for that verdict: the actor's own, else one it holds a live grant
     of (``publisher`` picks whose).
     """
-    named = trust.resolve(engines, policy, ref, publisher)
-    digest = named.digest
     ledger = engines.ledger
-    # One block for every answer: the verdict, the statuses and the grants must agree.
+    # One block for every answer: the name, the verdict and the grants must agree.
     with ledger.pinned():
+        digest = trust.resolve(engines, policy, ref, publisher).digest
         evaluation = trust.judge(engines, policy, digest, trust.names_of(ref))
         decision = _decide(engines, actor, evaluation, policy, publisher)
     record, grant = decision.record, decision.grant

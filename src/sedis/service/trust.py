@@ -221,11 +221,12 @@ def verdict_against_name(
     image the name does not resolve to is UNTRUSTED, a name nobody trusted tagged
     UNKNOWN. Trusted publishers disagreeing on the name is an error naming both."""
     image_name = str(naming.parse_name(name))
-    try:
-        named = resolve(engines, policy, image_name, publisher)
-    except NotFoundError as exc:
-        return name_not_found(digest, image_name, str(exc), policy)
-    if named.digest != digest:
-        return name_mismatch(digest, image_name, named.digest, policy)
-    evaluation = judge(engines, policy, digest, (image_name,))
+    with engines.ledger.pinned():
+        try:
+            named = resolve(engines, policy, image_name, publisher)
+        except NotFoundError as exc:
+            return name_not_found(digest, image_name, str(exc), policy)
+        if named.digest != digest:
+            return name_mismatch(digest, image_name, named.digest, policy)
+        evaluation = judge(engines, policy, digest, (image_name,))
     return verdict_of(evaluation, policy=policy, name=image_name, name_digest=named.digest)

@@ -49,20 +49,27 @@ def verify(
     with BlobChecks(sources, engines.executor) as checks:
         verdicts = []
         for artifact in artifacts:
-            if isinstance(artifact, ImageSource):
-                checks.wait(artifact)
-                digest = artifact.manifest.digest
-                if image_name is not None:
-                    verdicts.append(
-                        trust.verdict_against_name(engines, policy, digest, image_name, publisher)
-                    )
-                    continue
-                names: tuple[str, ...] = ()
+            if not isinstance(artifact, ImageSource):
+                verdicts.append(_verify_ref(engines, policy, artifact, publisher))
+                continue
+            checks.wait(artifact)
+            digest = artifact.manifest.digest
+            if image_name is not None:
+                verdict = trust.verdict_against_name(engines, policy, digest, image_name, publisher)
             else:
-                digest = trust.resolve(engines, policy, artifact, publisher).digest
-                names = trust.names_of(artifact)
-            verdicts.append(verdict_of(trust.judge(engines, policy, digest, names), policy=policy))
+                verdict = verdict_of(trust.judge(engines, policy, digest), policy=policy)
+            verdicts.append(verdict)
     return verdicts
+
+
+def _verify_ref(
+    engines: Engines, policy: TrustPolicy, ref: str, publisher: Address | None
+) -> Verdict:
+    # One block: what the name means and what the records say of it agree.
+    with engines.ledger.pinned():
+        digest = trust.resolve(engines, policy, ref, publisher).digest
+        evaluation = trust.judge(engines, policy, digest, trust.names_of(ref))
+    return verdict_of(evaluation, policy=policy)
 
 
 def refuse_unbound_mix(artifacts: Sequence[Artifact], name: str | None) -> None:
