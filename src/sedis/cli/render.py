@@ -213,6 +213,7 @@ def attested(fmt: Format, result: AttestResult) -> None:
         f"attested {result.kind!r} on {result.publisher}'s record of {result.digest}",
         f"  index        {result.index}",
         f"  payload      {result.payload_hash}",
+        *([f"  stored at    {result.cid}"] if result.cid else []),
         f"  transaction  {result.transaction}",
     ]
     show(fmt, result, lines)
