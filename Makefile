@@ -33,6 +33,7 @@ lint: $(SYNCED)
 bench: $(SYNCED) peers
 	$(PY) -m bench.store
 	$(PY) -m bench.ledger
+	$(PY) -m bench.audit
 	$(PY) -m bench.pipeline
 
 peers:

@@ -71,11 +71,13 @@ def gas_per_operation(ledger: LedgerWriter) -> dict[str, int]:
     gas["status"] = ledger.set_status(
         image, Status.UNTRUSTED, "CVE-2024-3094 in xz-utils 5.6.0"
     ).gas_used
-    gas["attestation"] = ledger.attest(image, "vuln-scan", digest(), REPORT_CID).gas_used
+    me = ledger.address
+    gas["attestation"] = ledger.attest(me, image, "vuln-scan", digest(), REPORT_CID).gas_used
+    gas["revoke_attestation"] = ledger.revoke_attestation(me, image, 1).gas_used
     gas["revoke_grant"] = ledger.revoke_grant(image, other).gas_used
     gas["tag"] = ledger.set_tag("registry.example/team/app", "1.4.2", image).gas_used
     gas["register_keys"] = ledger.register_keys(JWK, os.urandom(256)).gas_used
-    # What a publish costs: the record, the owner's and one recipient's grants and
+    # What a publish costs: the record, the publisher's and one recipient's grants and
     # the tag, in one transaction (multicall).
     grants = [GrantRequest(a, CID, digest()) for a in (ledger.address, other)]
     tag = ("registry.example/team/app", "1.4.3")
@@ -99,19 +101,22 @@ from pathlib import Path
 from sedis.config import Settings
 from sedis.ledger import open_ledger
 imported = time.perf_counter()
+from sedis.core.address import Address
 ledger = open_ledger(Settings(home=Path(sys.argv[1])))
-record = ledger.image(sys.argv[2])
+record = ledger.image(Address.parse(sys.argv[2]), sys.argv[3])
 done = time.perf_counter()
 assert record is not None
 print(imported - start, done - imported, done - start)
 """
 
 
-def open_to_first_read(home: Path, probe: str, runs: int = 5) -> dict[str, float]:
+def open_to_first_read(
+    home: Path, publisher: Address, probe: str, runs: int = 5
+) -> dict[str, float]:
     samples = []
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-c", _OPEN, str(home), probe],
+            [sys.executable, "-c", _OPEN, str(home), str(publisher), probe],
             check=True,
             capture_output=True,
             text=True,
@@ -165,7 +170,7 @@ def main() -> None:
         for _ in range(args.images - len(embedded_reader.images())):
             embedded.publish(digest(), digest(), CID, scan())
         embedded_reader.close()
-        results["embedded_open"] = open_to_first_read(home, probe)
+        results["embedded_open"] = open_to_first_read(home, embedded.address, probe)
         reader = open_ledger(Settings(home=home))
         start = time.perf_counter()
         listed = len(reader.images())

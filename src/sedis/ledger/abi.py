@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from eth_abi.abi import decode, encode
+from eth_abi.decoding import ContextFramesBytesIO
 from eth_abi.exceptions import DecodingError
 from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
@@ -46,6 +48,11 @@ class _Function:
 class _Event:
     name: str
     inputs: list[dict[str, Any]]
+    # Prepared once, since the audit log decodes thousands of logs: each indexed
+    # input's name and word decoder, and the non-indexed inputs' tuple decoder.
+    indexed: tuple[tuple[str, Callable[[bytes], Any]], ...]
+    plain: list[dict[str, Any]]
+    plain_decoder: Callable[[bytes], tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +131,66 @@ def _shape(param: dict[str, Any], value: Any) -> Any:
     if kind.startswith("tuple["):
         return [_named(param["components"], v) for v in value]
     if kind == "address":
-        return to_checksum_address(value)
+        return checksummed(value)
     return value
+
+
+@functools.lru_cache(maxsize=65_536)
+def checksummed(value: str | bytes) -> str:
+    """An address in EIP-55 case; cached, since a log holds the same few accounts over
+    and over and each checksum costs a keccak."""
+    return to_checksum_address(value)
+
+
+def _word_decoder(param: dict[str, Any]) -> Callable[[bytes], Any]:
+    """How to read an indexed input's topic word: directly for the static types this
+    contract indexes, through eth_abi for anything else."""
+    kind = type_string(param)
+    if kind == "address":
+        return _address_word
+    if kind == "bytes32":
+        return _bytes32_word
+    if kind.startswith("uint") and kind[4:].isdigit():
+        return functools.partial(_uint_word, int(kind[4:]))
+    return lambda topic: _shape(param, decode([kind], topic)[0])
+
+
+def _address_word(topic: bytes) -> str:
+    if len(topic) != 32 or any(topic[:12]):
+        raise DecodingError("an address topic has 12 zero bytes, then 20")
+    return checksummed(topic[12:])
+
+
+def _bytes32_word(topic: bytes) -> bytes:
+    if len(topic) != 32:
+        raise DecodingError("a topic has 32 bytes")
+    return topic
+
+
+def _uint_word(bits: int, topic: bytes) -> int:
+    value = int.from_bytes(topic, "big")
+    if len(topic) != 32 or value >> bits:
+        raise DecodingError(f"a uint{bits} topic out of range")
+    return value
+
+
+def _prepared_event(item: dict[str, Any]) -> _Event:
+    from eth_abi.registry import registry
+
+    plain = [p for p in item["inputs"] if not p["indexed"]]
+    tuple_decoder = registry.get_tuple_decoder(*(type_string(p) for p in plain))
+
+    def plain_decoder(data: bytes) -> tuple[Any, ...]:
+        values: tuple[Any, ...] = tuple_decoder(ContextFramesBytesIO(data))  # type: ignore[no-untyped-call]
+        return values
+
+    return _Event(
+        item["name"],
+        item["inputs"],
+        tuple((p["name"], _word_decoder(p)) for p in item["inputs"] if p["indexed"]),
+        plain,
+        plain_decoder,
+    )
 
 
 class Codec:
@@ -147,7 +212,7 @@ class Codec:
                 self._errors[keccak(_signature(item).encode())[:4]] = (item["name"], item["inputs"])
             elif item["type"] == "event":
                 topic = keccak(_signature(item).encode())
-                self._events[topic] = _Event(item["name"], item["inputs"])
+                self._events[topic] = _prepared_event(item)
                 self._topics[item["name"]] = topic
 
     def prepare(self) -> None:
@@ -203,16 +268,14 @@ class Codec:
         if not log.topics or log.topics[0] not in self._events:
             return None
         spec = self._events[log.topics[0]]
-        indexed = [p for p in spec.inputs if p["indexed"]]
-        plain = [p for p in spec.inputs if not p["indexed"]]
-        if len(log.topics) != len(indexed) + 1:
+        if len(log.topics) != len(spec.indexed) + 1:
             return None
         try:
             args = {
-                p["name"]: _shape(p, decode([type_string(p)], topic)[0])
-                for p, topic in zip(indexed, log.topics[1:], strict=True)
+                name: decode_word(topic)
+                for (name, decode_word), topic in zip(spec.indexed, log.topics[1:], strict=True)
             }
-            args.update(_named(plain, decode([type_string(p) for p in plain], log.data)))
+            args.update(_named(spec.plain, spec.plain_decoder(log.data)))
         except (DecodingError, ValueError):
             return None
         return Event(spec.name, args, log.block_number, log.log_index, log.tx_hash)

@@ -9,6 +9,7 @@ engine is the reader; each writer it makes holds the engine and one signer.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from abc import ABC, abstractmethod
@@ -22,6 +23,7 @@ from sedis.core.errors import InvalidInputError, SedisError
 from sedis.core.records import (
     Attestation,
     AuditEvent,
+    AuditQuery,
     Grant,
     GrantRequest,
     ImageRecord,
@@ -48,6 +50,7 @@ L = TypeVar("L", bound="ContractReader")
 
 _STATUSES = (Status.UNKNOWN, Status.TRUSTED, Status.UNTRUSTED, Status.UNSUPPORTED, Status.REVOKED)
 _BATCH = 200
+_EVERY_EVENT = AuditQuery()
 
 # Gas for each function before the per-byte part; generous, since only the gas
 # actually used is charged, and it keeps py-evm from estimating.
@@ -56,10 +59,11 @@ _BASE_GAS = {
     "setStatus": 90_000,
     "grant": 150_000,
     "revokeGrant": 60_000,
-    "attest": 80_000,
+    "attest": 100_000,
+    "revokeAttestation": 60_000,
     "setTag": 150_000,
     "registerKeys": 150_000,
-    "reportUsage": 80_000,
+    "reportUsage": 90_000,
     "multicall": 30_000,  # its own loop and delegatecalls, beside each call's gas
 }
 # Covers storing calldata bytes (registerKeys keeps its keys in storage).
@@ -198,23 +202,30 @@ class ContractReader(ABC):
                 out.append(event)
         return out
 
-    # -- images -------------------------------------------------------------------------
+    # -- records -------------------------------------------------------------------------
 
     @_one_block
-    def image(self, digest: str) -> ImageRecord | None:
-        raw = digest_to_bytes(digest)
-        view = self._read("image", raw)
-        if _address(view["owner"]) == _NOBODY:
+    def image(self, publisher: Address, digest: str) -> ImageRecord | None:
+        raw, who = digest_to_bytes(digest), account_arg(publisher)
+        view = self._read("record", who, raw)
+        if view["publishedAt"] == 0:
             return None
-        published = self._events(["ImagePublished"], raw)
+        published = self._events(["ImagePublished"], word(who), raw)
         if not published:
-            raise SedisError(f"the ledger holds {digest} but not the event that published it")
-        return _record(raw, view, published[0])
+            raise SedisError(
+                f"the ledger holds {publisher}'s record of {digest} but not the event that "
+                "published it"
+            )
+        return _record(published[0], view)
 
     @_one_block
-    def images(self, owner: Address | None = None) -> list[ImageRecord]:
-        topic = None if owner is None else word(account_arg(owner))
-        return self._records(self._events(["ImagePublished"], None, topic))
+    def records(self, digest: str) -> list[ImageRecord]:
+        return self._records(self._events(["ImagePublished"], None, digest_to_bytes(digest)))
+
+    @_one_block
+    def images(self, publisher: Address | None = None) -> list[ImageRecord]:
+        topic = None if publisher is None else word(account_arg(publisher))
+        return self._records(self._events(["ImagePublished"], topic))
 
     @_one_block
     def images_by_config(self, config_digest: str) -> list[ImageRecord]:
@@ -226,48 +237,57 @@ class ContractReader(ABC):
         out: list[ImageRecord] = []
         for start in range(0, len(published), _BATCH):
             chunk = published[start : start + _BATCH]
-            views = self._read("imagesOf", [e.args["digest"] for e in chunk])
-            out.extend(_record(e.args["digest"], v, e) for e, v in zip(chunk, views, strict=True))
+            views = self._read(
+                "recordsOf",
+                [_address(e.args["publisher"]).raw for e in chunk],
+                [e.args["digest"] for e in chunk],
+            )
+            out.extend(_record(e, v) for e, v in zip(chunk, views, strict=True))
         return out
 
     @_one_block
-    def statuses(self, digests: Sequence[str]) -> dict[str, Status]:
-        out: dict[str, Status] = {}
-        for start in range(0, len(digests), _BATCH):
-            chunk = list(digests[start : start + _BATCH])
-            views = self._read("imagesOf", [digest_to_bytes(d) for d in chunk])
-            out.update((d, _STATUSES[v["status"]]) for d, v in zip(chunk, views, strict=True))
+    def statuses(self, keys: Sequence[tuple[Address, str]]) -> dict[tuple[Address, str], Status]:
+        out: dict[tuple[Address, str], Status] = {}
+        for start in range(0, len(keys), _BATCH):
+            chunk = list(keys[start : start + _BATCH])
+            views = self._read(
+                "recordsOf",
+                [account_arg(p) for p, _ in chunk],
+                [digest_to_bytes(d) for _, d in chunk],
+            )
+            out.update((k, _STATUSES[v["status"]]) for k, v in zip(chunk, views, strict=True))
         return out
 
     # -- status ----------------------------------------------------------------------------
 
     @_one_block
-    def status_history(self, digest: str) -> list[StatusEntry]:
-        record = self.image(digest)
+    def status_history(self, publisher: Address, digest: str) -> list[StatusEntry]:
+        record = self.image(publisher, digest)
         if record is None:
             return []
         history = [
             StatusEntry(
+                record.publisher,
                 digest,
                 0,
                 Status.TRUSTED,
                 Status.UNKNOWN,
                 "published",
                 record.published_at,
-                record.owner,
             )
         ]
-        for e in self._events(["StatusChanged"], digest_to_bytes(digest)):
+        topics = (word(account_arg(publisher)), digest_to_bytes(digest))
+        for e in self._events(["StatusChanged"], *topics):
             a = e.args
             history.append(
                 StatusEntry(
+                    record.publisher,
                     digest,
                     a["index"],
                     _STATUSES[a["status"]],
                     _STATUSES[a["previous"]],
                     a["reason"],
                     a["at"],
-                    _address(a["by"]),
                 )
             )
         return history
@@ -275,86 +295,95 @@ class ContractReader(ABC):
     # -- grants ------------------------------------------------------------------------------
 
     @_one_block
-    def grant_of(self, digest: str, recipient: Address) -> Grant | None:
-        found = self._grants(digest_to_bytes(digest), word(account_arg(recipient)))
+    def grant_of(self, publisher: Address, digest: str, recipient: Address) -> Grant | None:
+        found = self._grants(
+            word(account_arg(publisher)), digest_to_bytes(digest), word(account_arg(recipient))
+        )
         return found[0] if found else None
 
     @_one_block
-    def grants(self, digest: str) -> list[Grant]:
-        return self._grants(digest_to_bytes(digest), None)
+    def grants(self, publisher: Address, digest: str) -> list[Grant]:
+        return self._grants(word(account_arg(publisher)), digest_to_bytes(digest), None)
 
     @_one_block
     def grants_to(self, recipient: Address) -> list[Grant]:
-        return self._grants(None, word(account_arg(recipient)))
+        return self._grants(None, None, word(account_arg(recipient)))
 
-    def _grants(self, digest: bytes | None, recipient: bytes | None) -> list[Grant]:
-        latest: dict[tuple[bytes, Address], Grant] = {}
-        for e in self._events(["GrantAdded", "GrantRevoked"], digest, recipient):
+    def _grants(
+        self, publisher: bytes | None, digest: bytes | None, recipient: bytes | None
+    ) -> list[Grant]:
+        latest: dict[tuple[Address, bytes, Address], Grant] = {}
+        for e in self._events(["GrantAdded", "GrantRevoked"], publisher, digest, recipient):
             a = e.args
-            key = (a["digest"], _address(a["recipient"]))
+            key = (_address(a["publisher"]), a["digest"], _address(a["recipient"]))
             if e.name == "GrantAdded":
                 latest[key] = Grant(
+                    publisher=key[0],
                     digest=digest_from_bytes(a["digest"]),
-                    recipient=key[1],
+                    recipient=key[2],
                     manifest_cid=a["manifestCid"],
                     manifest_hash=digest_from_bytes(a["manifestHash"]),
-                    granted_at=a["grantedAt"],
+                    granted_at=a["at"],
                     expires_at=a["expiresAt"] or None,
-                    by=_address(a["by"]),
                 )
             elif key in latest:
-                g = latest[key]
-                latest[key] = Grant(
-                    g.digest,
-                    g.recipient,
-                    g.manifest_cid,
-                    g.manifest_hash,
-                    g.granted_at,
-                    g.expires_at,
-                    a["revokedAt"],
-                    g.by,
-                )
+                latest[key] = dataclasses.replace(latest[key], revoked_at=a["at"])
         return list(latest.values())
 
     # -- attestations ---------------------------------------------------------------------------
 
     @_one_block
-    def attestations(self, digest: str) -> list[Attestation]:
-        return [
-            Attestation(
-                digest,
-                _address(a["attester"]),
-                a["kind"].rstrip(b"\0").decode("utf-8", "replace"),
-                digest_from_bytes(a["payloadHash"]),
-                a["cid"],
-                a["at"],
-                a["index"],
-            )
-            for a in (e.args for e in self._events(["Attested"], digest_to_bytes(digest)))
-        ]
+    def attestations(self, publisher: Address, digest: str) -> list[Attestation]:
+        topics = (word(account_arg(publisher)), digest_to_bytes(digest))
+        found: dict[int, Attestation] = {}
+        for e in self._events(["Attested", "AttestationRevoked"], *topics):
+            a = e.args
+            if e.name == "Attested":
+                found[a["index"]] = Attestation(
+                    _address(a["publisher"]),
+                    digest,
+                    _address(a["attester"]),
+                    _kind_text(a["kind"]),
+                    digest_from_bytes(a["payloadHash"]),
+                    a["cid"],
+                    a["at"],
+                    a["index"],
+                )
+            elif a["index"] in found:
+                found[a["index"]] = dataclasses.replace(found[a["index"]], revoked_at=a["at"])
+        return list(found.values())
 
     # -- tags --------------------------------------------------------------------------------
 
     @_one_block
-    def resolve(self, name: str, tag: str) -> str | None:
-        return optional_digest(self._read("resolve", name, tag))
+    def resolve(self, publisher: Address, name: str, tag: str) -> str | None:
+        return optional_digest(self._read("resolve", account_arg(publisher), name, tag))
 
     @_one_block
-    def tag_history(self, name: str, tag: str) -> list[TagEntry]:
-        return [_tag(e) for e in self._events(["TagMoved"], None, tag_ref(name, tag))]
+    def taggers(self, name: str, tag: str) -> list[TagEntry]:
+        latest: dict[Address, TagEntry] = {}
+        for entry in self._tag_moves(None, None, tag_ref(name, tag)):
+            latest.pop(entry.publisher, None)  # keeps the order of the latest moves
+            latest[entry.publisher] = entry
+        return [t for t in latest.values() if t.digest != _NO_DIGEST]
 
     @_one_block
-    def tags_of(self, digest: str) -> list[TagEntry]:
+    def tag_history(self, name: str, tag: str, publisher: Address | None = None) -> list[TagEntry]:
+        topic = None if publisher is None else word(account_arg(publisher))
+        return self._tag_moves(topic, None, tag_ref(name, tag))
+
+    @_one_block
+    def tags_of(self, publisher: Address, digest: str) -> list[TagEntry]:
+        who = word(account_arg(publisher))
         latest: dict[tuple[str, str], TagEntry] = {}
-        for e in self._events(["TagMoved"], digest_to_bytes(digest)):
-            entry = _tag(e)
+        for entry in self._tag_moves(who, digest_to_bytes(digest), None):
             latest[(entry.name, entry.tag)] = entry
-        return [t for t in latest.values() if self.resolve(t.name, t.tag) == digest]
+        return [t for t in latest.values() if self.resolve(publisher, t.name, t.tag) == digest]
 
-    @_one_block
-    def name_owner(self, name: str) -> Address | None:
-        owner = _address(self._read("nameOwner", name))
-        return None if owner == _NOBODY else owner
+    def _tag_moves(
+        self, publisher: bytes | None, digest: bytes | None, ref: bytes | None
+    ) -> list[TagEntry]:
+        return [_tag(e) for e in self._events(["TagMoved"], publisher, digest, ref)]
 
     # -- keys and usage ------------------------------------------------------------------------
 
@@ -364,9 +393,11 @@ class ContractReader(ABC):
         return None if at == 0 else KeyEntry(address, key, n, at)
 
     @_one_block
-    def usage_reports(self, digest: str) -> list[UsageReport]:
+    def usage_reports(self, publisher: Address, digest: str) -> list[UsageReport]:
+        topics = (word(account_arg(publisher)), digest_to_bytes(digest))
         return [
             UsageReport(
+                _address(a["publisher"]),
                 digest,
                 _address(a["reporter"]),
                 a["windowStart"],
@@ -376,28 +407,53 @@ class ContractReader(ABC):
                 a["at"],
                 a["index"],
             )
-            for a in (e.args for e in self._events(["UsageReported"], digest_to_bytes(digest)))
+            for a in (e.args for e in self._events(["UsageReported"], *topics))
         ]
 
     # -- the audit log ---------------------------------------------------------------------
 
     @_one_block
-    def audit_log(self, digest: str | None = None) -> list[AuditEvent]:
-        topic = None if digest is None else digest_to_bytes(digest)
-        return [
-            AuditEvent(
-                e.name,
-                e.block_number,
-                e.log_index,
-                "0x" + e.tx_hash.hex(),
-                {k: _plain(v) for k, v in e.args.items()},
+    def audit_log(self, query: AuditQuery = _EVERY_EVENT) -> list[AuditEvent]:
+        names = [n for n in codec().event_names() if query.kinds is None or n in query.kinds]
+        if query.publisher is not None or query.digest is not None:
+            # Its topic 1 is the account whose keys they are, and it names no record.
+            names = [n for n in names if n != "KeysRegistered"]
+        if not names:
+            return []
+        publisher = None if query.publisher is None else word(account_arg(query.publisher))
+        digest = None if query.digest is None else digest_to_bytes(query.digest)
+        out: list[AuditEvent] = []
+        for e in self._events(names, publisher, digest):
+            a = e.args
+            at: int = a["at"]
+            if (query.since is not None and at < query.since) or (
+                query.until is not None and at > query.until
+            ):
+                continue
+            actor = _address(a[_ACTOR_FIELD.get(e.name, "publisher")])
+            if query.actor is not None and actor != query.actor:
+                continue
+            out.append(
+                AuditEvent(
+                    e.name,
+                    e.block_number,
+                    e.log_index,
+                    "0x" + e.tx_hash.hex(),
+                    at,
+                    actor,
+                    _address(a["publisher"]) if "publisher" in a else None,
+                    digest_from_bytes(a["digest"]) if "digest" in a else None,
+                    {k: _plain(v) for k, v in a.items()},
+                )
             )
-            for e in self._events(codec().event_names(), topic)
-        ]
+        return out
 
 
 class ContractWriter:
-    """The LedgerWriter over the contract: the engine's transactions, signed by one signer."""
+    """The LedgerWriter over the contract: the engine's transactions, signed by one signer.
+
+    Every write about a record names the signer as its publisher: the contract
+    would refuse any other publisher."""
 
     def __init__(self, engine: ContractReader, signer: Signer) -> None:
         self._engine = engine
@@ -432,6 +488,10 @@ class ContractWriter:
         except Reverted as exc:
             raise refusal(label, exc.data) from None
 
+    @property
+    def _me(self) -> bytes:
+        return self._signer.address.raw
+
     def publish(
         self,
         digest: str,
@@ -441,55 +501,88 @@ class ContractWriter:
         grants: Sequence[GrantRequest] = (),
         tag: tuple[str, str] | None = None,
     ) -> TxReceipt:
-        calls = [("publish", _publish_args(digest, config_digest, root_cid, scan))]
-        calls.extend(("grant", _grant_args(digest, g)) for g in grants)
+        me = self._me
+        calls = [("publish", (me, *_publish_args(digest, config_digest, root_cid, scan)))]
+        calls.extend(("grant", (me, *_grant_args(digest, g))) for g in grants)
         if tag is not None:
-            calls.append(("setTag", (tag[0], tag[1], digest_to_bytes(digest))))
+            calls.append(("setTag", (me, tag[0], tag[1], digest_to_bytes(digest))))
         return self._write_all("publish", calls)
 
     def set_status(self, digest: str, status: Status, reason: str) -> TxReceipt:
-        return self._write("setStatus", digest_to_bytes(digest), _STATUSES.index(status), reason)
+        return self._write(
+            "setStatus", self._me, digest_to_bytes(digest), _STATUSES.index(status), reason
+        )
 
     def grant(self, digest: str, grant: GrantRequest) -> TxReceipt:
-        return self._write("grant", *_grant_args(digest, grant))
+        return self._write("grant", self._me, *_grant_args(digest, grant))
 
     def revoke_grant(self, digest: str, recipient: Address) -> TxReceipt:
-        return self._write("revokeGrant", digest_to_bytes(digest), account_arg(recipient))
+        return self._write("revokeGrant", self._me, digest_to_bytes(digest), account_arg(recipient))
 
     def change_grants(
         self, digest: str, revoke: Sequence[Address], grants: Sequence[GrantRequest]
     ) -> TxReceipt:
-        raw = digest_to_bytes(digest)
+        me, raw = self._me, digest_to_bytes(digest)
         calls: list[tuple[str, tuple[Any, ...]]] = [
-            ("revokeGrant", (raw, account_arg(recipient))) for recipient in revoke
+            ("revokeGrant", (me, raw, account_arg(recipient))) for recipient in revoke
         ]
-        calls.extend(("grant", _grant_args(digest, g)) for g in grants)
+        calls.extend(("grant", (me, *_grant_args(digest, g))) for g in grants)
         if not calls:
             raise InvalidInputError("a change of grants needs a grant to revoke or to make")
         return self._write_all("grant", calls)
 
-    def attest(self, digest: str, kind: str, payload_hash: str, cid: str = "") -> TxReceipt:
+    def set_tag(self, name: str, tag: str, digest: str) -> TxReceipt:
+        return self._write("setTag", self._me, name, tag, digest_to_bytes(digest))
+
+    def attest(
+        self, publisher: Address, digest: str, kind: str, payload_hash: str, cid: str = ""
+    ) -> TxReceipt:
         return self._write(
-            "attest", digest_to_bytes(digest), _kind(kind), digest_to_bytes(payload_hash), cid
+            "attest",
+            account_arg(publisher),
+            digest_to_bytes(digest),
+            _kind(kind),
+            digest_to_bytes(payload_hash),
+            cid,
         )
 
-    def set_tag(self, name: str, tag: str, digest: str) -> TxReceipt:
-        return self._write("setTag", name, tag, digest_to_bytes(digest))
+    def revoke_attestation(self, publisher: Address, digest: str, index: int) -> TxReceipt:
+        if not 0 < index < 2**32:
+            raise InvalidInputError(f"attestations are numbered from 1, not {index}")
+        return self._write(
+            "revokeAttestation", account_arg(publisher), digest_to_bytes(digest), index
+        )
 
     def register_keys(self, encryption_key: bytes, paillier_n: bytes) -> TxReceipt:
         return self._write("registerKeys", encryption_key, paillier_n)
 
     def report_usage(
-        self, digest: str, window_start: int, window_end: int, cid: str, blob_hash: str
+        self,
+        publisher: Address,
+        digest: str,
+        window_start: int,
+        window_end: int,
+        cid: str,
+        blob_hash: str,
     ) -> TxReceipt:
         return self._write(
             "reportUsage",
+            account_arg(publisher),
             digest_to_bytes(digest),
             window_start,
             window_end,
             cid,
             digest_to_bytes(blob_hash),
         )
+
+
+# Who sent an event's transaction, where that is not the record's publisher.
+_ACTOR_FIELD = {
+    "Attested": "attester",
+    "AttestationRevoked": "attester",
+    "UsageReported": "reporter",
+    "KeysRegistered": "account",
+}
 
 
 def _plain(value: Any) -> Any:
@@ -502,13 +595,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _record(digest: bytes, view: dict[str, Any], published: Event) -> ImageRecord:
-    scan = published.args["scan"]
+def _record(published: Event, view: dict[str, Any]) -> ImageRecord:
+    a = published.args
+    scan = a["scan"]
     return ImageRecord(
-        digest=digest_from_bytes(digest),
-        owner=_address(view["owner"]),
+        publisher=_address(a["publisher"]),
+        digest=digest_from_bytes(a["digest"]),
         config_digest=digest_from_bytes(view["configDigest"]),
-        root_cid=published.args["rootCid"],
+        root_cid=a["rootCid"],
         published_at=view["publishedAt"],
         status=_STATUSES[view["status"]],
         scan=ScanSummary(
@@ -531,16 +625,16 @@ def _record(digest: bytes, view: dict[str, Any], published: Event) -> ImageRecor
 def _tag(e: Event) -> TagEntry:
     a = e.args
     return TagEntry(
+        _address(a["publisher"]),
         a["name"],
         a["tag"],
         digest_from_bytes(a["digest"]),
         optional_digest(a["previous"]),
-        _address(a["by"]),
         a["at"],
     )
 
 
-_NOBODY = Address("0x" + "00" * 20)
+_NO_DIGEST = digest_from_bytes(bytes(32))
 
 
 def _address(text: str) -> Address:
@@ -560,3 +654,7 @@ def _kind(kind: str) -> bytes:
     if not raw or len(raw) > 32:
         raise InvalidInputError(f"an attestation kind has 1 to 32 bytes: {kind!r}")
     return raw.ljust(32, b"\0")
+
+
+def _kind_text(raw: bytes) -> str:
+    return raw.rstrip(b"\0").decode("utf-8", "replace")

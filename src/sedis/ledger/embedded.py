@@ -40,10 +40,12 @@ class EmbeddedLedger(ContractReader):
             known = self._chain.db.get_meta("contract")
             code = self._chain.account(bytes.fromhex(known))[2] if known else None
         if code is not None and code != load_artifact().deployed_bytecode:
-            # An older sedis deployed another version: its events would not decode.
+            # An older sedis deployed another version: its records are keyed otherwise
+            # and its events would not decode.
             raise ConfigError(
-                f"the embedded ledger in {self.directory} holds another version of ImageLedger "
-                "(its code differs from contracts/ImageLedger.json); use a new SEDIS_HOME"
+                f"the embedded ledger in {self.directory} holds an earlier ImageLedger, whose "
+                "records do not carry over: move that directory aside (a new ledger starts "
+                "on next use) and publish again"
             )
         if known is None:
             with self._chain.writing():

@@ -122,8 +122,9 @@ class JsonRpcLedger(ContractReader):
             raise ConfigError(f"there is no contract at {contract} on chain {self.chain_id}")
         if code != load_artifact().deployed_bytecode:
             raise ConfigError(
-                f"the contract at {contract} on chain {self.chain_id} is not this version of "
-                "ImageLedger (its code differs from contracts/ImageLedger.json)"
+                f"the contract at {contract} on chain {self.chain_id} is an earlier ImageLedger "
+                "(or another contract), whose records do not carry over: deploy the current "
+                "one ('sedis ledger deploy') and publish again"
             )
         self._contract_text = contract
         self.contract = bytes.fromhex(contract[2:])

@@ -14,13 +14,14 @@ from sedis.core.errors import (
     SedisError,
     UnavailableError,
 )
-from sedis.core.records import digest_from_bytes
+from sedis.core.records import digest_from_bytes, short_digest
 from sedis.ledger.abi import DecodedError, codec
 
 _STATUS_NAMES = ("UNKNOWN", "TRUSTED", "UNTRUSTED", "UNSUPPORTED", "REVOKED")
 
-# What an owner-only function changes, for "only the owner of X may change its ...".
+# What a publisher-only function changes, for "... may change its ...".
 _OWNED_PART = {
+    "publish": "record",
     "setStatus": "status",
     "grant": "grants",
     "revokeGrant": "grants",
@@ -42,34 +43,45 @@ def refusal(function: str, data: bytes) -> SedisError:
 def _explain(function: str, err: DecodedError) -> SedisError:
     a: dict[str, Any] = err.args
     digest = digest_from_bytes(a["digest"]) if "digest" in a else ""
+    record = f"{_addr(a['publisher'])}'s record of {digest}" if "publisher" in a else digest
     match err.name:
-        case "NotImageOwner":
+        case "NotPublisher":
             part = _OWNED_PART.get(function, "record")
             return PermissionDeniedError(
-                f"only the owner of {digest} ({_addr(a['owner'])}) may change its {part}; "
-                f"{_addr(a['caller'])} is not its owner"
+                f"{_addr(a['caller'])} is not the publisher of this record of "
+                f"{short_digest(digest)} ({_addr(a['publisher'])} is); only its publisher "
+                f"may change its {part}"
             )
-        case "NotNameOwner":
+        case "NotAttester":
             return PermissionDeniedError(
-                f"only {_addr(a['owner'])}, the first publisher of {a['name']!r}, may move its "
-                f"tags; {_addr(a['caller'])} may not"
+                f"only its attester can revoke attestation {a['index']} of {record}; "
+                f"{_addr(a['caller'])} is not it"
             )
+        case "AttestationAlreadyRevoked":
+            return ConflictError(f"attestation {a['index']} of {record} is already revoked")
+        case "UnknownAttestation":
+            return NotFoundError(f"{record} has no attestation {a['index']}")
         case "AlreadyPublished":
-            return ConflictError(f"{digest} is already published by {_addr(a['owner'])}")
-        case "UnknownImage":
-            return NotFoundError(f"{digest} is not published on the ledger")
-        case "ImageIsRevoked":
+            return ConflictError(f"{_addr(a['publisher'])} has already published {digest}")
+        case "UnknownRecord":
+            return NotFoundError(f"{_addr(a['publisher'])} has no record of {digest}")
+        case "RecordIsRevoked":
             return ConflictError(
-                f"{digest} is revoked; its status, grants and tags can no longer change"
+                f"{record} is revoked; its status, grants and tags can no longer change"
             )
         case "StatusUnchanged":
-            return ConflictError(f"{digest} is already {_STATUS_NAMES[a['status']]}")
+            return ConflictError(f"{record} is already {_STATUS_NAMES[a['status']]}")
         case "InvalidStatus":
             return InvalidInputError(f"status {a['status']} is not one a publisher may set")
         case "ReasonRequired":
             return InvalidInputError("a status change needs a reason (--reason TEXT)")
+        case "NotGranted" if function == "reportUsage":
+            return PermissionDeniedError(
+                f"{_addr(a['account'])} may not report usage of {record}: only its publisher "
+                "or a recipient with a live grant may"
+            )
         case "NotGranted":
-            return NotFoundError(f"{_addr(a['recipient'])} holds no grant of {digest} to revoke")
+            return NotFoundError(f"{_addr(a['account'])} holds no grant of {record} to revoke")
         case "InvalidRecipient":
             return InvalidInputError(f"{_addr(a['recipient'])} cannot receive a grant")
         case "InvalidExpiry":
@@ -95,6 +107,10 @@ def _explain(function: str, err: DecodedError) -> SedisError:
             return InvalidInputError("a tag needs a name and a tag")
         case "InvalidKeys":
             return InvalidInputError("the public keys are missing or larger than 4096 bytes")
+        case "LengthMismatch":
+            return InvalidInputError(
+                f"{a['publishers']} publishers were given for {a['digests']} digests"
+            )
         case "Error":
             return UnavailableError(f"the ledger contract refused {function}(): {a['message']}")
         case _:

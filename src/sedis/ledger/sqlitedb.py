@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS logs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS logs_t1 ON logs (t1, t0);
 CREATE INDEX IF NOT EXISTS logs_t2 ON logs (t2, t0);
+CREATE INDEX IF NOT EXISTS logs_t3 ON logs (t3, t0);
 """
 
 LogRow = tuple[int, int, bytes, bytes, tuple[bytes, ...], bytes]

@@ -22,6 +22,7 @@ from sedis.crypto.signer import AccountSigner
 from sedis.ledger import open_ledger
 from sedis.ledger.base import LedgerReader, LedgerWriter
 from tests import peers
+from tests.integration.ledger.raw import EmbeddedRaw, RawContract
 
 ANVIL = peers.PEERS / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 
@@ -106,6 +107,13 @@ class Chain:
 
     def writer(self, account: LocalAccount) -> LedgerWriter:
         return self.reader().writer(AccountSigner(account))
+
+    def raw(self, account: LocalAccount) -> RawContract | EmbeddedRaw:
+        """Raw calls of the contract signed by ``account``, bypassing sedis's client."""
+        if self.kind == "embedded":
+            return EmbeddedRaw(self.reader(), account.key)
+        assert self.settings.ledger_contract is not None
+        return RawContract(self.settings.ledger_url, self.settings.ledger_contract, account.key)
 
     def close(self) -> None:
         for reader in self._opened:

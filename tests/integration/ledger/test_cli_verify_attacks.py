@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from sedis.core.address import Address
 from sedis.ledger.base import LedgerWriter
 from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
 
@@ -305,7 +306,8 @@ def test_an_attestation_kind_cannot_make_a_revoked_image_read_trusted(
     # Anyone may attest about any record: Mallory's kind erases the line and writes its own.
     kind = "\x1b[2K\rstatus     TRUSTED"
     with world.open("mallory") as chain:
-        chain.attest(digest, kind, "sha256:" + "ab" * 32)
+        acme = Address.parse(world.account("acme").address)
+        chain.attest(acme, digest, kind, "sha256:" + "ab" * 32)
 
     shown = on_terminal(world.env, "inspect", "acme/retired:1.0")
     assert shown.code == 0, shown.err

@@ -1,7 +1,9 @@
 """The ImageLedger contract suite, run on the embedded chain and on a real anvil.
 
-Every test uses fresh accounts and random digests, so the tests that share one
-anvil contract cannot see each other's records.
+Records are keyed by (publisher, digest). Every test uses fresh accounts and
+random digests, so the tests that share one anvil contract cannot see each
+other's records. What a hostile account holder could do is done through raw
+calls (raw.py), which name any publisher they like: the client never would.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -20,11 +23,15 @@ from sedis.core.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from sedis.core.records import GrantRequest, ScanSummary, Status, TxReceipt
+from sedis.core.records import AuditQuery, GrantRequest, ScanSummary, Status, digest_to_bytes
 from sedis.ledger.base import LedgerReader, LedgerWriter
+from sedis.ledger.refusals import refusal
 from tests.integration.ledger.conftest import Chain, addr
+from tests.integration.ledger.raw import RawRevert
 
 pytestmark = pytest.mark.integration
+
+REVOKED = 4
 
 
 def rand_digest() -> str:
@@ -44,9 +51,25 @@ def scan() -> ScanSummary:
     )
 
 
-def is_granted(reader: LedgerReader, digest: str, recipient: Address) -> bool:
-    """Whether the recipient's latest grant lets it in now."""
-    grant = reader.grant_of(digest, recipient)
+def raw_scan(summary: ScanSummary | None = None) -> tuple[Any, ...]:
+    """A Scan tuple as a raw call passes it."""
+    s = summary or scan()
+    return (
+        s.critical,
+        s.high,
+        s.medium,
+        s.low,
+        s.unknown,
+        s.not_scanned,
+        digest_to_bytes(s.report_digest) if s.report_digest else bytes(32),
+        digest_to_bytes(s.vulndb_digest) if s.vulndb_digest else bytes(32),
+        s.report_cid or "",
+    )
+
+
+def is_granted(reader: LedgerReader, publisher: Address, digest: str, recipient: Address) -> bool:
+    """Whether the recipient's latest grant of the record lets it in now."""
+    grant = reader.grant_of(publisher, digest, recipient)
     return grant is not None and grant.active_at(reader.now())
 
 
@@ -56,6 +79,30 @@ def published(ledger: LedgerWriter, summary: ScanSummary | None = None) -> tuple
     return digest, config
 
 
+def state_of(reader: LedgerReader, publisher: Address, digest: str) -> tuple[Any, ...]:
+    """Everything the ledger says about one record, to compare before and after."""
+    with reader.pinned():
+        return (
+            reader.image(publisher, digest),
+            reader.status_history(publisher, digest),
+            sorted(reader.grants(publisher, digest), key=lambda g: g.recipient),
+            reader.tags_of(publisher, digest),
+            reader.attestations(publisher, digest),
+            reader.usage_reports(publisher, digest),
+            len(reader.audit_log(AuditQuery(publisher=publisher, digest=digest))),
+        )
+
+
+def refused(error: str, attempt: Callable[[], object]) -> RawRevert:
+    with pytest.raises(RawRevert) as caught:
+        attempt()
+    assert caught.value.error == error, caught.value
+    return caught.value
+
+
+# -- records -----------------------------------------------------------------------------
+
+
 def test_publish_records_the_image(chain: Chain) -> None:
     owner = Account.create()
     ledger = chain.writer(owner)
@@ -63,20 +110,22 @@ def test_publish_records_the_image(chain: Chain) -> None:
     digest, config = rand_digest(), rand_digest()
     receipt = ledger.publish(digest, config, "bafyrootcid", summary)
     assert receipt.gas_used <= 250_000
-    record = chain.reader().image(digest)
+    reader = chain.reader()
+    record = reader.image(addr(owner), digest)
     assert record is not None
-    assert (record.owner, record.config_digest, record.root_cid) == (
+    assert (record.publisher, record.digest, record.config_digest, record.root_cid) == (
         addr(owner),
+        digest,
         config,
         "bafyrootcid",
     )
     assert record.scan == summary
     assert record.status is Status.TRUSTED
     assert abs(record.published_at - time.time()) < 60
-    reader = chain.reader()
-    assert reader.image(digest) == record
-    assert [r.digest for r in reader.images_by_config(config)] == [digest]
-    assert [r.digest for r in reader.images(addr(owner))] == [digest]
+    assert reader.records(digest) == [record]
+    assert reader.images_by_config(config) == [record]
+    assert reader.images(addr(owner)) == [record]
+    assert reader.image(addr(Account.create()), digest) is None
 
 
 def test_publish_with_grants_and_tag_is_one_transaction(chain: Chain) -> None:
@@ -89,7 +138,7 @@ def test_publish_with_grants_and_tag_is_one_transaction(chain: Chain) -> None:
         GrantRequest(addr(friend), "bafyshare", manifest_hash),
     ]
     receipt = ledger.publish(digest, config, "bafyroot", scan(), grants, (name, "v1"))
-    events = chain.reader().audit_log(digest)
+    events = chain.reader().audit_log(AuditQuery(digest=digest))
     assert [e.name for e in events] == ["ImagePublished", "GrantAdded", "GrantAdded", "TagMoved"]
     assert {e.tx_hash for e in events} == {receipt.tx_hash}
     # Cheaper than the four transactions it replaces, each of which pays 21k up front.
@@ -101,54 +150,48 @@ def test_publish_with_grants_and_tag_is_one_transaction(chain: Chain) -> None:
     ]
     assert receipt.gas_used < sum(r.gas_used for r in separate) - 40_000
     reader = chain.reader()
-    record = reader.image(digest)
-    assert record is not None and record.owner == addr(owner)
     for who in (owner, friend):
-        got = reader.grant_of(digest, addr(who))
+        got = reader.grant_of(addr(owner), digest, addr(who))
         assert got is not None
-        assert (got.manifest_cid, got.manifest_hash, got.by) == (
+        assert (got.publisher, got.manifest_cid, got.manifest_hash) == (
+            addr(owner),
             "bafyshare",
             manifest_hash,
-            addr(owner),
         )
-    assert not is_granted(reader, digest, addr(other))
-    assert reader.resolve(name, "v1") == digest
-    assert reader.name_owner(name) == addr(owner)
+    assert not is_granted(reader, addr(owner), digest, addr(other))
+    assert reader.resolve(addr(owner), name, "v1") == digest
 
 
 def test_a_failing_part_of_a_publish_records_nothing(chain: Chain) -> None:
-    first, second, friend = Account.create(), Account.create(), Account.create()
-    name = "org/held-" + os.urandom(3).hex()
-    held, _ = published(chain.writer(first))
-    chain.writer(first).set_tag(name, "v1", held)
-    ledger = chain.writer(second)
+    owner, friend = Account.create(), Account.create()
+    ledger = chain.writer(owner)
     digest = rand_digest()
-    grants = [GrantRequest(addr(friend), "bafyshare", rand_digest())]
-    with pytest.raises(PermissionDeniedError, match=f"only {first.address}, the first publisher"):
-        ledger.publish(digest, rand_digest(), "bafyroot", scan(), grants, (name, "v1"))
-    reader = chain.reader()
-    assert reader.image(digest) is None
-    assert reader.grant_of(digest, addr(friend)) is None
-    assert reader.resolve(name, "v1") == held
+    name = "org/held-" + os.urandom(3).hex()
     bad = [GrantRequest(addr(friend), "bafyshare", rand_digest(), expires_at=1)]
-    with pytest.raises(InvalidInputError):
-        ledger.publish(digest, rand_digest(), "bafyroot", scan(), bad)
-    assert reader.image(digest) is None
+    with pytest.raises(InvalidInputError, match="not after the chain's time"):
+        ledger.publish(digest, rand_digest(), "bafyroot", scan(), bad, (name, "v1"))
+    reader = chain.reader()
+    assert reader.image(addr(owner), digest) is None
+    assert reader.records(digest) == []
+    assert reader.grant_of(addr(owner), digest, addr(friend)) is None
+    assert reader.resolve(addr(owner), name, "v1") is None
+    assert reader.taggers(name, "v1") == []
 
 
 def test_an_unpublished_digest_reads_as_unknown(chain: Chain) -> None:
     reader = chain.reader()
-    digest = rand_digest()
-    assert reader.image(digest) is None
-    assert reader.statuses([digest])[digest] is Status.UNKNOWN
-    assert reader.status_history(digest) == []
-    assert reader.statuses([digest]) == {digest: Status.UNKNOWN}
+    digest, nobody = rand_digest(), addr(Account.create())
+    assert reader.image(nobody, digest) is None
+    assert reader.records(digest) == []
+    assert reader.status_history(nobody, digest) == []
+    assert reader.statuses([(nobody, digest)]) == {(nobody, digest): Status.UNKNOWN}
 
 
 def test_unscanned_image_and_inconsistent_scans(chain: Chain) -> None:
-    ledger = chain.writer(Account.create())
+    account = Account.create()
+    ledger = chain.writer(account)
     digest, _ = published(ledger, ScanSummary.unscanned())
-    record = chain.reader().image(digest)
+    record = chain.reader().image(addr(account), digest)
     assert record is not None and record.scan == ScanSummary.unscanned()
     with pytest.raises(InvalidInputError, match="scan summary is inconsistent"):
         ledger.publish(rand_digest(), rand_digest(), "bafy", ScanSummary(critical=1))
@@ -160,64 +203,238 @@ def test_unscanned_image_and_inconsistent_scans(chain: Chain) -> None:
         ledger.publish(rand_digest(), rand_digest(), "", ScanSummary.unscanned())
 
 
-def test_a_record_cannot_be_published_twice(chain: Chain) -> None:
-    owner, other = Account.create(), Account.create()
-    digest, _ = published(chain.writer(owner))
-    for who in (owner, other):
-        expected = f"{digest} is already published by {owner.address}"
-        with pytest.raises(ConflictError, match=expected):
-            chain.writer(who).publish(digest, rand_digest(), "bafyother", ScanSummary.unscanned())
-    record = chain.reader().image(digest)
-    assert record is not None and record.owner == addr(owner)
+def test_a_publisher_records_a_digest_once_and_others_record_it_too(chain: Chain) -> None:
+    first, second = Account.create(), Account.create()
+    digest, _ = published(chain.writer(first))
+    with pytest.raises(ConflictError, match=f"{first.address} has already published {digest}"):
+        chain.writer(first).publish(digest, rand_digest(), "bafyother", ScanSummary.unscanned())
+    chain.writer(second).publish(digest, rand_digest(), "bafysecond", ScanSummary.unscanned())
+    reader = chain.reader()
+    records = reader.records(digest)
+    assert [(r.publisher, r.root_cid) for r in records] == [
+        (addr(first), records[0].root_cid),
+        (addr(second), "bafysecond"),
+    ]
+    assert all(r.status is Status.TRUSTED for r in records)
+    keys = [(addr(first), digest), (addr(second), digest)]
+    assert reader.statuses(keys) == dict.fromkeys(keys, Status.TRUSTED)
 
 
-def test_every_owner_only_function_refuses_anyone_else(chain: Chain) -> None:
+def test_each_writer_of_one_reader_signs_as_its_own_account(chain: Chain) -> None:
+    first, second = Account.create(), Account.create()
+    mine, theirs = chain.writer(first), chain.writer(second)
+    assert (mine.address, theirs.address) == (addr(first), addr(second))
+    d1, _ = published(mine)
+    d2, _ = published(theirs)
+    d3, _ = published(mine)
+    reader = chain.reader()
+    assert [r.digest for r in reader.images(addr(first))] == [d1, d3]
+    assert [r.digest for r in reader.images(addr(second))] == [d2]
+    everyone = {(r.publisher, r.digest) for r in reader.images()}
+    assert {(addr(first), d1), (addr(second), d2), (addr(first), d3)} <= everyone
+
+
+# -- nobody but the publisher changes a record ---------------------------------------------
+
+
+def test_every_publisher_only_function_refuses_anyone_else(chain: Chain) -> None:
     owner, intruder, friend = Account.create(), Account.create(), Account.create()
     mine = chain.writer(owner)
     digest, _ = published(mine)
     mine.grant(digest, GrantRequest(addr(friend), "bafymanifest", rand_digest()))
-    mine.set_tag("team/app", "v1", digest)
-    theirs = chain.writer(intruder)
-    attempts: dict[str, Callable[[], TxReceipt]] = {
-        "status": lambda: theirs.set_status(digest, Status.REVOKED, "hostile"),
-        "grants": lambda: theirs.grant(
-            digest, GrantRequest(addr(intruder), "bafyx", rand_digest())
-        ),
-        "grants ": lambda: theirs.revoke_grant(digest, addr(friend)),
-        "tags": lambda: theirs.set_tag("team/app", "v1", digest),
+    name = "team/app-" + os.urandom(3).hex()
+    mine.set_tag(name, "v1", digest)
+    reader = chain.reader()
+    before = state_of(reader, addr(owner), digest)
+    raw, d = chain.raw(intruder), digest_to_bytes(digest)
+    victim = owner.address
+    attempts: dict[str, Callable[[], object]] = {
+        "publish": lambda: raw.send("publish", victim, d, os.urandom(32), "bafyx", raw_scan()),
+        "setStatus": lambda: raw.send("setStatus", victim, d, REVOKED, "hostile"),
+        "grant": lambda: raw.send("grant", victim, d, intruder.address, "bafyx", os.urandom(32), 0),
+        "revokeGrant": lambda: raw.send("revokeGrant", victim, d, friend.address),
+        "setTag": lambda: raw.send("setTag", victim, name, "v1", d),
     }
-    for part, attempt in attempts.items():
-        with pytest.raises(PermissionDeniedError) as caught:
-            attempt()
-        message = str(caught.value)
-        assert message.startswith(
-            f"only the owner of {digest} ({owner.address}) may change its {part.strip()}"
-        )
-        assert str(addr(intruder)) in message
-    assert chain.reader().statuses([digest])[digest] is Status.TRUSTED
-    assert is_granted(chain.reader(), digest, addr(friend))
-    assert not is_granted(chain.reader(), digest, addr(intruder))
-    assert chain.reader().resolve("team/app", "v1") == digest
-    assert len(chain.reader().status_history(digest)) == 1
+    for function, attempt in attempts.items():
+        caught = refused("NotPublisher", attempt)
+        assert caught.args_by_name["publisher"].lower() == victim.lower()
+        assert caught.args_by_name["caller"].lower() == intruder.address.lower()
+        assert caught.args_by_name["digest"] == d
+        message = str(refusal(function, caught.data))
+        assert message.startswith(f"{intruder.address} is not the publisher of this record")
+        assert f"({victim} is)" in message
+    assert state_of(reader, addr(owner), digest) == before
+    assert is_granted(reader, addr(owner), digest, addr(friend))
+    assert reader.image(addr(intruder), digest) is None
+    assert reader.resolve(addr(intruder), name, "v1") is None
 
 
-def test_only_a_names_first_publisher_moves_its_tags(chain: Chain) -> None:
-    first, second = Account.create(), Account.create()
-    name = "org/app-" + os.urandom(3).hex()
-    a = chain.writer(first)
-    d1, _ = published(a)
-    a.set_tag(name, "latest", d1)
-    b = chain.writer(second)
-    d2, _ = published(b)
-    with pytest.raises(PermissionDeniedError, match=f"only {first.address}, the first publisher"):
-        b.set_tag(name, "latest", d2)
-    with pytest.raises(PermissionDeniedError, match="first publisher"):
-        b.set_tag(name, "other-tag", d2)
-    assert chain.reader().resolve(name, "latest") == d1
-    assert chain.reader().resolve(name, "other-tag") is None
-    assert chain.reader().name_owner(name) == addr(first)
-    b.set_tag(name + "-fork", "latest", d2)  # a name nobody holds yet is free
-    assert chain.reader().name_owner(name + "-fork") == addr(second)
+def test_a_multicall_cannot_act_for_another_publisher(chain: Chain) -> None:
+    owner, intruder = Account.create(), Account.create()
+    digest, _ = published(chain.writer(owner))
+    before = state_of(chain.reader(), addr(owner), digest)
+    raw = chain.raw(intruder)
+    own_digest = os.urandom(32)
+    calls = [
+        raw.encode("publish", intruder.address, own_digest, os.urandom(32), "bafyx", raw_scan()),
+        raw.encode("setStatus", owner.address, digest_to_bytes(digest), REVOKED, "x"),
+    ]
+    refused("NotPublisher", lambda: raw.send("multicall", calls))
+    assert state_of(chain.reader(), addr(owner), digest) == before
+    assert chain.reader().image(addr(intruder), "sha256:" + own_digest.hex()) is None
+
+
+def test_the_client_only_ever_writes_its_own_record(chain: Chain) -> None:
+    owner, other = Account.create(), Account.create()
+    digest, _ = published(chain.writer(owner))
+    before = state_of(chain.reader(), addr(owner), digest)
+    theirs = chain.writer(other)
+    with pytest.raises(NotFoundError, match=f"{other.address} has no record of {digest}"):
+        theirs.set_status(digest, Status.REVOKED, "not mine")
+    with pytest.raises(NotFoundError, match="has no record"):
+        theirs.grant(digest, GrantRequest(addr(other), "bafyx", rand_digest()))
+    with pytest.raises(NotFoundError, match="has no record"):
+        theirs.set_tag("any/name", "v1", digest)
+    assert state_of(chain.reader(), addr(owner), digest) == before
+
+
+def test_only_its_attester_revokes_an_attestation_and_only_once(chain: Chain) -> None:
+    owner, approver, intruder = Account.create(), Account.create(), Account.create()
+    digest, _ = published(chain.writer(owner))
+    chain.writer(approver).attest(addr(owner), digest, "approved", rand_digest())
+    reader = chain.reader()
+    before = state_of(reader, addr(owner), digest)
+    d = digest_to_bytes(digest)
+    for who in (intruder, owner):  # not even the record's publisher
+        with pytest.raises(RawRevert) as raised:
+            chain.raw(who).send("revokeAttestation", owner.address, d, 1)
+        caught = raised.value
+        assert caught.error == "NotAttester"
+        assert caught.args_by_name["index"] == 1
+        message = str(refusal("revokeAttestation", caught.data))
+        assert message.startswith("only its attester can revoke attestation 1 of ")
+        assert who.address in message
+    refused(
+        "UnknownAttestation",
+        lambda: chain.raw(approver).send("revokeAttestation", owner.address, d, 2),
+    )
+    refused(
+        "UnknownRecord",
+        lambda: chain.raw(approver).send("revokeAttestation", intruder.address, d, 1),
+    )
+    assert state_of(reader, addr(owner), digest) == before
+    chain.writer(approver).revoke_attestation(addr(owner), digest, 1)
+    [attestation] = reader.attestations(addr(owner), digest)
+    assert attestation.revoked_at is not None and not attestation.live
+    with pytest.raises(ConflictError, match=r"attestation 1 of .* is already revoked"):
+        chain.writer(approver).revoke_attestation(addr(owner), digest, 1)
+    with pytest.raises(NotFoundError, match="has no attestation 7"):
+        chain.writer(approver).revoke_attestation(addr(owner), digest, 7)
+    with pytest.raises(PermissionDeniedError, match="only its attester"):
+        chain.writer(owner).revoke_attestation(addr(owner), digest, 1)
+
+
+def test_only_the_publisher_or_a_grantee_reports_usage(chain: Chain) -> None:
+    owner, grantee, stranger = Account.create(), Account.create(), Account.create()
+    mine = chain.writer(owner)
+    digest, _ = published(mine)
+    mine.grant(digest, GrantRequest(addr(grantee), "bafym", rand_digest()))
+    reader = chain.reader()
+    before = state_of(reader, addr(owner), digest)
+    d, blob = digest_to_bytes(digest), os.urandom(32)
+    caught = refused(
+        "NotGranted",
+        lambda: chain.raw(stranger).send(
+            "reportUsage", owner.address, d, 10, 20, "bafyusage", blob
+        ),
+    )
+    assert caught.args_by_name["account"].lower() == stranger.address.lower()
+    with pytest.raises(PermissionDeniedError, match=f"{stranger.address} may not report usage"):
+        chain.writer(stranger).report_usage(addr(owner), digest, 10, 20, "bafyusage", rand_digest())
+    assert state_of(reader, addr(owner), digest) == before
+    chain.writer(grantee).report_usage(addr(owner), digest, 10, 20, "bafyg", rand_digest())
+    mine.report_usage(addr(owner), digest, 20, 30, "bafyo", rand_digest())
+    mine.revoke_grant(digest, addr(grantee))
+    with pytest.raises(PermissionDeniedError, match="may not report usage"):
+        chain.writer(grantee).report_usage(addr(owner), digest, 30, 40, "bafyg", rand_digest())
+    reports = reader.usage_reports(addr(owner), digest)
+    assert [(r.reporter, r.cid, r.index) for r in reports] == [
+        (addr(grantee), "bafyg", 1),
+        (addr(owner), "bafyo", 2),
+    ]
+
+
+def test_keys_are_registered_for_the_sender_only(chain: Chain) -> None:
+    alice, mallory = Account.create(), Account.create()
+    chain.writer(alice).register_keys(b'{"kty":"EC"}', b"\x01" * 256)
+    before = chain.reader().keys_of(addr(alice))
+    chain.raw(mallory).send("registerKeys", b'{"kty":"evil"}', b"\x02" * 256)
+    assert chain.reader().keys_of(addr(alice)) == before
+    theirs = chain.reader().keys_of(addr(mallory))
+    assert theirs is not None and theirs.encryption_key == b'{"kty":"evil"}'
+
+
+# -- squatting, as the review reproduced it -------------------------------------------------
+
+
+def test_a_squatted_digest_blocks_nobody(chain: Chain) -> None:
+    alice, mallory = Account.create(), Account.create()
+    digest, config = rand_digest(), rand_digest()
+    squatter = chain.raw(mallory)
+    d = digest_to_bytes(digest)
+    # Mallory learns alice's digest and records it first, under her own name.
+    squatter.send("publish", mallory.address, d, digest_to_bytes(config), "bafyfake", raw_scan())
+    # Alice still publishes hers.
+    chain.writer(alice).publish(digest, config, "bafyalice", scan())
+    reader = chain.reader()
+    assert [(r.publisher, r.root_cid) for r in reader.records(digest)] == [
+        (addr(mallory), "bafyfake"),
+        (addr(alice), "bafyalice"),
+    ]
+    # Mallory revokes her own record, which is final for hers and nothing else.
+    squatter.send("setStatus", mallory.address, d, REVOKED, "mine")
+    refused("NotPublisher", lambda: squatter.send("setStatus", alice.address, d, REVOKED, "x"))
+    statuses = reader.statuses([(addr(alice), digest), (addr(mallory), digest)])
+    assert statuses == {
+        (addr(alice), digest): Status.TRUSTED,
+        (addr(mallory), digest): Status.REVOKED,
+    }
+    alices = reader.image(addr(alice), digest)
+    assert alices is not None and alices.status is Status.TRUSTED
+    assert [e.status for e in reader.status_history(addr(alice), digest)] == [Status.TRUSTED]
+
+
+def test_a_squatted_name_blocks_nobody(chain: Chain) -> None:
+    alice, mallory = Account.create(), Account.create()
+    name = "acme/app-" + os.urandom(3).hex()
+    squatter = chain.raw(mallory)
+    fake = os.urandom(32)
+    squatter.send("publish", mallory.address, fake, os.urandom(32), "bafyfake", raw_scan())
+    squatter.send("setTag", mallory.address, name, "1.0", fake)
+    ledger = chain.writer(alice)
+    digest = rand_digest()
+    ledger.publish(digest, rand_digest(), "bafyalice", scan(), tag=(name, "1.0"))
+    reader = chain.reader()
+    mallorys = "sha256:" + fake.hex()
+    assert reader.resolve(addr(alice), name, "1.0") == digest
+    assert reader.resolve(addr(mallory), name, "1.0") == mallorys
+    assert [(t.publisher, t.digest) for t in reader.taggers(name, "1.0")] == [
+        (addr(mallory), mallorys),
+        (addr(alice), digest),
+    ]
+    # Nor can she point alice's tag anywhere, nor hers at alice's record.
+    refused(
+        "NotPublisher",
+        lambda: squatter.send("setTag", alice.address, name, "1.0", fake),
+    )
+    refused(
+        "UnknownRecord",
+        lambda: squatter.send("setTag", mallory.address, name, "1.0", digest_to_bytes(digest)),
+    )
+    assert reader.resolve(addr(alice), name, "1.0") == digest
+
+
+# -- status --------------------------------------------------------------------------------
 
 
 def test_status_history_is_append_only(chain: Chain) -> None:
@@ -242,19 +459,22 @@ def test_status_history_is_append_only(chain: Chain) -> None:
     with pytest.raises(ConflictError, match="is revoked"):
         ledger.set_tag("late/name", "v1", digest)
     ledger.revoke_grant(digest, addr(friend))  # ending access stays possible
-    history = chain.reader().status_history(digest)
+    history = chain.reader().status_history(addr(owner), digest)
     assert [(e.index, e.status, e.reason) for e in history] == [
         (0, Status.TRUSTED, "published"),
         *[(i + 1, s, r) for i, (s, r) in enumerate(steps)],
     ]
     assert [e.previous for e in history] == [Status.UNKNOWN] + [e.status for e in history[:-1]]
-    assert all(e.by == addr(owner) for e in history)
+    assert all(e.publisher == addr(owner) and e.digest == digest for e in history)
     assert [e.at for e in history] == sorted(e.at for e in history)
-    assert chain.reader().statuses([digest])[digest] is Status.REVOKED
+    assert chain.reader().statuses([(addr(owner), digest)])[(addr(owner), digest)] is (
+        Status.REVOKED
+    )
 
 
 def test_status_changes_that_are_refused(chain: Chain) -> None:
-    ledger = chain.writer(Account.create())
+    owner = Account.create()
+    ledger = chain.writer(owner)
     digest, _ = published(ledger)
     with pytest.raises(ConflictError, match="is already TRUSTED"):
         ledger.set_status(digest, Status.TRUSTED, "again")
@@ -262,63 +482,81 @@ def test_status_changes_that_are_refused(chain: Chain) -> None:
         ledger.set_status(digest, Status.UNKNOWN, "forget it")
     with pytest.raises(InvalidInputError, match="needs a reason"):
         ledger.set_status(digest, Status.UNTRUSTED, "")
-    with pytest.raises(NotFoundError, match="is not published"):
+    with pytest.raises(NotFoundError, match="has no record of"):
         ledger.set_status(rand_digest(), Status.REVOKED, "never was")
-    assert len(chain.reader().status_history(digest)) == 1
+    assert len(chain.reader().status_history(addr(owner), digest)) == 1
+
+
+# -- grants --------------------------------------------------------------------------------
 
 
 def test_an_expired_grant_reads_as_not_granted(chain: Chain) -> None:
-    owner, reader = Account.create(), Account.create()
+    owner, reader_account = Account.create(), Account.create()
     ledger = chain.writer(owner)
     digest, _ = published(ledger)
+    me, them = addr(owner), addr(reader_account)
     expires = int(time.time()) + 3
-    receipt = ledger.grant(
-        digest, GrantRequest(addr(reader), "bafymanifest", rand_digest(), expires)
-    )
+    receipt = ledger.grant(digest, GrantRequest(them, "bafymanifest", rand_digest(), expires))
     assert receipt.gas_used <= 120_000
-    assert is_granted(chain.reader(), digest, addr(reader))
-    grant = chain.reader().grant_of(digest, addr(reader))
+    assert is_granted(chain.reader(), me, digest, them)
+    grant = chain.reader().grant_of(me, digest, them)
     assert grant is not None and grant.expires_at == expires
     assert grant.active_at(expires - 1) and not grant.active_at(expires)
     time.sleep(max(0.0, expires - time.time()) + 1.1)
     published(ledger)  # a new block, so chain time moves past the expiry on any node
-    assert not is_granted(chain.reader(), digest, addr(reader))
-    assert [g.digest for g in chain.reader().grants_to(addr(reader))] == [digest]
+    assert not is_granted(chain.reader(), me, digest, them)
+    assert [(g.publisher, g.digest) for g in chain.reader().grants_to(them)] == [(me, digest)]
     with pytest.raises(InvalidInputError, match="not after the chain's time"):
-        ledger.grant(
-            digest, GrantRequest(addr(reader), "bafym", rand_digest(), int(time.time()) - 10)
-        )
+        ledger.grant(digest, GrantRequest(them, "bafym", rand_digest(), int(time.time()) - 10))
 
 
 def test_revoked_grants_and_grants_again(chain: Chain) -> None:
-    owner, reader = Account.create(), Account.create()
+    owner, reader_account = Account.create(), Account.create()
     ledger = chain.writer(owner)
     digest, _ = published(ledger)
+    me, them = addr(owner), addr(reader_account)
     with pytest.raises(NotFoundError, match="holds no grant"):
-        ledger.revoke_grant(digest, addr(reader))
-    ledger.grant(digest, GrantRequest(addr(reader), "bafyfirst", rand_digest()))
-    ledger.revoke_grant(digest, addr(reader))
-    assert not is_granted(chain.reader(), digest, addr(reader))
-    grant = chain.reader().grant_of(digest, addr(reader))
+        ledger.revoke_grant(digest, them)
+    ledger.grant(digest, GrantRequest(them, "bafyfirst", rand_digest()))
+    ledger.revoke_grant(digest, them)
+    assert not is_granted(chain.reader(), me, digest, them)
+    grant = chain.reader().grant_of(me, digest, them)
     assert grant is not None and grant.revoked_at is not None and not grant.active_at(0)
     with pytest.raises(NotFoundError, match="holds no grant"):
-        ledger.revoke_grant(digest, addr(reader))
+        ledger.revoke_grant(digest, them)
     manifest_hash = rand_digest()
-    ledger.grant(digest, GrantRequest(addr(reader), "bafysecond", manifest_hash))
-    assert is_granted(chain.reader(), digest, addr(reader))
-    again = chain.reader().grant_of(digest, addr(reader))
+    ledger.grant(digest, GrantRequest(them, "bafysecond", manifest_hash))
+    assert is_granted(chain.reader(), me, digest, them)
+    again = chain.reader().grant_of(me, digest, them)
     assert again is not None
     assert (again.manifest_cid, again.manifest_hash, again.revoked_at) == (
         "bafysecond",
         manifest_hash,
         None,
     )
-    assert [g.recipient for g in chain.reader().grants(digest)] == [addr(reader)]
+    assert [g.recipient for g in chain.reader().grants(me, digest)] == [them]
+
+
+def test_grants_of_one_digest_are_per_record(chain: Chain) -> None:
+    first, second, friend = Account.create(), Account.create(), Account.create()
+    digest = rand_digest()
+    chain.writer(first).publish(digest, rand_digest(), "bafy1", scan())
+    chain.writer(second).publish(digest, rand_digest(), "bafy2", scan())
+    chain.writer(first).grant(digest, GrantRequest(addr(friend), "bafym1", rand_digest()))
+    reader = chain.reader()
+    assert is_granted(reader, addr(first), digest, addr(friend))
+    assert not is_granted(reader, addr(second), digest, addr(friend))
+    assert reader.grants(addr(second), digest) == []
+    assert [g.publisher for g in reader.grants_to(addr(friend))] == [addr(first)]
+
+
+# -- tags ----------------------------------------------------------------------------------
 
 
 def test_tags_resolve_and_keep_their_history(chain: Chain) -> None:
     owner = Account.create()
     ledger = chain.writer(owner)
+    me = addr(owner)
     name = "org/svc-" + os.urandom(3).hex()
     d1, _ = published(ledger)
     d2, _ = published(ledger)
@@ -326,36 +564,79 @@ def test_tags_resolve_and_keep_their_history(chain: Chain) -> None:
     ledger.set_tag(name, "edge", d1)
     ledger.set_tag(name, "stable", d2)
     reader = chain.reader()
-    assert reader.resolve(name, "stable") == d2
-    assert reader.resolve(name, "edge") == d1
-    assert reader.resolve(name, "missing") is None
+    assert reader.resolve(me, name, "stable") == d2
+    assert reader.resolve(me, name, "edge") == d1
+    assert reader.resolve(me, name, "missing") is None
     history = reader.tag_history(name, "stable")
     assert [(t.digest, t.previous) for t in history] == [(d1, None), (d2, d1)]
-    assert all(t.by == addr(owner) and t.ref == f"{name}:stable" for t in history)
-    assert [t.ref for t in reader.tags_of(d1)] == [f"{name}:edge"]
-    assert [t.ref for t in reader.tags_of(d2)] == [f"{name}:stable"]
+    assert all(t.publisher == me and t.ref == f"{name}:stable" for t in history)
+    assert reader.tag_history(name, "stable", me) == history
+    assert reader.tag_history(name, "stable", addr(Account.create())) == []
+    assert [t.ref for t in reader.tags_of(me, d1)] == [f"{name}:edge"]
+    assert [t.ref for t in reader.tags_of(me, d2)] == [f"{name}:stable"]
+    assert [(t.publisher, t.digest) for t in reader.taggers(name, "stable")] == [(me, d2)]
     # "a:b" + "c" and "a" + "b:c" are different references.
     ledger.set_tag(name + ":x", "y", d1)
-    assert reader.resolve(name, "x:y") is None
+    assert reader.resolve(me, name, "x:y") is None
+
+
+def test_two_publishers_tag_one_name_each_their_own_way(chain: Chain) -> None:
+    first, second = Account.create(), Account.create()
+    name = "org/app-" + os.urandom(3).hex()
+    a, b = chain.writer(first), chain.writer(second)
+    d1, _ = published(a)
+    d2, _ = published(b)
+    d3, _ = published(a)
+    a.set_tag(name, "latest", d1)
+    b.set_tag(name, "latest", d2)
+    a.set_tag(name, "latest", d3)
+    reader = chain.reader()
+    assert reader.resolve(addr(first), name, "latest") == d3
+    assert reader.resolve(addr(second), name, "latest") == d2
+    # The latest move of each publisher, in the order those moves were made.
+    assert [(t.publisher, t.digest, t.previous) for t in reader.taggers(name, "latest")] == [
+        (addr(second), d2, None),
+        (addr(first), d3, d1),
+    ]
+    assert len(reader.tag_history(name, "latest")) == 3
+    assert [t.digest for t in reader.tag_history(name, "latest", addr(first))] == [d1, d3]
+    assert reader.tags_of(addr(first), d1) == []
+    with pytest.raises(NotFoundError, match="has no record"):
+        b.set_tag(name, "latest", d1)  # a publisher's tag points at its own records only
+
+
+# -- attestations, keys, usage ------------------------------------------------------------
 
 
 def test_attestations_come_from_any_account(chain: Chain) -> None:
     owner, scanner = Account.create(), Account.create()
     digest, _ = published(chain.writer(owner))
+    me = addr(owner)
     theirs = chain.writer(scanner)
     payload = rand_digest()
-    theirs.attest(digest, "vuln-scan", payload, "bafyattest")
-    chain.writer(owner).attest(digest, "cosign", rand_digest())
-    found = chain.reader().attestations(digest)
-    assert [(a.attester, a.kind, a.index) for a in found] == [
-        (addr(scanner), "vuln-scan", 1),
-        (addr(owner), "cosign", 2),
+    theirs.attest(me, digest, "vuln-scan", payload, "bafyattest")
+    chain.writer(owner).attest(me, digest, "cosign", rand_digest())
+    found = chain.reader().attestations(me, digest)
+    assert [(a.publisher, a.digest, a.attester, a.kind, a.index, a.live) for a in found] == [
+        (me, digest, addr(scanner), "vuln-scan", 1, True),
+        (me, digest, me, "cosign", 2, True),
     ]
     assert (found[0].payload_hash, found[0].cid) == (payload, "bafyattest")
-    with pytest.raises(NotFoundError):
-        theirs.attest(rand_digest(), "cosign", rand_digest())
+    record = chain.reader().image(me, digest)
+    assert record is not None and record.attestation_count == 2
+    raw = chain.raw(scanner).call("attestationOf", owner.address, digest_to_bytes(digest), 1)
+    assert str(raw[0]).lower() == scanner.address.lower() and raw[1] == found[0].at
+    assert raw[2] == 0
+    with pytest.raises(NotFoundError, match="has no record"):
+        theirs.attest(me, rand_digest(), "cosign", rand_digest())
+    with pytest.raises(NotFoundError, match="has no record"):
+        theirs.attest(addr(scanner), digest, "cosign", rand_digest())
     with pytest.raises(InvalidInputError):
-        theirs.attest(digest, "", rand_digest())
+        theirs.attest(me, digest, "", rand_digest())
+    theirs.revoke_attestation(me, digest, 1)
+    again = chain.reader().attestations(me, digest)
+    assert [a.live for a in again] == [False, True]
+    assert again[0].revoked_at is not None and again[0].revoked_at >= again[0].at
 
 
 def test_key_directory(chain: Chain) -> None:
@@ -382,30 +663,26 @@ def test_key_directory(chain: Chain) -> None:
 def test_usage_reports_are_stored(chain: Chain) -> None:
     owner, user = Account.create(), Account.create()
     digest, _ = published(chain.writer(owner))
+    me = addr(owner)
+    chain.writer(owner).grant(digest, GrantRequest(addr(user), "bafym", rand_digest()))
     blob = rand_digest()
-    chain.writer(user).report_usage(digest, 1000, 2000, "bafyusage", blob)
-    reports = chain.reader().usage_reports(digest)
+    chain.writer(user).report_usage(me, digest, 1000, 2000, "bafyusage", blob)
+    reports = chain.reader().usage_reports(me, digest)
     assert [
-        (r.reporter, r.window_start, r.window_end, r.cid, r.blob_hash, r.index) for r in reports
-    ] == [(addr(user), 1000, 2000, "bafyusage", blob, 1)]
+        (r.publisher, r.reporter, r.window_start, r.window_end, r.cid, r.blob_hash, r.index)
+        for r in reports
+    ] == [(me, addr(user), 1000, 2000, "bafyusage", blob, 1)]
     with pytest.raises(InvalidInputError, match="must end after it starts"):
-        chain.writer(user).report_usage(digest, 2000, 2000, "bafyusage", blob)
+        chain.writer(user).report_usage(me, digest, 2000, 2000, "bafyusage", blob)
 
 
-def test_each_writer_of_one_reader_signs_as_its_own_account(chain: Chain) -> None:
-    first, second = Account.create(), Account.create()
-    mine, theirs = chain.writer(first), chain.writer(second)
-    assert (mine.address, theirs.address) == (addr(first), addr(second))
-    d1, _ = published(mine)
-    d2, _ = published(theirs)
-    d3, _ = published(mine)
-    owners = {r.digest: r.owner for r in chain.reader().images()}
-    assert (owners[d1], owners[d2], owners[d3]) == (addr(first), addr(second), addr(first))
+# -- the audit log ---------------------------------------------------------------------------
 
 
 def test_every_event_carries_the_fields_an_auditor_needs(chain: Chain) -> None:
     owner, friend, scanner = Account.create(), Account.create(), Account.create()
     ledger = chain.writer(owner)
+    me = addr(owner)
     summary = scan()
     digest, config = rand_digest(), rand_digest()
     hexd = "0x" + digest[7:]
@@ -414,40 +691,40 @@ def test_every_event_carries_the_fields_an_auditor_needs(chain: Chain) -> None:
     ledger.publish(digest, config, "bafyroot", summary)
     ledger.set_tag(name, "v1", digest)
     ledger.grant(digest, GrantRequest(addr(friend), "bafymanifest", manifest, 4_000_000_000))
+    blob = rand_digest()
+    chain.writer(friend).report_usage(me, digest, 10, 20, "bafyusage", blob)
     ledger.revoke_grant(digest, addr(friend))
     payload = rand_digest()
-    chain.writer(scanner).attest(digest, "vuln-scan", payload, "bafyatt")
-    blob = rand_digest()
-    chain.writer(friend).report_usage(digest, 10, 20, "bafyusage", blob)
+    chain.writer(scanner).attest(me, digest, "vuln-scan", payload, "bafyatt")
+    chain.writer(scanner).revoke_attestation(me, digest, 1)
     ledger.set_status(digest, Status.REVOKED, "compromised")
     modulus = os.urandom(256)
     ledger.register_keys(b"{}", modulus)
 
-    events = chain.reader().audit_log(digest)
-    assert [e.name for e in events] == [
-        "ImagePublished",
-        "TagMoved",
-        "GrantAdded",
-        "GrantRevoked",
-        "Attested",
-        "UsageReported",
-        "StatusChanged",
+    reader = chain.reader()
+    events = reader.audit_log(AuditQuery(digest=digest))
+    assert [(e.name, e.actor) for e in events] == [
+        ("ImagePublished", me),
+        ("TagMoved", me),
+        ("GrantAdded", me),
+        ("UsageReported", addr(friend)),
+        ("GrantRevoked", me),
+        ("Attested", addr(scanner)),
+        ("AttestationRevoked", addr(scanner)),
+        ("StatusChanged", me),
     ]
+    assert all(e.publisher == me and e.digest == digest for e in events)
     blocks = [e.block_number for e in events]
     assert blocks == sorted(blocks) and all(e.tx_hash.startswith("0x") for e in events)
     now = time.time()
     for e in events:
-        at = next(
-            v for k, v in e.fields.items() if k in ("publishedAt", "at", "grantedAt", "revokedAt")
-        )
-        assert isinstance(at, int) and abs(at - now) < 120
+        assert e.fields["at"] == e.at and abs(e.at - now) < 120
     f = [dict(e.fields) for e in events]
     for fields in f:
-        for key in ("publishedAt", "at", "grantedAt", "revokedAt"):
-            fields.pop(key, None)
+        assert fields.pop("publisher") == owner.address
+        assert fields.pop("digest") == hexd
+        del fields["at"]
     assert f[0] == {
-        "digest": hexd,
-        "owner": owner.address,
         "configDigest": "0x" + config[7:],
         "rootCid": "bafyroot",
         "scan": {
@@ -463,32 +740,18 @@ def test_every_event_carries_the_fields_an_auditor_needs(chain: Chain) -> None:
         },
     }
     assert f[1] == {
-        "digest": hexd,
         "refHash": f[1]["refHash"],
-        "by": owner.address,
         "name": name,
         "tag": "v1",
         "previous": "0x" + "00" * 32,
     }
     assert f[2] == {
-        "digest": hexd,
         "recipient": friend.address,
-        "by": owner.address,
         "manifestCid": "bafymanifest",
         "manifestHash": "0x" + manifest[7:],
         "expiresAt": 4_000_000_000,
     }
-    assert f[3] == {"digest": hexd, "recipient": friend.address, "by": owner.address}
-    assert f[4] == {
-        "digest": hexd,
-        "attester": scanner.address,
-        "kind": "0x" + b"vuln-scan".ljust(32, b"\0").hex(),
-        "payloadHash": "0x" + payload[7:],
-        "cid": "bafyatt",
-        "index": 1,
-    }
-    assert f[5] == {
-        "digest": hexd,
+    assert f[3] == {
         "reporter": friend.address,
         "windowStart": 10,
         "windowEnd": 20,
@@ -496,21 +759,81 @@ def test_every_event_carries_the_fields_an_auditor_needs(chain: Chain) -> None:
         "blobHash": "0x" + blob[7:],
         "index": 1,
     }
-    assert f[6] == {
-        "digest": hexd,
-        "by": owner.address,
-        "status": 4,
-        "previous": 1,
-        "reason": "compromised",
+    assert f[4] == {"recipient": friend.address}
+    assert f[5] == {
+        "attester": scanner.address,
+        "kind": "0x" + b"vuln-scan".ljust(32, b"\0").hex(),
+        "payloadHash": "0x" + payload[7:],
+        "cid": "bafyatt",
         "index": 1,
     }
+    assert f[6] == {"attester": scanner.address, "index": 1}
+    assert f[7] == {"status": 4, "previous": 1, "reason": "compromised", "index": 1}
 
-    everything = chain.reader().audit_log()
-    claimed = [e for e in everything if e.name == "NameClaimed" and e.fields["name"] == name]
-    assert len(claimed) == 1 and claimed[0].fields["owner"] == owner.address
-    keys = [
-        e for e in everything if e.name == "KeysRegistered" and e.fields["account"] == owner.address
-    ]
-    assert len(keys) == 1
+    keys = reader.audit_log(AuditQuery(actor=me, kinds=frozenset({"KeysRegistered"})))
+    assert len(keys) == 1 and keys[0].publisher is None and keys[0].digest is None
+    assert keys[0].fields["account"] == owner.address
     assert keys[0].fields["encryptionKey"] == "0x" + b"{}".hex()
     assert keys[0].fields["paillierN"] == "0x" + modulus.hex()
+
+
+def test_the_audit_log_filters_by_publisher_actor_kind_and_time(chain: Chain) -> None:
+    alice, bob, carol = Account.create(), Account.create(), Account.create()
+    digest = rand_digest()
+    chain.writer(alice).publish(digest, rand_digest(), "bafya", scan())
+    chain.writer(bob).publish(digest, rand_digest(), "bafyb", scan())
+    chain.writer(carol).attest(addr(alice), digest, "approved", rand_digest())
+    chain.writer(carol).attest(addr(bob), digest, "approved", rand_digest())
+    chain.writer(alice).register_keys(b"{}", b"\x01" * 64)
+    reader = chain.reader()
+    everything = reader.audit_log()
+    ours = [e for e in everything if e.digest == digest]
+    assert [(e.name, e.publisher, e.actor) for e in ours] == [
+        ("ImagePublished", addr(alice), addr(alice)),
+        ("ImagePublished", addr(bob), addr(bob)),
+        ("Attested", addr(alice), addr(carol)),
+        ("Attested", addr(bob), addr(carol)),
+    ]
+    assert reader.audit_log(AuditQuery(digest=digest)) == ours
+    # KeysRegistered names no record: a publisher filter leaves it out.
+    assert [(e.name, e.actor) for e in reader.audit_log(AuditQuery(publisher=addr(alice)))] == [
+        ("ImagePublished", addr(alice)),
+        ("Attested", addr(carol)),
+    ]
+    by_carol = reader.audit_log(AuditQuery(actor=addr(carol)))
+    assert [(e.name, e.publisher) for e in by_carol] == [
+        ("Attested", addr(alice)),
+        ("Attested", addr(bob)),
+    ]
+    assert reader.audit_log(
+        AuditQuery(digest=digest, kinds=frozenset({"Attested"}), publisher=addr(bob))
+    ) == [ours[3]]
+    assert reader.audit_log(AuditQuery(kinds=frozenset())) == []
+    first, last = ours[0].at, ours[-1].at
+    assert reader.audit_log(AuditQuery(digest=digest, since=first, until=last)) == ours
+    assert reader.audit_log(AuditQuery(digest=digest, since=last + 1)) == []
+    assert reader.audit_log(AuditQuery(digest=digest, until=first - 1)) == []
+
+
+# -- gas -------------------------------------------------------------------------------------
+
+
+def test_gas_stays_within_its_targets(chain: Chain) -> None:
+    owner, friend = Account.create(), Account.create()
+    ledger = chain.writer(owner)
+    digest = rand_digest()
+    summary = ScanSummary(
+        critical=10**6,
+        high=10**6,
+        medium=10**6,
+        low=10**6,
+        unknown=10**6,
+        report_digest=rand_digest(),
+        report_cid="bafkrei" + "a" * 52,
+        vulndb_digest=rand_digest(),
+    )
+    assert ledger.publish(digest, rand_digest(), "bafybei" + "b" * 52, summary).gas_used <= 250_000
+    grant = GrantRequest(addr(friend), "bafybei" + "c" * 52, rand_digest(), 4_000_000_000)
+    assert ledger.grant(digest, grant).gas_used <= 120_000
+    assert ledger.set_status(digest, Status.UNTRUSTED, "a CVE").gas_used <= 80_000
+    assert ledger.set_status(digest, Status.REVOKED, "withdrawn " * 8).gas_used <= 80_000

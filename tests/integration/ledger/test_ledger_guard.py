@@ -114,13 +114,13 @@ def test_every_reader_of_a_grant_sees_it_expire_without_a_new_block(chain: Chain
     expires = int(time.time()) + 3
     ledger.grant(digest, GrantRequest(addr(recipient), "bafymanifest", rand_digest(), expires))
     mine = chain.fresh_reader()
-    assert is_granted(mine, digest, addr(recipient))
+    assert is_granted(mine, addr(owner), digest, addr(recipient))
     assert [g.digest for g in live_grants(mine.grants_to(addr(recipient)), mine.now())] == [digest]
     time.sleep(max(0.0, expires - time.time()) + 1.1)
 
-    assert not is_granted(mine, digest, addr(recipient))
+    assert not is_granted(mine, addr(owner), digest, addr(recipient))
     assert mine.now() >= expires
-    grant = mine.grant_of(digest, addr(recipient))
+    grant = mine.grant_of(addr(owner), digest, addr(recipient))
     assert grant is not None and not grant.active_at(mine.now())
     assert live_grants(mine.grants_to(addr(recipient)), mine.now()) == []
 
@@ -264,6 +264,6 @@ def test_a_write_below_a_mark_another_process_raised_still_succeeds(
     recipient = Account.create()
     ledger.grant(digest, GrantRequest(addr(recipient), "bafymanifest", rand_digest()))
     monkeypatch.undo()
-    assert is_granted(reader, digest, addr(recipient))
+    assert is_granted(reader, addr(owner), digest, addr(recipient))
     reader.close()
     other.close()

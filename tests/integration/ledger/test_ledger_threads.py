@@ -28,7 +28,7 @@ SECONDS = 3.0
 @dataclass(frozen=True)
 class Written:
     digest: str
-    owner: Address
+    publisher: Address
     recipient: Address
     tag: tuple[str, str]
 
@@ -77,12 +77,12 @@ def test_one_reader_serves_reader_and_writer_threads_at_once(chain: Chain) -> No
         while not stop.is_set() or count == 0:
             with reader.pinned():
                 seen = reader.images()
-                newest = [r.digest for r in seen[-4:]]
+                newest = [(r.publisher, r.digest) for r in seen[-4:]]
                 statuses = reader.statuses(newest)
-                for digest in newest:
-                    reader.grants(digest)
-                    reader.status_history(digest)
-                    reader.tags_of(digest)
+                for publisher, digest in newest:
+                    reader.grants(publisher, digest)
+                    reader.status_history(publisher, digest)
+                    reader.tags_of(publisher, digest)
                 # One block answers the whole pinned read, however many writes land.
                 assert len(reader.images()) == len(seen)
                 assert reader.statuses(newest) == statuses
@@ -97,7 +97,7 @@ def test_one_reader_serves_reader_and_writer_threads_at_once(chain: Chain) -> No
     run_all([write] * WRITERS + [read] * READERS + [timer], errors)
     assert not errors, errors[:3]
     assert len(reads) == READERS
-    assert len({w.owner for w in written}) == WRITERS
+    assert len({w.publisher for w in written}) == WRITERS
     check_visible(reader, written)
     check_visible(chain.fresh_reader(), written)
 
@@ -106,11 +106,11 @@ def check_visible(reader: LedgerReader, written: list[Written]) -> None:
     mine = {r.digest: r for r in reader.images()}
     for w in written:
         record = mine[w.digest]
-        assert (record.owner, record.status) == (w.owner, Status.UNTRUSTED)
-        grant = reader.grant_of(w.digest, w.recipient)
-        assert grant is not None and grant.by == w.owner
-        assert reader.resolve(*w.tag) == w.digest
-        assert [e.status for e in reader.status_history(w.digest)] == [
+        assert (record.publisher, record.status) == (w.publisher, Status.UNTRUSTED)
+        grant = reader.grant_of(w.publisher, w.digest, w.recipient)
+        assert grant is not None and grant.publisher == w.publisher
+        assert reader.resolve(w.publisher, *w.tag) == w.digest
+        assert [e.status for e in reader.status_history(w.publisher, w.digest)] == [
             Status.TRUSTED,
             Status.UNTRUSTED,
         ]
@@ -138,11 +138,12 @@ def test_threads_signing_as_one_account_take_turns(chain: Chain) -> None:
 def test_a_pinned_read_keeps_its_block_while_its_own_thread_writes(chain: Chain) -> None:
     reader = chain.reader()
     writer = reader.writer(AccountSigner(Account.create()))
+    me = writer.address
     before, _ = published(writer)
     with reader.pinned():
-        assert reader.image(before) is not None
+        assert reader.image(me, before) is not None
         after, _ = published(writer)  # a write needs no snapshot, and leaves this one be
-        assert reader.image(after) is None
+        assert reader.image(me, after) is None
         with reader.pinned():  # a nested block shares the outer one's
-            assert reader.image(after) is None
-    assert reader.image(after) is not None
+            assert reader.image(me, after) is None
+    assert reader.image(me, after) is not None

@@ -1,0 +1,124 @@
+"""Reading the audit log: 10,000 events or more on an embedded ledger, read back whole.
+
+    python -m bench.audit [--events 10000] [--runs 3]
+
+The ledger is made in a temporary directory: publishes that carry many grants
+and a tag (one multicall transaction each, so setup stays short), status
+changes, and attestations and usage reports from other accounts. Then
+``audit_log()`` reads every event back, decoded, in chain order; the best of
+``--runs`` reads is the figure. Results are printed and written to
+bench/results/audit.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sized
+from pathlib import Path
+
+from eth_account import Account
+
+from sedis.core.address import Address
+from sedis.core.records import AuditQuery, GrantRequest, ScanSummary, Status
+from sedis.crypto.signer import AccountSigner
+from sedis.ledger.embedded import EmbeddedLedger
+
+RESULTS = Path(__file__).parent / "results" / "audit.json"
+TARGET_S = 2.0
+GRANTS_PER_PUBLISH = 60
+CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
+REPORT_CID = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+
+
+def digest() -> str:
+    return "sha256:" + os.urandom(32).hex()
+
+
+def scan() -> ScanSummary:
+    return ScanSummary(
+        critical=1,
+        high=4,
+        medium=9,
+        low=16,
+        report_digest=digest(),
+        report_cid=REPORT_CID,
+        vulndb_digest=digest(),
+    )
+
+
+def record_events(ledger: EmbeddedLedger, count: int) -> tuple[int, float]:
+    """At least ``count`` events on the ledger; how many transactions that took, and how long."""
+    publisher = ledger.writer(AccountSigner(Account.create()))
+    scanner = ledger.writer(AccountSigner(Account.create()))
+    recipients = [Address.from_bytes(os.urandom(20)) for _ in range(GRANTS_PER_PUBLISH)]
+    events = transactions = 0
+    start = time.perf_counter()
+    n = 0
+    while events < count:
+        n += 1
+        image = digest()
+        grants = [GrantRequest(r, CID, digest()) for r in recipients]
+        publisher.publish(image, digest(), CID, scan(), grants, ("bench/app", f"v{n}"))
+        events += 2 + len(grants)
+        publisher.set_status(image, Status.UNTRUSTED, "CVE-2024-3094 in xz-utils 5.6.0")
+        scanner.attest(publisher.address, image, "scan", digest(), REPORT_CID)
+        publisher.report_usage(publisher.address, image, 1_000, 2_000, CID, digest())
+        events += 3
+        transactions += 4
+    return transactions, time.perf_counter() - start
+
+
+def best_of(runs: int, read: Callable[[], Sized]) -> tuple[float, int]:
+    """The fastest of ``runs`` reads, and how many events it returned."""
+    best, seen = float("inf"), 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        seen = len(read())
+        best = min(best, time.perf_counter() - start)
+    return best, seen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        with EmbeddedLedger(Path(tmp) / "ledger") as ledger:
+            transactions, setup_s = record_events(ledger, args.events)
+        # A new process's first read: a reader of its own, nothing cached.
+        with EmbeddedLedger(Path(tmp) / "ledger") as reader:
+            whole_s, events = best_of(args.runs, reader.audit_log)
+            attested_s, attested = best_of(
+                args.runs, lambda: reader.audit_log(AuditQuery(kinds=frozenset({"Attested"})))
+            )
+    results = {
+        "machine": platform.platform(),
+        "python": sys.version.split()[0],
+        "events": events,
+        "setup_transactions": transactions,
+        "setup_s": round(setup_s, 1),
+        "audit_log_s": round(whole_s, 3),
+        "audit_log_events_per_s": round(events / whole_s),
+        "attested_only": {"events": attested, "s": round(attested_s, 3)},
+        "target_s": TARGET_S,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(
+        f"audit_log(): {events} events in {whole_s:.3f} s "
+        f"({events / whole_s:,.0f} events/s; target under {TARGET_S:.0f} s); "
+        f"setup {transactions} transactions in {setup_s:.1f} s"
+    )
+    if whole_s >= TARGET_S:
+        sys.exit(f"reading {events} events took {whole_s:.2f} s, over the {TARGET_S} s target")
+
+
+if __name__ == "__main__":
+    main()
