@@ -27,6 +27,9 @@ class Settings:
     # Seconds: a JSON-RPC head older than this by the local clock is refused.
     # Off by default, since dev chains (anvil, geth --dev) mine only on demand.
     ledger_max_head_age: int | None = None
+    # The trust policy file (SEDIS_POLICY, or ``policy`` in sedis.toml); None: the
+    # home's policy.toml if there is one, else the default policy.
+    policy_path: Path | None = None
 
     @property
     def store_dir(self) -> Path:
@@ -60,6 +63,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     max_head_age = _max_head_age(
         env.get("SEDIS_LEDGER_MAX_HEAD_AGE") or _get(table, "ledger", "max_head_age")
     )
+    policy_path = _policy_path(env.get("SEDIS_POLICY"), _get_top(table, "policy"), home)
     return Settings(
         home=home,
         store_url=store_url,
@@ -68,7 +72,18 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ledger_contract=contract,
         ledger_chain_id=chain_id,
         ledger_max_head_age=max_head_age,
+        policy_path=policy_path,
     )
+
+
+def _policy_path(from_env: str | None, from_file: str | None, home: Path) -> Path | None:
+    """SEDIS_POLICY as given; a relative ``policy`` in sedis.toml is taken from SEDIS_HOME."""
+    if from_env:
+        return Path(from_env).expanduser()
+    if not from_file:
+        return None
+    path = Path(from_file).expanduser()
+    return path if path.is_absolute() else home / path
 
 
 def _max_head_age(text: str | None) -> int | None:
@@ -123,4 +138,13 @@ def _get(table: dict[str, object], section: str, key: str) -> str | None:
         return None
     if not isinstance(item, str):
         raise ConfigError(f"{section}.{key} in {CONFIG_FILE} must be a string")
+    return item
+
+
+def _get_top(table: dict[str, object], key: str) -> str | None:
+    item = table.get(key)
+    if item is None:
+        return None
+    if not isinstance(item, str):
+        raise ConfigError(f"{key} in {CONFIG_FILE} must be a string")
     return item

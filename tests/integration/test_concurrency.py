@@ -23,11 +23,12 @@ import pytest
 
 from sedis.config import load
 from sedis.core.address import Address
+from sedis.core.policy import TrustPolicy
 from sedis.core.records import Status
 from sedis.crypto.identities import IdentityStore
 from sedis.oci.builder import FileSpec, ImageSpec, LayerSpec, build
 from sedis.oci.transports import open_source
-from sedis.service import access, publish, query, verify
+from sedis.service import access, publish, query, trust, verify
 from sedis.service.engines import Actor, Engines
 from sedis.service.naming import parse_name
 
@@ -38,6 +39,11 @@ WRITERS = ("alice", "bob")
 SECONDS = 10.0
 READERS = 16
 WRITER_THREADS = 4
+
+
+def writers_policy(identities: IdentityStore) -> TrustPolicy:
+    """The policy of a home that trusts the writers' records."""
+    return trust.default_policy([Address.parse(identities.get(n).address) for n in WRITERS], [])
 
 
 def run_load(tag: str, seconds: float, out: Path) -> None:
@@ -51,6 +57,7 @@ def run_load(tag: str, seconds: float, out: Path) -> None:
     deadline = time.monotonic() + seconds
     identities = IdentityStore(settings.home)
     carol = Address.parse(identities.get("carol").address)
+    policy = writers_policy(identities)
     with Engines.from_settings(settings) as engines, tempfile.TemporaryDirectory() as tmp:
         actors = {name: Actor.unlock(engines, name, PASSWORD) for name in WRITERS}
 
@@ -98,9 +105,9 @@ def run_load(tag: str, seconds: float, out: Path) -> None:
                     if known:
                         pick = random.choice(known)
                         assert pick["digest"] in listed, "a write is missing from the list"
-                        seen = query.inspect(engines, str(pick["digest"]))
-                        assert str(seen.record.owner) == pick["owner"]
-                        (verdict,) = verify.verify(engines, [str(pick["name"])])
+                        seen = query.inspect(engines, str(pick["digest"]), policy=policy)
+                        assert str(seen.record.publisher) == pick["owner"]
+                        (verdict,) = verify.verify(engines, [str(pick["name"])], policy=policy)
                         assert verdict.digest == pick["digest"]
                         assert verdict.status in (Status.TRUSTED, Status.UNTRUSTED)
                     with lock:
@@ -125,13 +132,15 @@ def check_everything_visible(outcomes: list[dict[str, object]]) -> None:
     assert errors == []
     # Each process wrote and read (on two cores, sixteen readers leave writers little time).
     assert all(o["written"] and o["reads"] for o in outcomes)
-    with Engines.from_settings(load()) as engines:
+    settings = load()
+    policy = writers_policy(IdentityStore(settings.home))
+    with Engines.from_settings(settings) as engines:
         listed = {row.digest: row for row in query.list_images(engines)}
         for write in written:
             digest = str(write["digest"])
             assert digest in listed, f"{write['name']} is not on the ledger"
-            seen = query.inspect(engines, digest)
-            assert str(seen.record.owner) == write["owner"]
+            seen = query.inspect(engines, digest, policy=policy)
+            assert str(seen.record.publisher) == write["owner"]
             assert seen.record.status.value == write["status"]
             live = {str(g.recipient) for g in seen.grants if g.active_at(seen.now)}
             assert {write["owner"], *write["shared"]} <= live  # type: ignore[misc]

@@ -36,7 +36,7 @@ def test_add_list_remove(tmp_path: Path) -> None:
     assert book.remove("zoe") == CHECKSUMMED
     assert AddressBook(tmp_path).list() == {"bob": OTHER}
     doc = json.loads((tmp_path / "contacts.json").read_text())
-    assert doc == {"format": "sedis-contacts/1", "contacts": {"bob": OTHER}}
+    assert doc == {"format": "sedis-contacts/1", "contacts": {"bob": OTHER}, "trusted": []}
 
 
 def test_remove_unknown(tmp_path: Path) -> None:
@@ -77,6 +77,46 @@ def test_existing_alias_needs_replace(tmp_path: Path) -> None:
     assert book.get("bob") == OTHER
 
 
+def test_trusted_contacts_are_marked_on_disk(tmp_path: Path) -> None:
+    book = AddressBook(tmp_path)
+    book.add("zoe", CHECKSUMMED, trusted=True)
+    book.add("bob", OTHER)
+    assert book.trusted() == [Address.parse(CHECKSUMMED)]
+    assert [(c.alias, c.trusted) for c in book.entries()] == [("bob", False), ("zoe", True)]
+    doc = json.loads((tmp_path / "contacts.json").read_text())
+    assert doc["trusted"] == ["zoe"]
+    assert doc["contacts"] == {"bob": OTHER, "zoe": CHECKSUMMED}
+    assert book.set_trusted("bob", True) == OTHER
+    book.set_trusted("zoe", False)
+    assert AddressBook(tmp_path).trusted() == [Address.parse(OTHER)]
+    with pytest.raises(NotFoundError, match=r"^no contact named 'nobody'$"):
+        book.set_trusted("nobody", True)
+
+
+def test_adding_again_keeps_trust_and_a_new_address_starts_untrusted(tmp_path: Path) -> None:
+    book = AddressBook(tmp_path)
+    book.add("bob", OTHER, trusted=True)
+    book.add("bob", OTHER)  # the same entry again, without --trust, keeps its trust
+    assert book.trusted() == [Address.parse(OTHER)]
+    book.add("bob", CHECKSUMMED, replace=True)
+    assert book.trusted() == []
+    book.add("bob", CHECKSUMMED, trusted=True)
+    assert book.trusted() == [Address.parse(CHECKSUMMED)]
+    book.remove("bob")
+    book.add("bob", CHECKSUMMED)
+    assert book.trusted() == []
+
+
+def test_a_book_written_before_trust_still_reads(tmp_path: Path) -> None:
+    old = {"format": "sedis-contacts/1", "contacts": {"bob": OTHER.lower()}}
+    (tmp_path / "contacts.json").write_text(json.dumps(old))
+    book = AddressBook(tmp_path)
+    assert book.list() == {"bob": OTHER}
+    assert book.trusted() == []
+    book.set_trusted("bob", True)
+    assert AddressBook(tmp_path).trusted() == [Address.parse(OTHER)]
+
+
 def test_concurrent_adds_lose_nothing(tmp_path: Path) -> None:
     book = AddressBook(tmp_path)
     threads = [threading.Thread(target=book.add, args=(f"c{i}", CHECKSUMMED)) for i in range(20)]
@@ -94,6 +134,8 @@ def test_concurrent_adds_lose_nothing(tmp_path: Path) -> None:
         b"[]",
         b'{"format": "other"}',
         b'{"format": "sedis-contacts/1", "contacts": {"bob": "0x12"}}',
+        b'{"format": "sedis-contacts/1", "contacts": {}, "trusted": "bob"}',
+        b'{"format": "sedis-contacts/1", "contacts": {}, "trusted": ["bob"]}',
     ],
 )
 def test_damaged_book_is_an_error(tmp_path: Path, content: bytes) -> None:

@@ -9,6 +9,7 @@ from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
 from sedis.config import load
+from sedis.core.address import Address
 from sedis.core.errors import (
     ConfigError,
     ConflictError,
@@ -52,11 +53,15 @@ def test_status_names_parse() -> None:
 
 
 def test_a_grant_is_active_until_it_expires_or_is_revoked() -> None:
-    grant = Grant(DIGEST, OWNER, "bafy", DIGEST, granted_at=100, expires_at=200)
+    grant = Grant(
+        Address(OWNER), DIGEST, Address(CALLER), "bafy", DIGEST, granted_at=100, expires_at=200
+    )
     assert grant.active_at(199) and not grant.active_at(200)
-    forever = Grant(DIGEST, OWNER, "bafy", DIGEST, granted_at=100)
+    forever = Grant(Address(OWNER), DIGEST, Address(CALLER), "bafy", DIGEST, granted_at=100)
     assert forever.active_at(10**12)
-    revoked = Grant(DIGEST, OWNER, "bafy", DIGEST, granted_at=100, revoked_at=150)
+    revoked = Grant(
+        Address(OWNER), DIGEST, Address(CALLER), "bafy", DIGEST, granted_at=100, revoked_at=150
+    )
     assert not revoked.active_at(120)
 
 

@@ -34,8 +34,8 @@ def latest_status_reason(history: Sequence[StatusEntry]) -> str:
 class PullDecision:
     """Whom a pull of ``record`` is allowed as, and the grant that allows it.
 
-    ``grant`` is None for the owner, who needs none: the owner opens its own
-    current share manifest.
+    ``grant`` is None for the record's publisher, who needs none: it opens its
+    own current share manifest.
     """
 
     record: ImageRecord
@@ -44,6 +44,10 @@ class PullDecision:
     @property
     def as_owner(self) -> bool:
         return self.grant is None
+
+    @property
+    def publisher(self) -> Address:
+        return self.record.publisher
 
 
 def decide_pull(
@@ -55,20 +59,28 @@ def decide_pull(
 ) -> PullDecision:
     """Whether ``who`` may pull ``record`` at ``now``, holding ``grant`` (its latest one).
 
-    A pull needs a TRUSTED image, and a live grant unless ``who`` owns it;
-    PermissionDeniedError says which of these failed.
+    ``record`` is a record that the trust policy counted for the image (the
+    caller judged the image TRUSTED first); its grants are the only ones that
+    open it. A pull needs that record TRUSTED, and a live grant of it unless
+    ``who`` is its publisher; PermissionDeniedError says which of these failed.
     """
     digest = record.digest
     if record.status is not Status.TRUSTED:
         said = f": {status_reason}" if status_reason else ""
-        raise PermissionDeniedError(f"{digest} is {record.status.value}{said}")
-    if record.owner == who:
+        raise PermissionDeniedError(
+            f"{digest} is {record.status.value} by {record.publisher}{said}"
+        )
+    if record.publisher == who:
         return PullDecision(record, None)  # whatever became of its own grant
+    if grant is not None and (grant.publisher != record.publisher or grant.digest != digest):
+        grant = None  # a grant of another record opens nothing of this one
     if grant is None or grant.revoked_at is not None:
-        raise PermissionDeniedError(f"{who} has no grant to {digest}")
+        raise PermissionDeniedError(f"{who} has no grant to {record.publisher}'s {digest}")
     if not grant.active_at(now):
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(grant.expires_at or 0))
-        raise PermissionDeniedError(f"the grant of {digest} to {who} expired at {when}")
+        raise PermissionDeniedError(
+            f"the grant of {record.publisher}'s {digest} to {who} expired at {when}"
+        )
     return PullDecision(record, grant)
 
 

@@ -1,19 +1,21 @@
-"""The verification verdict: a pure decision over what the ledger says.
+"""The verification verdict: what ``evaluate`` concluded, in the shape callers report.
 
-`sedis verify` computes an artifact's digest itself, reads the ledger, and
-asks this module what to conclude. The exit code is the status's code, 0
-only for TRUSTED. A source checked against a name (``--name NAME:TAG``) is
-trusted only as the image that the name resolves to, never as an image in
-its own right.
+`sedis verify` computes an artifact's digest itself, gathers every record of
+that digest, and asks ``core.policy.evaluate`` what to conclude under the
+trust policy; a ``Verdict`` is that conclusion, with whose records and
+attestations counted. The exit code is the status's code, 0 only for
+TRUSTED. A source checked against a name (``--name NAME:TAG``) is trusted
+only as the image that the name resolves to under the policy, never as an
+image in its own right.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sedis.core.address import Address
-from sedis.core.records import Attestation, ImageRecord, ScanSummary, Status
+from sedis.core.policy import Decision, Evaluation, RuleOutcome, TrustPolicy, covers_name
+from sedis.core.records import ScanSummary, Status
 
 EXIT_CODES = {
     Status.TRUSTED: 0,
@@ -29,83 +31,80 @@ class Verdict:
     digest: str
     status: Status
     reason: str
-    owner: Address | None = None
-    signers: tuple[Address, ...] = ()  # the accounts whose word made the verdict count
-    scan: ScanSummary | None = None
+    decision: Decision
+    policy: str  # TrustPolicy.source
+    publishers: tuple[Address, ...]  # whose records counted
+    vouching: tuple[Address, ...]  # whose attestations counted
+    scan: ScanSummary | None  # of the first counting record, if any
     name: str | None = None  # the NAME:TAG the artifact was checked against, if any
-    name_digest: str | None = None  # the digest that name resolves to on the ledger
+    name_digest: str | None = None  # what that name resolved to under the policy
+    rules: tuple[RuleOutcome, ...] = ()
 
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.status]
 
 
-def decide(
-    digest: str,
-    record: ImageRecord | None,
-    attestations: Iterable[Attestation] = (),
-    allowed_signers: Iterable[Address] = (),
-    status_reason: str = "",
+def verdict_of(
+    evaluation: Evaluation,
+    *,
+    policy: TrustPolicy,
+    name: str | None = None,
+    name_digest: str | None = None,
 ) -> Verdict:
-    """The verdict on ``digest``, counting only ``allowed_signers`` when any are given."""
-    if record is None:
-        return Verdict(digest, Status.UNKNOWN, "never published on this ledger")
-    allowed = set(allowed_signers)
-    vouching = [record.owner]
-    if allowed:
-        vouching = [a for a in [record.owner] if a in allowed]
-        vouching += sorted({a.attester for a in attestations if a.attester in allowed})
-        if not vouching:
-            return Verdict(
-                digest,
-                Status.UNKNOWN,
-                f"published by {record.owner}, which is not a given signer, "
-                "and attested by none of them",
-                owner=record.owner,
-                scan=record.scan,
-            )
-    reason = status_reason or {
-        Status.TRUSTED: "published and trusted",
-        Status.UNTRUSTED: "marked untrusted",
-        Status.UNSUPPORTED: "marked unsupported",
-        Status.REVOKED: "revoked",
-    }.get(record.status, record.status.value.lower())
-    if record.scan.not_scanned:
-        reason += " (published without a vulnerability scan)"
-    return Verdict(digest, record.status, reason, record.owner, tuple(vouching), record.scan)
+    """The verdict that ``evaluation`` (made under ``policy``) gives."""
+    scan = None
+    for publisher in evaluation.counted:
+        record = evaluation.record_of(publisher)
+        if record is not None:
+            scan = record.scan
+            break
+    return Verdict(
+        digest=evaluation.digest,
+        status=evaluation.status,
+        reason=evaluation.reason,
+        decision=evaluation.decision,
+        policy=policy.source,
+        publishers=evaluation.counted,
+        vouching=evaluation.vouching,
+        scan=scan,
+        name=name,
+        name_digest=name_digest,
+        rules=evaluation.rules,
+    )
 
 
-def decide_named(
-    name: str,
-    digest: str,
-    name_digest: str | None,
-    record: ImageRecord | None,
-    attestations: Iterable[Attestation] = (),
-    allowed_signers: Iterable[Address] = (),
-    status_reason: str = "",
-) -> Verdict:
-    """The verdict on an artifact whose ``digest`` must be the image that ``name`` names.
+def name_mismatch(digest: str, name: str, name_digest: str, policy: TrustPolicy) -> Verdict:
+    """An artifact that is not the image ``name`` resolves to: UNTRUSTED, whatever it is."""
+    return Verdict(
+        digest=digest,
+        status=Status.UNTRUSTED,
+        reason=f"{digest} is not {name}, which names {name_digest}",
+        decision=Decision.DENY,
+        policy=policy.source,
+        publishers=(),
+        vouching=(),
+        scan=None,
+        name=name,
+        name_digest=name_digest,
+    )
 
-    ``name_digest`` is what the name resolves to (None when it names nothing);
-    ``record`` and the rest are the evidence about ``digest`` itself, judged
-    as ``decide`` judges it once the digests agree.
+
+def name_not_found(digest: str, name: str, reason: str, policy: TrustPolicy) -> Verdict:
+    """An artifact checked against a name that no trusted publisher tagged: UNKNOWN.
+
+    ``reason`` is why the name did not resolve. An operator's gate denies it
+    when some rule speaks for the name, and otherwise follows the policy's
+    default, as for any image no rule covers.
     """
-    if name_digest is None:
-        return Verdict(
-            digest,
-            Status.UNKNOWN,
-            f"no image is named {name} on this ledger",
-            owner=record.owner if record else None,
-            name=name,
-        )
-    if digest != name_digest:
-        return Verdict(
-            digest,
-            Status.UNTRUSTED,
-            f"{digest} is not {name}, which names {name_digest}",
-            owner=record.owner if record else None,
-            name=name,
-            name_digest=name_digest,
-        )
-    verdict = decide(digest, record, attestations, allowed_signers, status_reason)
-    return replace(verdict, name=name, name_digest=name_digest)
+    return Verdict(
+        digest=digest,
+        status=Status.UNKNOWN,
+        reason=reason,
+        decision=Decision.DENY if covers_name(policy, name) else policy.default,
+        policy=policy.source,
+        publishers=(),
+        vouching=(),
+        scan=None,
+        name=name,
+    )

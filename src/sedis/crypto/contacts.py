@@ -1,15 +1,19 @@
 """The address book: short aliases for the Ethereum addresses of other people.
 
-It lives in ``SEDIS_HOME/contacts.json``. Changes are made under a file lock
+It lives in ``SEDIS_HOME/contacts.json``. A contact added as trusted
+(``sedis contacts add NAME 0x… --trust``) is one whose records the default
+trust policy counts, beside the local identities'. Changes are made under a file lock
 and written atomically, so concurrent edits neither tear the file nor lose
 each other's entries.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,43 +36,75 @@ FORMAT = "sedis-contacts/1"
 _MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class Contact:
+    alias: str
+    address: str  # checksummed
+    trusted: bool = False  # its records count under the default trust policy
+
+
 class AddressBook:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.path = home / CONTACTS_FILE
 
-    def add(self, alias: str, address: str, *, replace: bool = False) -> str:
-        """Record ``alias`` for ``address``; return the checksummed address."""
+    def add(self, alias: str, address: str, *, replace: bool = False, trusted: bool = False) -> str:
+        """Record ``alias`` for ``address``, trusted when asked; return the checksummed
+        address. Adding an alias again for its own address keeps it, and trusts it if
+        asked; pointing it elsewhere (``replace``) starts its trust afresh."""
         check_name("contact", alias)
         checksummed = checksum_address(address)
         with self._locked():
             contacts = self._load()
-            if alias in contacts and not replace and contacts[alias] != checksummed:
+            existing = contacts.get(alias)
+            if existing is not None and existing.address != checksummed and not replace:
                 raise ConflictError(
-                    f"a contact named '{alias}' already exists ({contacts[alias]}); "
+                    f"a contact named '{alias}' already exists ({existing.address}); "
                     "use --replace to point it elsewhere"
                 )
-            contacts[alias] = checksummed
+            keep_trust = existing is not None and existing.address == checksummed
+            trust = trusted or (keep_trust and existing is not None and existing.trusted)
+            contacts[alias] = Contact(alias, checksummed, trust)
             self._save(contacts)
         return checksummed
 
+    def set_trusted(self, alias: str, trusted: bool) -> str:
+        """Mark ``alias`` trusted or not; return the address it names."""
+        with self._locked():
+            contacts = self._load()
+            existing = contacts.get(alias)
+            if existing is None:
+                raise NotFoundError(f"no contact named '{alias}'")
+            contacts[alias] = Contact(alias, existing.address, trusted)
+            self._save(contacts)
+        return existing.address
+
     def remove(self, alias: str) -> str:
-        """Forget ``alias``; return the address it named."""
+        """Forget ``alias`` (and any trust in it); return the address it named."""
         with self._locked():
             contacts = self._load()
             if alias not in contacts:
                 raise NotFoundError(f"no contact named '{alias}'")
-            address = contacts.pop(alias)
+            removed = contacts.pop(alias)
             self._save(contacts)
-        return address
+        return removed.address
 
     def get(self, alias: str) -> str | None:
-        return self._load().get(alias)
+        found = self._load().get(alias)
+        return None if found is None else found.address
 
     def list(self) -> dict[str, str]:
-        return dict(sorted(self._load().items()))
+        return {c.alias: c.address for c in self.entries()}
 
-    def _load(self) -> dict[str, str]:
+    def entries(self) -> builtins.list[Contact]:
+        """Every contact, by alias."""
+        return [c for _, c in sorted(self._load().items())]
+
+    def trusted(self) -> builtins.list[Address]:
+        """The addresses of the trusted contacts, by alias."""
+        return [Address.parse(c.address) for c in self.entries() if c.trusted]
+
+    def _load(self) -> dict[str, Contact]:
         try:
             with open(self.path, "rb") as f:
                 raw = f.read(_MAX_FILE_BYTES + 1)
@@ -85,17 +121,31 @@ class AddressBook:
             entries = doc["contacts"]
             if not isinstance(entries, dict):
                 raise ValueError("'contacts' is not an object")
-            contacts: dict[str, str] = {}
+            # Files written before contacts could be trusted have no "trusted" list.
+            trusted = doc.get("trusted", [])
+            if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
+                raise ValueError("'trusted' is not a list of aliases")
+            contacts: dict[str, Contact] = {}
             for alias, address in entries.items():
                 if not is_valid_name(alias) or not isinstance(address, str):
                     raise ValueError(f"bad entry {alias!r}")
-                contacts[alias] = checksum_address(address)
+                contacts[alias] = Contact(alias, checksum_address(address), alias in trusted)
+            unknown = sorted(set(trusted) - set(contacts))
+            if unknown:
+                raise ValueError(f"trusted alias {unknown[0]!r} is not a contact")
             return contacts
         except (ValueError, KeyError, InvalidInputError) as exc:
             raise CorruptError(f"{self.path} is damaged: {exc}") from None
 
-    def _save(self, contacts: dict[str, str]) -> None:
-        doc = {"format": FORMAT, "contacts": dict(sorted(contacts.items()))}
+    def _save(self, contacts: dict[str, Contact]) -> None:
+        # The trusted aliases are a list beside the entries, so the entries keep the
+        # shape that earlier versions read.
+        ordered = sorted(contacts.items())
+        doc = {
+            "format": FORMAT,
+            "contacts": {alias: c.address for alias, c in ordered},
+            "trusted": [alias for alias, c in ordered if c.trusted],
+        }
         atomic_write_bytes(self.path, json.dumps(doc, indent=2).encode() + b"\n")
 
     @contextmanager

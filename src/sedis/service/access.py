@@ -1,14 +1,16 @@
 """share and unshare: who holds a share manifest that opens an image.
 
-Every grant on the ledger names a share manifest by CID and hash; the owner
-holds a grant too, naming the owner's current manifest. Sharing wraps the
-existing blob keys for one more recipient in a new share manifest; the blobs
-are untouched. Unsharing revokes the grant, which stops future pulls;
-``rotate`` also re-encrypts every blob under a new key epoch, re-grants the
-remaining recipients, and has the store drop the old epoch's ciphertext and
-share manifests, so the removed recipient's old keys open nothing the owner's
-store still serves. What a recipient already pulled, or could decrypt before,
-stays theirs: no encryption takes that back.
+A publisher shares its own record of an image, and only that: the "owner"
+below is the publisher of the record at hand. Every grant on the ledger
+names a share manifest by CID and hash; the owner holds a grant too, naming
+the owner's current manifest. Sharing wraps the existing blob keys for one
+more recipient in a new share manifest; the blobs are untouched. Unsharing
+revokes the grant, which stops future pulls; ``rotate`` also re-encrypts
+every blob under a new key epoch, re-grants the remaining recipients, and
+has the store drop the old epoch's ciphertext and share manifests, so the
+removed recipient's old keys open nothing the owner's store still serves.
+What a recipient already pulled, or could decrypt before, stays theirs: no
+encryption takes that back.
 
 A rotation is one ledger transaction (the revoke and every re-grant, all or
 none) between store work that a re-run repeats to the same result: blob keys
@@ -37,11 +39,11 @@ from sedis.core.errors import (
     CorruptError,
     InvalidInputError,
     NotFoundError,
-    PermissionDeniedError,
     SedisError,
 )
 from sedis.core.records import (
     AuditEvent,
+    AuditQuery,
     Grant,
     GrantRequest,
     ImageRecord,
@@ -52,7 +54,7 @@ from sedis.crypto import keywrap
 from sedis.oci import model
 from sedis.oci.checked import CheckedBlob
 from sedis.oci.streams import iter_reader
-from sedis.service import layout, naming, sealing
+from sedis.service import layout, sealing, trust
 from sedis.service.engines import Actor, Engines, recipient_key
 from sedis.store import dagpb, reader
 from sedis.store.cid import RAW, Cid
@@ -88,21 +90,9 @@ def root_manifest(store: ContentStore, root_cid: str) -> tuple[bytes, str]:
     return raw, str(store.resolve(ref))
 
 
-def owned(engines: Engines, actor: Actor, ref: str) -> ImageRecord:
-    digest = naming.resolve(engines.ledger, ref)
-    record = engines.ledger.image(digest)
-    if record is None:
-        raise NotFoundError(f"{digest} is not on the ledger")
-    if record.owner != actor.address:
-        raise PermissionDeniedError(
-            f"only the owner of {digest} may change its grants ({record.owner})"
-        )
-    return record
-
-
 def owner_view(engines: Engines, owner: Address, record: ImageRecord) -> sealing.ShareManifest:
-    """The share manifest the owner's own grant names (or the published layout's)."""
-    grant = engines.ledger.grant_of(record.digest, owner)
+    """The share manifest the publisher's own grant names (or the published layout's)."""
+    grant = engines.ledger.grant_of(record.publisher, record.digest, owner)
     if grant is None:
         raw, _ = root_manifest(engines.store, record.root_cid)
         return sealing.parse_share_manifest(raw)
@@ -121,12 +111,12 @@ class ShareResult:
 def share(
     engines: Engines, actor: Actor, ref: str, who: str, *, expires_at: int | None = None
 ) -> ShareResult:
-    """Give ``who`` access to an image the actor owns: a share manifest with the image's
+    """Give ``who`` access to the actor's own record of an image: a share manifest with the image's
     keys wrapped for them, and a grant on the ledger (lapsing at ``expires_at``)."""
     address = actor.directory.resolve(who)
     ledger = engines.ledger
     with ledger.pinned():
-        record = owned(engines, actor, ref)
+        record = trust.own_record(engines, actor, ref)
         now = ledger.now()
     # Refused before a share manifest is stored: the contract would refuse the grant.
     if record.status is Status.REVOKED:
@@ -199,7 +189,7 @@ class UnshareResult:
 def unshare(
     engines: Engines, actor: Actor, ref: str, who: str, *, rotate: bool = False
 ) -> UnshareResult:
-    """Revoke ``who``'s grant to an image the actor owns; ``rotate`` also re-encrypts
+    """Revoke ``who``'s grant to the actor's own record of an image; ``rotate`` also re-encrypts
     it under a new key epoch for everyone who remains."""
     address = actor.directory.resolve(who)
     if address == actor.address:
@@ -207,10 +197,10 @@ def unshare(
     ledger = engines.ledger
     if rotate:
         # Not in one pinned block: a rotation reads the ledger again after it writes.
-        return _rotate(engines, actor, owned(engines, actor, ref), address)
+        return _rotate(engines, actor, trust.own_record(engines, actor, ref), address)
     with ledger.pinned():
-        record = owned(engines, actor, ref)
-        grant = ledger.grant_of(record.digest, address)
+        record = trust.own_record(engines, actor, ref)
+        grant = ledger.grant_of(actor.address, record.digest, address)
         now = ledger.now()
     if grant is None or not grant.active_at(now):
         raise NotFoundError(f"{address} holds no live grant to {record.digest}")
@@ -236,10 +226,10 @@ def _rotate(engines: Engines, actor: Actor, record: ImageRecord, address: Addres
             f"{digest} is revoked; its status, grants and tags can no longer change"
         )
     ledger = engines.ledger
-    removed = ledger.grant_of(digest, address)
+    removed = ledger.grant_of(actor.address, digest, address)
     if removed is None:
         raise NotFoundError(f"{address} holds no grant to {digest}")
-    events = ledger.audit_log(digest)
+    events = ledger.audit_log(AuditQuery(publisher=actor.address, digest=digest))
     key = actor.keys.private_key()
     store = engines.store
     current = owner_view(engines, actor.address, record)
@@ -284,7 +274,7 @@ def _rotate(engines: Engines, actor: Actor, record: ImageRecord, address: Addres
     keep = {g.manifest_cid for g in grants}
     keep.update(g.manifest_cid for g in remaining if g not in movers)
     if not reseal:
-        owner_grant = ledger.grant_of(digest, actor.address)
+        owner_grant = ledger.grant_of(actor.address, digest, actor.address)
         if owner_grant is not None:
             keep.add(owner_grant.manifest_cid)
     history = [e for e in events if e.name == "GrantAdded"]
@@ -346,7 +336,7 @@ def _live_recipients(
 ) -> list[Grant]:
     """Everyone but the owner and ``exclude`` whose grant lets them in now."""
     ledger = engines.ledger
-    live = live_grants(ledger.grants(record.digest), ledger.now())
+    live = live_grants(ledger.grants(record.publisher, record.digest), ledger.now())
     return [g for g in live if g.recipient not in (exclude, actor.address)]
 
 

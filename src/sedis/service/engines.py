@@ -185,8 +185,13 @@ class _DeferredWriter:
     ) -> TxReceipt:
         return self._writer.get().change_grants(digest, revoke, grants)
 
-    def attest(self, digest: str, kind: str, payload_hash: str, cid: str = "") -> TxReceipt:
-        return self._writer.get().attest(digest, kind, payload_hash, cid)
+    def attest(
+        self, publisher: Address, digest: str, kind: str, payload_hash: str, cid: str = ""
+    ) -> TxReceipt:
+        return self._writer.get().attest(publisher, digest, kind, payload_hash, cid)
+
+    def revoke_attestation(self, publisher: Address, digest: str, index: int) -> TxReceipt:
+        return self._writer.get().revoke_attestation(publisher, digest, index)
 
     def set_tag(self, name: str, tag: str, digest: str) -> TxReceipt:
         return self._writer.get().set_tag(name, tag, digest)
@@ -195,9 +200,17 @@ class _DeferredWriter:
         return self._writer.get().register_keys(encryption_key, paillier_n)
 
     def report_usage(
-        self, digest: str, window_start: int, window_end: int, cid: str, blob_hash: str
+        self,
+        publisher: Address,
+        digest: str,
+        window_start: int,
+        window_end: int,
+        cid: str,
+        blob_hash: str,
     ) -> TxReceipt:
-        return self._writer.get().report_usage(digest, window_start, window_end, cid, blob_hash)
+        return self._writer.get().report_usage(
+            publisher, digest, window_start, window_end, cid, blob_hash
+        )
 
 
 class Keyring(Protocol):

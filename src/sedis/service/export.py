@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sedis.core.address import Address
+from sedis.core.policy import TrustPolicy
 from sedis.service import pull
 from sedis.service.engines import Actor, Engines
 from sedis.service.ocicrypt_io import export_ocicrypt
@@ -34,10 +36,14 @@ def export(
     ref: str,
     sink: ImageSink,
     *,
+    policy: TrustPolicy,
+    publisher: Address | None = None,
     recipients: Sequence[JWK] = (),
 ) -> ExportResult:
+    """Write the image ``ref`` names, which the actor may pull under ``policy``, to
+    ``sink`` in ocicrypt's form, its keys wrapped for the actor and ``recipients``."""
     with sink:  # a refusal leaves nothing behind at the destination
-        granted = pull.check_access(engines, actor, ref)
+        granted = pull.check_access(engines, actor, ref, policy, publisher)
         source = pull.open_image(engines, actor, granted)
         key = actor.keys.private_key()
         manifest = export_ocicrypt(source, granted.share, key, list(recipients), sink)

@@ -1,12 +1,15 @@
-"""Naming images on the ledger: ``NAME:TAG`` or ``sha256:<manifest digest>``."""
+"""Naming images on the ledger: ``NAME:TAG`` or ``sha256:<manifest digest>``.
+
+This is the grammar only: what a name means depends on whose tags count, which
+is the trust policy's to say (``trust.resolve``).
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from sedis.core.errors import InvalidInputError, NotFoundError
-from sedis.ledger.base import LedgerReader
+from sedis.core.errors import InvalidInputError
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # Docker's grammar for names, lower-case path components, and its tag grammar.
@@ -39,17 +42,3 @@ def parse_name(text: str) -> ImageName:
 
 def is_digest(text: str) -> bool:
     return bool(_DIGEST.match(text))
-
-
-def resolve(ledger: LedgerReader, ref: str) -> str:
-    """The manifest digest that ``ref`` names on the ledger."""
-    ref = ref.strip()
-    if is_digest(ref):
-        return ref
-    if ref.startswith("sha256:"):
-        raise InvalidInputError(f"invalid digest {ref!r}")
-    image = parse_name(ref)
-    digest = ledger.resolve(image.name, image.tag)
-    if digest is None:
-        raise NotFoundError(f"no image named {image} on the ledger")
-    return digest

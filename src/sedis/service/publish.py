@@ -9,6 +9,9 @@ image again gives the same CIDs, and the ledger record is written with its
 grants and tag in one transaction (the contract's multicall), all or none.
 A publish killed at any point completes when run again, with exactly one
 record; one that finds a record adds only the grants and tag it lacks.
+
+A record is the publisher's own: another publisher's record of the same
+digest, or its tag of the same name, is no obstacle and is left alone.
 """
 
 from __future__ import annotations
@@ -137,16 +140,15 @@ def _ask_ledger(
     engines: Engines, actor: Actor, digest: str, recipients: Sequence[str]
 ) -> _LedgerChecks:
     """The checks that need no key: refused here, before anything is scanned or stored,
-    when a recipient is unknown or has no usable key, or the image is someone else's."""
+    when a recipient is unknown or has no usable key, or the actor's own record of the
+    image can no longer change. Others' records of the same digest are no obstacle."""
     named = (actor.directory.resolve(who) for who in recipients)
     # The owner's own grant is always made; naming it as a recipient adds nothing.
     addresses = tuple(a for a in dict.fromkeys(named) if a != actor.address)
     keys = tuple(access.usable_key(engines, actor, address) for address in addresses)
-    record = engines.ledger.image(digest)
-    if record is not None and record.owner != actor.address:
-        raise ConflictError(f"{digest} is already published by {record.owner}")
+    record = engines.ledger.image(actor.address, digest)
     if record is not None and record.status is not Status.TRUSTED:
-        raise ConflictError(f"{digest} is recorded but {record.status.value}")
+        raise ConflictError(f"your record of {digest} is {record.status.value}")
     return _LedgerChecks(addresses, keys, record)
 
 
@@ -202,8 +204,10 @@ def _complete(
     ledger = engines.ledger
     transactions = []
     with ledger.pinned():
-        live = {g.recipient for g in live_grants(ledger.grants(digest), ledger.now())}
-        tagged = ledger.resolve(name.name, name.tag) if name is not None else None
+        live = {
+            g.recipient for g in live_grants(ledger.grants(actor.address, digest), ledger.now())
+        }
+        tagged = ledger.resolve(actor.address, name.name, name.tag) if name is not None else None
     for address in dict.fromkeys([actor.address, *checks.addresses]):
         if address not in live:
             # A share manifest of its own: the recorded one wraps no keys for a

@@ -1,6 +1,7 @@
 """pull: from the ledger and the store back to a byte-identical plaintext image.
 
-Trust flows from the ledger alone. The grant names the share manifest by hash;
+Trust flows from the ledger alone, under a trust policy: the image must be
+TRUSTED, and the record opened one that counted for it. The grant names the share manifest by hash;
 the sealed plaintext manifest must hash to the image's digest; its config must
 hash to the recorded config digest; every blob's ciphertext must match its
 descriptor and HMAC before a byte is decrypted, and its plaintext must match
@@ -15,14 +16,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from sedis.core.access import PullDecision, check_sealed_manifest, decide_pull
-from sedis.core.access import latest_status_reason as _reason
-from sedis.core.errors import CorruptError, NotFoundError
+from sedis.core.address import Address
+from sedis.core.errors import CorruptError, NotFoundError, PermissionDeniedError
+from sedis.core.policy import Evaluation, TrustPolicy
 from sedis.core.records import ImageRecord, Status
 from sedis.oci import model
 from sedis.oci.source import ImageSource
 from sedis.oci.streams import iter_reader
 from sedis.oci.transports import copy_image
-from sedis.service import access, naming, sealing
+from sedis.service import access, sealing, trust
 from sedis.service.engines import Actor, Engines
 from sedis.service.progress import Progress
 
@@ -38,7 +40,8 @@ class PullResult:
     digest: str
     config_digest: str
     layers: int
-    as_owner: bool  # the actor owns the image (and needs no grant)
+    as_owner: bool  # the actor published the record it opened (and needs no grant)
+    publisher: Address  # whose record of the image was opened
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,10 @@ class Access:
     record: ImageRecord
     share: sealing.ShareManifest
     as_owner: bool
+
+    @property
+    def publisher(self) -> Address:
+        return self.record.publisher
 
 
 class SealedImageSource(ImageSource):
@@ -97,13 +104,26 @@ class SealedImageSource(ImageSource):
             yield chunk
 
 
-def check_access(engines: Engines, actor: Actor, ref: str) -> Access:
-    """The ledger's word on whether the actor may open ``ref``, and its share manifest."""
+def check_access(
+    engines: Engines,
+    actor: Actor,
+    ref: str,
+    policy: TrustPolicy,
+    publisher: Address | None = None,
+) -> Access:
+    """The ledger's word, under ``policy``, on whether the actor may open ``ref``, and the
+    share manifest that opens it.
+
+    The image must be TRUSTED under the policy, and the record opened one that
+    counted for that verdict: the actor's own, else one it holds a live grant
+    of (``publisher`` picks whose).
+    """
     ledger = engines.ledger
-    digest = naming.resolve(ledger, ref)
-    # One block for every answer: the status and the grant must agree.
+    # One block for every answer: the name, the verdict and the grants must agree.
     with ledger.pinned():
-        decision = _decide(engines, actor, digest)
+        digest = trust.resolve(engines, policy, ref, publisher).digest
+        evaluation = trust.judge(engines, policy, digest, trust.names_of(ref))
+        decision = _decide(engines, actor, evaluation, policy, publisher)
     record, grant = decision.record, decision.grant
     if grant is None:
         share = access.owner_view(engines, actor.address, record)
@@ -112,14 +132,49 @@ def check_access(engines: Engines, actor: Actor, ref: str) -> Access:
     return Access(record, share, decision.as_owner)
 
 
-def _decide(engines: Engines, actor: Actor, digest: str) -> PullDecision:
-    ledger = engines.ledger
-    record = ledger.image(digest)
-    if record is None:
+def _decide(
+    engines: Engines,
+    actor: Actor,
+    evaluation: Evaluation,
+    policy: TrustPolicy,
+    publisher: Address | None,
+) -> PullDecision:
+    digest = evaluation.digest
+    if not evaluation.evidence:
         raise NotFoundError(f"{digest} was never published")
-    reason = _reason(ledger.status_history(digest)) if record.status is not Status.TRUSTED else ""
-    grant = ledger.grant_of(digest, actor.address)
-    return decide_pull(record, grant, actor.address, ledger.now(), reason)
+    if evaluation.status is not Status.TRUSTED:
+        raise PermissionDeniedError(
+            f"{digest} is {evaluation.status.value} under {policy.source}: {evaluation.reason}"
+        )
+    counted = list(evaluation.counted)
+    if publisher is not None:
+        if publisher not in counted:
+            raise PermissionDeniedError(
+                f"{publisher}'s record of {digest} does not count under {policy.source}"
+                + (f" (the records of {', '.join(map(str, counted))} do)" if counted else "")
+            )
+        counted = [publisher]
+    # The actor's own record first: it needs no grant.
+    counted.sort(key=lambda who: who != actor.address)
+    ledger = engines.ledger
+    now = ledger.now()
+    refusals: list[PermissionDeniedError] = []
+    for who in counted:
+        record = evaluation.record_of(who)
+        if record is None:
+            continue
+        grant = None if who == actor.address else ledger.grant_of(who, digest, actor.address)
+        try:
+            return decide_pull(record, grant, actor.address, now)
+        except PermissionDeniedError as exc:
+            refusals.append(exc)
+    if len(refusals) == 1:
+        raise refusals[0]
+    whose = ", ".join(map(str, counted))
+    raise PermissionDeniedError(
+        f"{actor.address} holds no live grant of a record of {digest} that counts "
+        f"(the records of {whose})"
+    )
 
 
 def open_image(
@@ -140,17 +195,24 @@ def pull(
     ref: str,
     sink: ImageSink,
     *,
+    policy: TrustPolicy,
+    publisher: Address | None = None,
     progress: Progress | None = None,
 ) -> PullResult:
-    """Fetch, check, decrypt and verify the image ``ref`` names, and write it to ``sink``,
-    which puts it in place only once every byte has checked out."""
+    """Fetch, check, decrypt and verify the image ``ref`` names, if TRUSTED under
+    ``policy``, and write it to ``sink``, which puts it in place only once every byte
+    has checked out."""
     with sink:  # a refusal leaves nothing behind at the destination
-        granted = check_access(engines, actor, ref)
+        granted = check_access(engines, actor, ref, policy, publisher)
         source = open_image(engines, actor, granted, progress.advance if progress else None)
         if progress is not None:
             progress.start(sum(d.size for d in source.manifest.descriptors()))
         copy_image(source, sink)
     manifest = source.manifest
     return PullResult(
-        manifest.digest, manifest.config.digest, len(manifest.layers), granted.as_owner
+        manifest.digest,
+        manifest.config.digest,
+        len(manifest.layers),
+        granted.as_owner,
+        granted.publisher,
     )

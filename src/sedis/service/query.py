@@ -1,4 +1,9 @@
-"""status, inspect and list: what the ledger says of images, and marking them."""
+"""status, inspect and list: what the ledger says of images, and marking them.
+
+A status is a publisher's word on its own record, so ``set_status`` marks the
+actor's own. ``inspect`` shows every publisher's record of a digest, which of
+them the trust policy counted, and the whole of one of them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 from sedis.core.access import live_grants
 from sedis.core.address import Address
 from sedis.core.errors import NotFoundError, SedisError
+from sedis.core.policy import Evaluation, TrustPolicy
 from sedis.core.records import (
     Attestation,
     Grant,
@@ -17,7 +23,8 @@ from sedis.core.records import (
     StatusEntry,
     TagEntry,
 )
-from sedis.service import naming
+from sedis.core.verdict import Verdict, verdict_of
+from sedis.service import trust
 from sedis.service.engines import Actor, Engines
 
 
@@ -32,10 +39,10 @@ class StatusChange:
 def set_status(
     engines: Engines, actor: Actor, ref: str, status: Status, reason: str
 ) -> StatusChange:
-    """Append a status change to an image's history (the contract lets its owner only)."""
-    digest = naming.resolve(engines.ledger, ref)
-    receipt = actor.ledger.set_status(digest, status, reason)
-    return StatusChange(digest, status, reason, receipt.tx_hash)
+    """Append a status change to the history of the actor's own record of an image."""
+    record = trust.own_record(engines, actor, ref)
+    receipt = actor.ledger.set_status(record.digest, status, reason)
+    return StatusChange(record.digest, status, reason, receipt.tx_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +62,31 @@ class ScanEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordSummary:
+    """One publisher's record of the inspected digest."""
+
+    publisher: Address
+    status: Status
+    published_at: int
+    counted: bool  # the trust policy counted this record for the verdict
+    tags: tuple[str, ...]  # its publisher's "name:tag" refs pointing at it now
+
+
+@dataclass(frozen=True, slots=True)
 class Inspection:
+    """Every record of a digest and the verdict on it; the other fields are the
+    whole of one record (the one asked for, else one that counted)."""
+
     record: ImageRecord
     status_history: tuple[StatusEntry, ...]
     grants: tuple[Grant, ...]
     attestations: tuple[Attestation, ...]
     tags: tuple[TagEntry, ...]
     scans: tuple[ScanEntry, ...]
-    tag_history: Mapping[str, tuple[TagEntry, ...]]
+    tag_history: Mapping[str, tuple[TagEntry, ...]]  # the record's publisher's moves
     now: int  # the time the grants' expiry is judged at
+    records: tuple[RecordSummary, ...]
+    verdict: Verdict
 
 
 def scan_counts(scan: ScanSummary) -> dict[str, int] | None:
@@ -79,22 +102,64 @@ def scan_counts(scan: ScanSummary) -> dict[str, int] | None:
     }
 
 
-def inspect(engines: Engines, ref: str) -> Inspection:
-    """Everything the ledger holds on an image, from one block, with its scan history."""
+def inspect(
+    engines: Engines, ref: str, *, policy: TrustPolicy, publisher: Address | None = None
+) -> Inspection:
+    """Everything the ledger holds on an image, from one block, with its scan history
+    and its verdict under ``policy``; ``publisher`` picks whose record to show whole."""
     ledger = engines.ledger
     with ledger.pinned():
-        digest = naming.resolve(ledger, ref)
-        record = ledger.image(digest)
-        if record is None:
-            raise NotFoundError(f"{digest} was never published")
-        tags = tuple(ledger.tags_of(digest))
-        attestations = tuple(ledger.attestations(digest))
-        history = tuple(ledger.status_history(digest))
-        grants = tuple(ledger.grants(digest))
-        tag_history = {t.ref: tuple(ledger.tag_history(t.name, t.tag)) for t in tags}
+        named = trust.resolve(engines, policy, ref, publisher)
+        digest = named.digest
+        evaluation = trust.judge(engines, policy, digest, trust.names_of(ref))
+        record = _chosen(evaluation, publisher or named.publisher)
+        who = record.publisher
+        tags = tuple(ledger.tags_of(who, digest))
+        attestations = next(
+            e.attestations for e in evaluation.evidence if e.record.publisher == who
+        )
+        history = tuple(ledger.status_history(who, digest))
+        grants = tuple(ledger.grants(who, digest))
+        tag_history = {t.ref: tuple(ledger.tag_history(t.name, t.tag, who)) for t in tags}
         now = ledger.now()
     scans = scan_history(record, attestations, engines)
-    return Inspection(record, history, grants, attestations, tags, scans, tag_history, now)
+    counted = set(evaluation.counted)
+    records = tuple(
+        RecordSummary(
+            e.record.publisher,
+            e.record.status,
+            e.record.published_at,
+            e.record.publisher in counted,
+            e.tags,
+        )
+        for e in evaluation.evidence
+    )
+    return Inspection(
+        record,
+        history,
+        grants,
+        attestations,
+        tags,
+        scans,
+        tag_history,
+        now,
+        records,
+        verdict_of(evaluation, policy=policy),
+    )
+
+
+def _chosen(evaluation: Evaluation, publisher: Address | None) -> ImageRecord:
+    """The record to show: ``publisher``'s, else the first that counted, else the first."""
+    digest = evaluation.digest
+    if not evaluation.evidence:
+        raise NotFoundError(f"{digest} was never published")
+    if publisher is not None:
+        record = evaluation.record_of(publisher)
+        if record is None:
+            raise NotFoundError(f"{publisher} has no record of {digest}")
+        return record
+    counted = [e.record for e in evaluation.evidence if e.record.publisher in evaluation.counted]
+    return (counted or [evaluation.evidence[0].record])[0]
 
 
 def scan_history(
@@ -110,7 +175,7 @@ def scan_history(
         ScanEntry(
             "publish",
             record.published_at,
-            record.owner,
+            record.publisher,
             first.not_scanned,
             scan_counts(first),
             first.report_digest,
@@ -161,8 +226,8 @@ def _counts(raw: object) -> dict[str, int] | None:
 @dataclass(frozen=True, slots=True)
 class ImageSummary:
     digest: str
-    names: tuple[str, ...]
-    owner: Address
+    names: tuple[str, ...]  # its publisher's tags on it
+    publisher: Address
     status: Status
     published_at: int
     root_cid: str
@@ -171,31 +236,31 @@ class ImageSummary:
 def list_images(
     engines: Engines,
     *,
-    owner: Address | None = None,
+    publisher: Address | None = None,
     shared_with: Address | None = None,
 ) -> list[ImageSummary]:
-    """The images on the ledger, oldest first: all, one owner's, or those shared (by a
-    live grant) with an account that does not own them."""
+    """The records on the ledger, oldest first: all, one publisher's, or those shared (by
+    a live grant) with an account that did not publish them."""
     ledger = engines.ledger
     with ledger.pinned():
-        if owner is not None:
-            records = ledger.images(owner=owner)
+        if publisher is not None:
+            records = ledger.images(publisher)
         elif shared_with is not None:
             granted = live_grants(ledger.grants_to(shared_with), ledger.now())
-            found = (ledger.image(g.digest) for g in granted)
-            records = [r for r in found if r is not None and r.owner != shared_with]
+            found = (ledger.image(g.publisher, g.digest) for g in granted)
+            records = [r for r in found if r is not None and r.publisher != shared_with]
             # The grants come in the order they were first given, not published.
             records.sort(key=lambda record: record.published_at)
         else:
             records = ledger.images()
-        return [_summary(record, ledger.tags_of(record.digest)) for record in records]
+        return [_summary(r, ledger.tags_of(r.publisher, r.digest)) for r in records]
 
 
 def _summary(record: ImageRecord, tags: list[TagEntry]) -> ImageSummary:
     return ImageSummary(
         record.digest,
         tuple(t.ref for t in tags),
-        record.owner,
+        record.publisher,
         record.status,
         record.published_at,
         record.root_cid,

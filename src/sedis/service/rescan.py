@@ -1,10 +1,13 @@
 """rescan: scan a published image again with newer data, and attest to it on the ledger.
 
 Anyone who may pull an image may rescan it. The new CycloneDX report is
-sealed for the owner, the current recipients and the scanner itself, and a
-small scan envelope (counts, database snapshot, date, the sealed report's
-descriptor) is stored; an attestation of kind "scan" points at it, so the
-image's scan history is on the ledger, beside the scan made at publish.
+sealed for the record's publisher, its current recipients and the scanner
+itself, and a small scan envelope (counts, database snapshot, date, the
+sealed report's descriptor) is stored; an attestation of kind "scan" on the
+record points at it, so the record's scan history is on the ledger, beside
+the scan made at publish.
+A scan attestation vouches for nothing by itself: a trust policy counts it
+only where a rule names that kind.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sedis.core.access import live_grants
 from sedis.core.address import Address
 from sedis.core.errors import InvalidInputError, NotFoundError
+from sedis.core.policy import TrustPolicy
 from sedis.crypto.layer_cipher import new_private_options
 from sedis.oci import model
 from sedis.oci.checked import CheckedBlob
@@ -42,12 +46,21 @@ class RescanResult:
     envelope_cid: str
     transaction: str
     sealed_for: tuple[Address, ...]
+    publisher: Address  # whose record the scan attestation is about
 
 
-def rescan(engines: Engines, actor: Actor, ref: str) -> RescanResult:
-    """Scan an image the actor may pull with today's database, seal the report for
-    everyone who may read the image, and attest to the scan on the ledger."""
-    granted = pull.check_access(engines, actor, ref)
+def rescan(
+    engines: Engines,
+    actor: Actor,
+    ref: str,
+    *,
+    policy: TrustPolicy,
+    publisher: Address | None = None,
+) -> RescanResult:
+    """Scan an image the actor may pull under ``policy`` with today's database, seal the
+    report for everyone who may read that record, and attest (kind "scan") to the scan
+    on the record it pulled."""
+    granted = pull.check_access(engines, actor, ref, policy, publisher)
     record = granted.record
     source = pull.open_image(engines, actor, granted)
     report = scanning.scan_source(source, engines.vulndb, scanning.ScanPolicy(None))
@@ -55,8 +68,8 @@ def rescan(engines: Engines, actor: Actor, ref: str) -> RescanResult:
     report_digest = report.cyclonedx_digest()
 
     ledger = engines.ledger
-    live = live_grants(ledger.grants(record.digest), ledger.now())
-    keys = _readers(engines, actor, [record.owner, *(g.recipient for g in live)])
+    live = live_grants(ledger.grants(record.publisher, record.digest), ledger.now())
+    keys = _readers(engines, actor, [record.publisher, *(g.recipient for g in live)])
     checked = CheckedBlob.of_bytes(document, "application/vnd.cyclonedx+json")
     store = engines.store
     blob = sealing.seal_blob(
@@ -81,7 +94,9 @@ def rescan(engines: Engines, actor: Actor, ref: str) -> RescanResult:
     ).encode()
     entry = store.add_bytes(envelope, pin=True)
     store.pin(blob.cid)
-    tx = actor.ledger.attest(record.digest, SCAN_KIND, report_digest, str(entry.cid))
+    tx = actor.ledger.attest(
+        record.publisher, record.digest, SCAN_KIND, report_digest, str(entry.cid)
+    )
     return RescanResult(
         record.digest,
         counts,
@@ -90,6 +105,7 @@ def rescan(engines: Engines, actor: Actor, ref: str) -> RescanResult:
         str(entry.cid),
         tx.tx_hash,
         tuple(sorted(keys)),
+        record.publisher,
     )
 
 

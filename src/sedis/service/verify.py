@@ -4,8 +4,10 @@ An artifact is an image on the ledger (``NAME:TAG`` or ``sha256:…``) or an
 image at hand (an opened source). A source's digest is computed here, never
 trusted: every one of its blobs is read and checked against its manifest, so
 an archive whose layers were swapped is caught, not only one whose manifest
-was. With ``name`` every artifact must be a source, and is trusted only as
-the image that name resolves to.
+was. Every artifact is judged under a trust policy, from every publisher's
+record of its digest (see ``trust``). With ``name`` every artifact must be a
+source, and is trusted only as the image that name resolves to under the
+policy.
 """
 
 from __future__ import annotations
@@ -14,15 +16,13 @@ import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, Future
 
-from sedis.core.access import latest_status_reason
 from sedis.core.address import Address
-from sedis.core.errors import InvalidInputError, NotFoundError
-from sedis.core.records import Attestation
-from sedis.core.verdict import Verdict, decide, decide_named
-from sedis.ledger.base import LedgerReader
+from sedis.core.errors import InvalidInputError
+from sedis.core.policy import TrustPolicy
+from sedis.core.verdict import Verdict, verdict_of
 from sedis.oci.model import Descriptor
 from sedis.oci.source import ImageSource
-from sedis.service import naming
+from sedis.service import naming, trust
 from sedis.service.engines import Engines
 
 Artifact = str | ImageSource
@@ -32,10 +32,16 @@ def verify(
     engines: Engines,
     artifacts: Sequence[Artifact],
     *,
+    policy: TrustPolicy,
     name: str | None = None,
-    signers: Sequence[Address] = (),
+    publisher: Address | None = None,
 ) -> list[Verdict]:
-    """A verdict for each artifact, in order; only ``signers``' word counts when given."""
+    """A verdict for each artifact under ``policy``, in order.
+
+    ``publisher`` picks whose tag a name means when trusted publishers disagree
+    on it (a name artifact's, or ``name``'s); it does not change whose records
+    count, which is the policy's to say (``trust.with_signers`` narrows it).
+    """
     image_name = str(naming.parse_name(name)) if name is not None else None
     refuse_unbound_mix(artifacts, image_name)
     sources = [a for a in artifacts if isinstance(a, ImageSource)]
@@ -43,50 +49,27 @@ def verify(
     with BlobChecks(sources, engines.executor) as checks:
         verdicts = []
         for artifact in artifacts:
-            if isinstance(artifact, ImageSource):
-                checks.wait(artifact)
-                digest = artifact.manifest.digest
-                if image_name is not None:
-                    verdicts.append(_verify_named(engines.ledger, digest, image_name, signers))
-                    continue
+            if not isinstance(artifact, ImageSource):
+                verdicts.append(_verify_ref(engines, policy, artifact, publisher))
+                continue
+            checks.wait(artifact)
+            digest = artifact.manifest.digest
+            if image_name is not None:
+                verdict = trust.verdict_against_name(engines, policy, digest, image_name, publisher)
             else:
-                digest = naming.resolve(engines.ledger, artifact)
-            verdicts.append(verify_digest(engines.ledger, digest, signers))
+                verdict = verdict_of(trust.judge(engines, policy, digest), policy=policy)
+            verdicts.append(verdict)
     return verdicts
 
 
-def verify_digest(ledger: LedgerReader, digest: str, signers: Sequence[Address]) -> Verdict:
-    # One block for every answer, so the record, its history and approvals agree.
-    with ledger.pinned():
-        record = ledger.image(digest)
-        if record is None:
-            return decide(digest, None)
-        attestations, reason = _evidence(ledger, digest, signers)
-    return decide(digest, record, attestations, signers, reason)
-
-
-def _verify_named(
-    ledger: LedgerReader, digest: str, name: str, signers: Sequence[Address]
+def _verify_ref(
+    engines: Engines, policy: TrustPolicy, ref: str, publisher: Address | None
 ) -> Verdict:
-    with ledger.pinned():
-        try:
-            name_digest: str | None = naming.resolve(ledger, name)
-        except NotFoundError:
-            name_digest = None
-        record = ledger.image(digest)
-        attestations: list[Attestation] = []
-        reason = ""
-        if record is not None and digest == name_digest:
-            attestations, reason = _evidence(ledger, digest, signers)
-    return decide_named(name, digest, name_digest, record, attestations, signers, reason)
-
-
-def _evidence(
-    ledger: LedgerReader, digest: str, signers: Sequence[Address]
-) -> tuple[list[Attestation], str]:
-    """The attestations that may count, and the reason given for the latest status change."""
-    reason = latest_status_reason(ledger.status_history(digest))
-    return (ledger.attestations(digest) if signers else []), reason
+    # One block: what the name means and what the records say of it agree.
+    with engines.ledger.pinned():
+        digest = trust.resolve(engines, policy, ref, publisher).digest
+        evaluation = trust.judge(engines, policy, digest, trust.names_of(ref))
+    return verdict_of(evaluation, policy=policy)
 
 
 def refuse_unbound_mix(artifacts: Sequence[Artifact], name: str | None) -> None:

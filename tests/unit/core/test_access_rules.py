@@ -25,13 +25,14 @@ NOW = 1_767_225_600
 
 
 def record(status: Status = Status.TRUSTED) -> ImageRecord:
-    return ImageRecord(DIGEST, OWNER, CONFIG, "bafy-root", NOW - 1000, status, ScanSummary())
+    return ImageRecord(OWNER, DIGEST, CONFIG, "bafy-root", NOW - 1000, status, ScanSummary())
 
 
 def grant(
     recipient: Address = READER, expires_at: int | None = None, revoked_at: int | None = None
 ) -> Grant:
     return Grant(
+        OWNER,
         DIGEST,
         recipient,
         "bafy-share",
@@ -39,12 +40,11 @@ def grant(
         NOW - 500,
         expires_at,
         revoked_at,
-        OWNER,
     )
 
 
 def entry(index: int, status: Status, previous: Status, reason: str) -> StatusEntry:
-    return StatusEntry(DIGEST, index, status, previous, reason, NOW - 100 + index, OWNER)
+    return StatusEntry(OWNER, DIGEST, index, status, previous, reason, NOW - 100 + index)
 
 
 PUBLISHED = entry(0, Status.TRUSTED, Status.UNKNOWN, "published")
@@ -93,6 +93,29 @@ def test_a_recipient_with_a_live_grant_pulls() -> None:
 def test_the_owner_needs_no_grant() -> None:
     decision = decide_pull(record(), None, OWNER, NOW)
     assert decision.as_owner and decision.grant is None
+    assert decision.publisher == OWNER
+
+
+def test_a_grant_of_another_publishers_record_opens_nothing() -> None:
+    # The same digest recorded by someone else: its grants are no grant to this record.
+    theirs = replace(grant(), publisher=STRANGER)
+    with pytest.raises(PermissionDeniedError) as refused:
+        decide_pull(record(), theirs, READER, NOW)
+    assert str(refused.value) == f"{READER} has no grant to {OWNER}'s {DIGEST}"
+    other_digest = replace(grant(), digest="sha256:" + "99" * 32)
+    with pytest.raises(PermissionDeniedError, match="has no grant"):
+        decide_pull(record(), other_digest, READER, NOW)
+
+
+def test_a_recipient_pulls_the_counted_record_of_a_second_publisher() -> None:
+    cosigned = replace(record(), publisher=STRANGER)
+    held = replace(grant(), publisher=STRANGER)
+    decision = decide_pull(cosigned, held, READER, NOW)
+    assert (decision.publisher, decision.grant, decision.as_owner) == (STRANGER, held, False)
+    # Its publisher needs no grant of it; the first publisher is nobody special here.
+    assert decide_pull(cosigned, None, STRANGER, NOW).as_owner
+    with pytest.raises(PermissionDeniedError, match="has no grant"):
+        decide_pull(cosigned, None, OWNER, NOW)
 
 
 def test_the_owner_pulls_as_owner_past_a_revoked_grant_of_its_own() -> None:
@@ -124,14 +147,14 @@ def test_a_grant_expires_at_its_expiry_second() -> None:
 def test_an_image_not_trusted_is_refused_with_its_status_and_reason(status: Status) -> None:
     with pytest.raises(PermissionDeniedError) as refused:
         decide_pull(record(status), grant(), READER, NOW, "CVE-2026-0001")
-    assert str(refused.value) == f"{DIGEST} is {status.value}: CVE-2026-0001"
+    assert str(refused.value) == f"{DIGEST} is {status.value} by {OWNER}: CVE-2026-0001"
     with pytest.raises(PermissionDeniedError) as unexplained:
         decide_pull(record(status), grant(), READER, NOW)
-    assert str(unexplained.value) == f"{DIGEST} is {status.value}"
+    assert str(unexplained.value) == f"{DIGEST} is {status.value} by {OWNER}"
 
 
 def test_the_owner_of_a_revoked_image_is_refused_too() -> None:
-    with pytest.raises(PermissionDeniedError, match="is REVOKED: key leaked"):
+    with pytest.raises(PermissionDeniedError, match=r"is REVOKED by 0x1{40}: key leaked"):
         decide_pull(record(Status.REVOKED), None, OWNER, NOW, "key leaked")
 
 

@@ -1,12 +1,13 @@
 """In-memory stand-ins for the engines that use cases run on, for unit tests.
 
-``FakeLedger`` keeps the ImageLedger contract's state in dicts and enforces
-the contract's rules that use cases meet (ownership, revocation, name
-ownership, all-or-none batches), refusing with the same SedisError classes
-as the real ledger. ``FakeStore`` is a ContentStore over dicts whose CIDs are
-the real importer's. The keys are real jwcrypto keys, so wrapping and
-unwrapping are real too; only signing is skipped, as the fake ledger takes
-its writer's address as the sender.
+``FakeLedger`` keeps the ImageLedger contract's state in dicts: records per
+(publisher, digest), per-publisher tags with history, attestations and their
+revocation, grants, keys and usage reports, all-or-none batches. It refuses
+what the contract refuses, with the same SedisError classes (and words) as
+the real ledger's client. ``FakeStore`` is a ContentStore over dicts whose
+CIDs are the real importer's. The keys are real jwcrypto keys, so wrapping
+and unwrapping are real too; only signing is skipped, as the fake ledger
+takes its writer's address as the sender.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sedis.core.errors import (
 from sedis.core.records import (
     Attestation,
     AuditEvent,
+    AuditQuery,
     Grant,
     GrantRequest,
     ImageRecord,
@@ -49,6 +51,7 @@ from sedis.core.records import (
     UsageReport,
     digest_to_bytes,
     grant_clock,
+    short_digest,
 )
 from sedis.crypto import keys
 from sedis.crypto.signer import Signer
@@ -65,14 +68,23 @@ CHAIN_ID = 31337
 _ZERO = Address("0x" + "00" * 20)
 _MAX_KEY_BYTES = 4096
 _STATUS_CODES = {status: code for code, status in enumerate(Status)}
+# The account that did what each event says, where it is not the record's publisher.
+_ACTOR_FIELD = {
+    "Attested": "attester",
+    "AttestationRevoked": "attester",
+    "UsageReported": "reporter",
+    "KeysRegistered": "account",
+}
+
+Key = tuple[Address, str]  # (publisher, digest): one record
+_EVERY_EVENT = AuditQuery()
 
 
 # -- the ledger ------------------------------------------------------------------
 
 
 @dataclass
-class _Image:
-    owner: Address
+class _Record:
     config_digest: str
     root_cid: str
     published_at: int
@@ -87,16 +99,15 @@ class _Image:
 class _State:
     """Everything the contract stores and emits; copied whole for an all-or-none batch."""
 
-    images: dict[str, _Image] = field(default_factory=dict)
-    history: dict[str, list[StatusEntry]] = field(default_factory=dict)
-    grants: dict[tuple[str, Address], Grant] = field(default_factory=dict)
-    tags: dict[tuple[str, str], str] = field(default_factory=dict)
-    tag_history: dict[tuple[str, str], list[TagEntry]] = field(default_factory=dict)
-    name_owners: dict[str, Address] = field(default_factory=dict)
+    records: dict[Key, _Record] = field(default_factory=dict)
+    history: dict[Key, list[StatusEntry]] = field(default_factory=dict)
+    grants: dict[tuple[Address, str, Address], Grant] = field(default_factory=dict)
+    tags: dict[tuple[Address, str, str], str] = field(default_factory=dict)
+    tag_moves: list[TagEntry] = field(default_factory=list)
     keys: dict[Address, KeyEntry] = field(default_factory=dict)
-    attestations: dict[str, list[Attestation]] = field(default_factory=dict)
-    usage: dict[str, list[UsageReport]] = field(default_factory=dict)
-    events: list[tuple[str | None, AuditEvent]] = field(default_factory=list)
+    attestations: dict[Key, list[Attestation]] = field(default_factory=dict)
+    usage: dict[Key, list[UsageReport]] = field(default_factory=dict)
+    events: list[AuditEvent] = field(default_factory=list)
     block_number: int = 0
 
 
@@ -120,9 +131,25 @@ class _Tx:
         self.block_number = state.block_number + 1
         self._log_index = itertools.count()
 
-    def emit(self, name: str, digest: str | None, /, **fields: object) -> None:
-        event = AuditEvent(name, self.block_number, next(self._log_index), self.tx_hash, fields)
-        self.state.events.append((digest, event))
+    def emit(self, name: str, /, **fields: object) -> None:
+        """An event as the client decodes it: addresses checksummed, bytes as 0x hex."""
+        fields["at"] = self.at
+        publisher = fields.get("publisher")
+        digest = fields.get("digest")
+        actor = fields[_ACTOR_FIELD.get(name, "publisher")]
+        self.state.events.append(
+            AuditEvent(
+                name,
+                self.block_number,
+                next(self._log_index),
+                self.tx_hash,
+                self.at,
+                Address.parse(str(actor)),
+                Address.parse(str(publisher)) if publisher is not None else None,
+                _digest_of_hex(str(digest)) if digest is not None else None,
+                fields,
+            )
+        )
 
 
 class FakeLedger:
@@ -178,6 +205,11 @@ class FakeLedger:
         with self._lock:
             self.balances[address] = wei
 
+    def raw_writer(self, sender: Address, publisher: Address) -> FakeWriter:
+        """A writer that sends as ``sender`` but names ``publisher``'s record in every
+        record write: what anyone holding an account can send the contract directly."""
+        return FakeWriter(self, sender, publisher)
+
     # -- the chain ------------------------------------------------------------------------
 
     def info(self) -> LedgerInfo:
@@ -203,103 +235,119 @@ class FakeLedger:
     def close(self) -> None:
         self.closed = True
 
-    # -- images and their status ---------------------------------------------------------
+    # -- records and their status ---------------------------------------------------------
 
-    def image(self, digest: str) -> ImageRecord | None:
+    def image(self, publisher: Address, digest: str) -> ImageRecord | None:
         digest_to_bytes(digest)
         with self._lock:
-            img = self._state.images.get(digest)
-            return None if img is None else _record(digest, img)
+            found = self._state.records.get((publisher, digest))
+            return None if found is None else _record((publisher, digest), found)
 
-    def images(self, owner: Address | None = None) -> list[ImageRecord]:
+    def records(self, digest: str) -> list[ImageRecord]:
+        digest_to_bytes(digest)
+        with self._lock:
+            return [_record(k, r) for k, r in self._state.records.items() if k[1] == digest]
+
+    def images(self, publisher: Address | None = None) -> list[ImageRecord]:
         with self._lock:
             return [
-                _record(d, img)
-                for d, img in self._state.images.items()
-                if owner is None or img.owner == owner
+                _record(k, r)
+                for k, r in self._state.records.items()
+                if publisher is None or k[0] == publisher
             ]
 
     def images_by_config(self, config_digest: str) -> list[ImageRecord]:
         digest_to_bytes(config_digest)
         with self._lock:
             return [
-                _record(d, img)
-                for d, img in self._state.images.items()
-                if img.config_digest == config_digest
+                _record(k, r)
+                for k, r in self._state.records.items()
+                if r.config_digest == config_digest
             ]
 
-    def statuses(self, digests: Sequence[str]) -> dict[str, Status]:
+    def statuses(self, keys: Sequence[Key]) -> dict[Key, Status]:
         with self._lock:
-            out: dict[str, Status] = {}
-            for digest in digests:
-                digest_to_bytes(digest)
-                img = self._state.images.get(digest)
-                out[digest] = Status.UNKNOWN if img is None else img.status
+            out: dict[Key, Status] = {}
+            for key in keys:
+                digest_to_bytes(key[1])
+                found = self._state.records.get(key)
+                out[key] = Status.UNKNOWN if found is None else found.status
             return out
 
-    def status_history(self, digest: str) -> list[StatusEntry]:
+    def status_history(self, publisher: Address, digest: str) -> list[StatusEntry]:
         digest_to_bytes(digest)
         with self._lock:
-            return list(self._state.history.get(digest, []))
+            return list(self._state.history.get((publisher, digest), []))
 
     # -- grants -------------------------------------------------------------------------------
 
-    def grant_of(self, digest: str, recipient: Address) -> Grant | None:
+    def grant_of(self, publisher: Address, digest: str, recipient: Address) -> Grant | None:
         digest_to_bytes(digest)
         with self._lock:
-            return self._state.grants.get((digest, recipient))
+            return self._state.grants.get((publisher, digest, recipient))
 
-    def grants(self, digest: str) -> list[Grant]:
-        digest_to_bytes(digest)
-        with self._lock:
-            return [g for (d, _), g in self._state.grants.items() if d == digest]
-
-    def grants_to(self, recipient: Address) -> list[Grant]:
-        with self._lock:
-            return [g for (_, r), g in self._state.grants.items() if r == recipient]
-
-    # -- attestations, tags, keys, usage, the audit log ---------------------------------------
-
-    def attestations(self, digest: str) -> list[Attestation]:
-        digest_to_bytes(digest)
-        with self._lock:
-            return list(self._state.attestations.get(digest, []))
-
-    def resolve(self, name: str, tag: str) -> str | None:
-        with self._lock:
-            return self._state.tags.get((name, tag))
-
-    def tag_history(self, name: str, tag: str) -> list[TagEntry]:
-        with self._lock:
-            return list(self._state.tag_history.get((name, tag), []))
-
-    def tags_of(self, digest: str) -> list[TagEntry]:
+    def grants(self, publisher: Address, digest: str) -> list[Grant]:
         digest_to_bytes(digest)
         with self._lock:
             return [
-                entries[-1]
-                for ref, entries in self._state.tag_history.items()
-                if self._state.tags.get(ref) == digest
+                g for (p, d, _), g in self._state.grants.items() if (p, d) == (publisher, digest)
             ]
 
-    def name_owner(self, name: str) -> Address | None:
+    def grants_to(self, recipient: Address) -> list[Grant]:
         with self._lock:
-            return self._state.name_owners.get(name)
+            return [g for (_, _, r), g in self._state.grants.items() if r == recipient]
+
+    # -- attestations, tags, keys, usage, the audit log ---------------------------------------
+
+    def attestations(self, publisher: Address, digest: str) -> list[Attestation]:
+        digest_to_bytes(digest)
+        with self._lock:
+            return list(self._state.attestations.get((publisher, digest), []))
+
+    def resolve(self, publisher: Address, name: str, tag: str) -> str | None:
+        with self._lock:
+            return self._state.tags.get((publisher, name, tag))
+
+    def taggers(self, name: str, tag: str) -> list[TagEntry]:
+        with self._lock:
+            latest: dict[Address, TagEntry] = {}
+            for entry in self._state.tag_moves:
+                if (entry.name, entry.tag) == (name, tag):
+                    latest.pop(entry.publisher, None)  # in the order of the latest moves
+                    latest[entry.publisher] = entry
+            return list(latest.values())
+
+    def tag_history(self, name: str, tag: str, publisher: Address | None = None) -> list[TagEntry]:
+        with self._lock:
+            return [
+                t
+                for t in self._state.tag_moves
+                if (t.name, t.tag) == (name, tag) and publisher in (None, t.publisher)
+            ]
+
+    def tags_of(self, publisher: Address, digest: str) -> list[TagEntry]:
+        digest_to_bytes(digest)
+        with self._lock:
+            latest: dict[tuple[str, str], TagEntry] = {}
+            for entry in self._state.tag_moves:
+                if entry.publisher == publisher:
+                    latest[(entry.name, entry.tag)] = entry
+            return [t for t in latest.values() if t.digest == digest]
 
     def keys_of(self, address: Address) -> KeyEntry | None:
         with self._lock:
             return self._state.keys.get(address)
 
-    def usage_reports(self, digest: str) -> list[UsageReport]:
+    def usage_reports(self, publisher: Address, digest: str) -> list[UsageReport]:
         digest_to_bytes(digest)
         with self._lock:
-            return list(self._state.usage.get(digest, []))
+            return list(self._state.usage.get((publisher, digest), []))
 
-    def audit_log(self, digest: str | None = None) -> list[AuditEvent]:
-        if digest is not None:
-            digest_to_bytes(digest)
+    def audit_log(self, query: AuditQuery = _EVERY_EVENT) -> list[AuditEvent]:
+        if query.digest is not None:
+            digest_to_bytes(query.digest)
         with self._lock:
-            return [e for d, e in self._state.events if digest is None or d == digest]
+            return [e for e in self._state.events if _selected(e, query)]
 
     # -- writing (for FakeWriter) -----------------------------------------------------------
 
@@ -322,12 +370,33 @@ class FakeLedger:
             return receipt
 
 
-class FakeWriter:
-    """A ``LedgerWriter`` of a ``FakeLedger``, sending as one account."""
+def _selected(event: AuditEvent, query: AuditQuery) -> bool:
+    if query.kinds is not None and event.name not in query.kinds:
+        return False
+    if query.publisher is not None and event.publisher != query.publisher:
+        return False
+    if query.digest is not None and event.digest != query.digest:
+        return False
+    if query.actor is not None and event.actor != query.actor:
+        return False
+    if query.since is not None and event.at < query.since:
+        return False
+    return query.until is None or event.at <= query.until
 
-    def __init__(self, ledger: FakeLedger, address: Address) -> None:
+
+class FakeWriter:
+    """A ``LedgerWriter`` of a ``FakeLedger``, sending as one account.
+
+    Every record write names the sender as the record's publisher, as the real
+    writer does, unless ``publisher`` is given (``FakeLedger.raw_writer``).
+    """
+
+    def __init__(
+        self, ledger: FakeLedger, address: Address, publisher: Address | None = None
+    ) -> None:
         self._ledger = ledger
         self._address = address
+        self._publisher = publisher if publisher is not None else address
 
     @property
     def address(self) -> Address:
@@ -345,49 +414,74 @@ class FakeWriter:
         grants: Sequence[GrantRequest] = (),
         tag: tuple[str, str] | None = None,
     ) -> TxReceipt:
+        key = (self._publisher, digest)
+
         def body(tx: _Tx) -> None:
-            _publish(tx, digest, config_digest, root_cid, scan)
+            _publish(tx, key, config_digest, root_cid, scan)
             for request in grants:
-                _grant(tx, digest, request)
+                _grant(tx, key, request)
             if tag is not None:
-                _set_tag(tx, tag[0], tag[1], digest)
+                _set_tag(tx, key, tag[0], tag[1])
 
         return self._send("publish", body)
 
     def set_status(self, digest: str, status: Status, reason: str) -> TxReceipt:
-        return self._send("setStatus", lambda tx: _set_status(tx, digest, status, reason))
+        key = (self._publisher, digest)
+        return self._send("setStatus", lambda tx: _set_status(tx, key, status, reason))
 
     def grant(self, digest: str, grant: GrantRequest) -> TxReceipt:
-        return self._send("grant", lambda tx: _grant(tx, digest, grant))
+        key = (self._publisher, digest)
+        return self._send("grant", lambda tx: _grant(tx, key, grant))
 
     def revoke_grant(self, digest: str, recipient: Address) -> TxReceipt:
-        return self._send("revokeGrant", lambda tx: _revoke(tx, digest, recipient))
+        key = (self._publisher, digest)
+        return self._send("revokeGrant", lambda tx: _revoke(tx, key, recipient))
 
     def change_grants(
         self, digest: str, revoke: Sequence[Address], grants: Sequence[GrantRequest]
     ) -> TxReceipt:
+        key = (self._publisher, digest)
+
         def body(tx: _Tx) -> None:
             for recipient in revoke:
-                _revoke(tx, digest, recipient)
+                _revoke(tx, key, recipient)
             for request in grants:
-                _grant(tx, digest, request)
+                _grant(tx, key, request)
 
         return self._send("grant", body)
 
-    def attest(self, digest: str, kind: str, payload_hash: str, cid: str = "") -> TxReceipt:
-        return self._send("attest", lambda tx: _attest(tx, digest, kind, payload_hash, cid))
-
     def set_tag(self, name: str, tag: str, digest: str) -> TxReceipt:
-        return self._send("setTag", lambda tx: _set_tag(tx, name, tag, digest))
+        key = (self._publisher, digest)
+        return self._send("setTag", lambda tx: _set_tag(tx, key, name, tag))
+
+    def attest(
+        self, publisher: Address, digest: str, kind: str, payload_hash: str, cid: str = ""
+    ) -> TxReceipt:
+        if len(kind.encode("utf-8")) > 32:  # the client refuses it before anything is sent
+            raise InvalidInputError(f"an attestation kind has 1 to 32 bytes: {kind!r}")
+        key = (publisher, digest)
+        return self._send("attest", lambda tx: _attest(tx, key, kind, payload_hash, cid))
+
+    def revoke_attestation(self, publisher: Address, digest: str, index: int) -> TxReceipt:
+        key = (publisher, digest)
+        return self._send("revokeAttestation", lambda tx: _revoke_attestation(tx, key, index))
 
     def register_keys(self, encryption_key: bytes, paillier_n: bytes) -> TxReceipt:
         return self._send("registerKeys", lambda tx: _register(tx, encryption_key, paillier_n))
 
     def report_usage(
-        self, digest: str, window_start: int, window_end: int, cid: str, blob_hash: str
+        self,
+        publisher: Address,
+        digest: str,
+        window_start: int,
+        window_end: int,
+        cid: str,
+        blob_hash: str,
     ) -> TxReceipt:
+        key = (publisher, digest)
+
         def body(tx: _Tx) -> None:
-            _report(tx, digest, window_start, window_end, cid, blob_hash)
+            _report(tx, key, window_start, window_end, cid, blob_hash)
 
         return self._send("reportUsage", body)
 
@@ -397,28 +491,45 @@ class FakeWriter:
 
 # The contract's functions, each a check of its rules and then its effects.
 
+_OWNED_PART = {
+    "publish": "record",
+    "setStatus": "status",
+    "grant": "grants",
+    "revokeGrant": "grants",
+    "setTag": "tags",
+}
 
-def _publish(tx: _Tx, digest: str, config_digest: str, root_cid: str, scan: ScanSummary) -> None:
+
+def _only_publisher(tx: _Tx, key: Key, function: str) -> None:
+    publisher, digest = key
+    digest_to_bytes(digest)
+    if tx.sender != publisher:
+        raise PermissionDeniedError(
+            f"{tx.sender} is not the publisher of this record of {short_digest(digest)} "
+            f"({publisher} is); only its publisher may change its {_OWNED_PART[function]}"
+        )
+
+
+def _publish(tx: _Tx, key: Key, config_digest: str, root_cid: str, scan: ScanSummary) -> None:
+    _only_publisher(tx, key, "publish")
+    publisher, digest = key
     if _zero(digest) or _zero(config_digest):
         raise InvalidInputError("a digest or hash is missing (all zeros)")
     if not root_cid:
         raise InvalidInputError("a CID is missing")
     _check_scan(scan)
-    existing = tx.state.images.get(digest)
-    if existing is not None:
-        raise ConflictError(f"{digest} is already published by {existing.owner}")
-    tx.state.images[digest] = _Image(tx.sender, config_digest, root_cid, tx.at, scan)
-    tx.state.history[digest] = [
-        StatusEntry(digest, 0, Status.TRUSTED, Status.UNKNOWN, "published", tx.at, tx.sender)
+    if key in tx.state.records:
+        raise ConflictError(f"{publisher} has already published {digest}")
+    tx.state.records[key] = _Record(config_digest, root_cid, tx.at, scan)
+    tx.state.history[key] = [
+        StatusEntry(publisher, digest, 0, Status.TRUSTED, Status.UNKNOWN, "published", tx.at)
     ]
     tx.emit(
         "ImagePublished",
-        digest,
+        publisher=str(publisher),
         digest=_hex(digest),
-        owner=str(tx.sender),
         configDigest=_hex(config_digest),
         rootCid=root_cid,
-        publishedAt=tx.at,
         scan={
             "critical": scan.critical,
             "high": scan.high,
@@ -433,38 +544,39 @@ def _publish(tx: _Tx, digest: str, config_digest: str, root_cid: str, scan: Scan
     )
 
 
-def _set_status(tx: _Tx, digest: str, status: Status, reason: str) -> None:
-    img = _owned(tx, digest, "status")
-    _not_revoked(digest, img)
+def _set_status(tx: _Tx, key: Key, status: Status, reason: str) -> None:
+    _only_publisher(tx, key, "setStatus")
+    record = _existing(tx, key)
+    _not_revoked(key, record)
     if status is Status.UNKNOWN:
         raise InvalidInputError(f"status {_STATUS_CODES[status]} is not one a publisher may set")
-    if status is img.status:
-        raise ConflictError(f"{digest} is already {status.value}")
+    if status is record.status:
+        raise ConflictError(f"{_name(key)} is already {status.value}")
     if not reason:
         raise InvalidInputError("a status change needs a reason (--reason TEXT)")
-    previous = img.status
-    img.status = status
-    img.status_changes += 1
-    index = img.status_changes
-    tx.state.history[digest].append(
-        StatusEntry(digest, index, status, previous, reason, tx.at, tx.sender)
+    previous = record.status
+    record.status = status
+    record.status_changes += 1
+    index = record.status_changes
+    publisher, digest = key
+    tx.state.history[key].append(
+        StatusEntry(publisher, digest, index, status, previous, reason, tx.at)
     )
     tx.emit(
         "StatusChanged",
-        digest,
+        publisher=str(publisher),
         digest=_hex(digest),
-        by=str(tx.sender),
         status=_STATUS_CODES[status],
         previous=_STATUS_CODES[previous],
         reason=reason,
-        at=tx.at,
         index=index,
     )
 
 
-def _grant(tx: _Tx, digest: str, request: GrantRequest) -> None:
-    img = _owned(tx, digest, "grants")
-    _not_revoked(digest, img)
+def _grant(tx: _Tx, key: Key, request: GrantRequest) -> None:
+    _only_publisher(tx, key, "grant")
+    record = _existing(tx, key)
+    _not_revoked(key, record)
     if request.recipient == _ZERO:
         raise InvalidInputError(f"{request.recipient} cannot receive a grant")
     if not request.manifest_cid:
@@ -474,7 +586,9 @@ def _grant(tx: _Tx, digest: str, request: GrantRequest) -> None:
     expires_at = request.expires_at or None  # the contract's 0 is "never"
     if expires_at is not None and expires_at <= tx.at:
         raise InvalidInputError(f"the expiry {expires_at} is not after the chain's time {tx.at}")
-    tx.state.grants[(digest, request.recipient)] = Grant(
+    publisher, digest = key
+    tx.state.grants[(publisher, digest, request.recipient)] = Grant(
+        publisher,
         digest,
         request.recipient,
         request.manifest_cid,
@@ -482,97 +596,101 @@ def _grant(tx: _Tx, digest: str, request: GrantRequest) -> None:
         tx.at,
         expires_at,
         None,
-        tx.sender,
     )
     tx.emit(
         "GrantAdded",
-        digest,
+        publisher=str(publisher),
         digest=_hex(digest),
         recipient=str(request.recipient),
-        by=str(tx.sender),
         manifestCid=request.manifest_cid,
         manifestHash=_hex(request.manifest_hash),
         expiresAt=expires_at or 0,
-        grantedAt=tx.at,
     )
 
 
-def _revoke(tx: _Tx, digest: str, recipient: Address) -> None:
-    _owned(tx, digest, "grants")
-    held = tx.state.grants.get((digest, recipient))
+def _revoke(tx: _Tx, key: Key, recipient: Address) -> None:
+    _only_publisher(tx, key, "revokeGrant")
+    _existing(tx, key)
+    publisher, digest = key
+    held = tx.state.grants.get((publisher, digest, recipient))
     if held is None or held.revoked_at is not None:
-        raise NotFoundError(f"{recipient} holds no grant of {digest} to revoke")
-    tx.state.grants[(digest, recipient)] = replace(held, revoked_at=tx.at)
+        raise NotFoundError(f"{recipient} holds no grant of {_name(key)} to revoke")
+    tx.state.grants[(publisher, digest, recipient)] = replace(held, revoked_at=tx.at)
     tx.emit(
         "GrantRevoked",
-        digest,
+        publisher=str(publisher),
         digest=_hex(digest),
         recipient=str(recipient),
-        by=str(tx.sender),
-        revokedAt=tx.at,
     )
 
 
-def _attest(tx: _Tx, digest: str, kind: str, payload_hash: str, cid: str) -> None:
-    img = _published(tx, digest)
+def _attest(tx: _Tx, key: Key, kind: str, payload_hash: str, cid: str) -> None:
     raw_kind = kind.encode("utf-8")
-    if not raw_kind or len(raw_kind) > 32:
-        raise InvalidInputError(f"an attestation kind has 1 to 32 bytes: {kind!r}")
+    record = _existing(tx, key)
+    if not raw_kind:
+        raise InvalidInputError("an attestation needs a kind")
     if _zero(payload_hash):
         raise InvalidInputError("a digest or hash is missing (all zeros)")
-    img.attestations += 1
-    index = img.attestations
-    tx.state.attestations.setdefault(digest, []).append(
-        Attestation(digest, tx.sender, kind, payload_hash, cid, tx.at, index)
+    record.attestations += 1
+    index = record.attestations
+    publisher, digest = key
+    tx.state.attestations.setdefault(key, []).append(
+        Attestation(publisher, digest, tx.sender, kind, payload_hash, cid, tx.at, index)
     )
     tx.emit(
         "Attested",
-        digest,
+        publisher=str(publisher),
         digest=_hex(digest),
         attester=str(tx.sender),
         kind="0x" + raw_kind.ljust(32, b"\0").hex(),
         payloadHash=_hex(payload_hash),
         cid=cid,
-        at=tx.at,
         index=index,
     )
 
 
-def _set_tag(tx: _Tx, name: str, tag: str, digest: str) -> None:
-    img = _owned(tx, digest, "tags")
-    _not_revoked(digest, img)
+def _revoke_attestation(tx: _Tx, key: Key, index: int) -> None:
+    _existing(tx, key)
+    made = tx.state.attestations.get(key, [])
+    found = next((a for a in made if a.index == index), None)
+    if found is None:
+        raise NotFoundError(f"{_name(key)} has no attestation {index}")
+    if found.attester != tx.sender:
+        raise PermissionDeniedError(
+            f"only its attester can revoke attestation {index} of {_name(key)}; "
+            f"{tx.sender} is not it"
+        )
+    if found.revoked_at is not None:
+        raise ConflictError(f"attestation {index} of {_name(key)} is already revoked")
+    made[made.index(found)] = replace(found, revoked_at=tx.at)
+    publisher, digest = key
+    tx.emit(
+        "AttestationRevoked",
+        publisher=str(publisher),
+        digest=_hex(digest),
+        attester=str(tx.sender),
+        index=index,
+    )
+
+
+def _set_tag(tx: _Tx, key: Key, name: str, tag: str) -> None:
+    _only_publisher(tx, key, "setTag")
+    record = _existing(tx, key)
+    _not_revoked(key, record)
     if not name or not tag:
         raise InvalidInputError("a tag needs a name and a tag")
-    owner = tx.state.name_owners.get(name)
-    if owner is None:
-        tx.state.name_owners[name] = tx.sender
-        tx.emit(
-            "NameClaimed",
-            None,
-            nameHash="0x" + keccak(name.encode()).hex(),
-            owner=str(tx.sender),
-            name=name,
-            at=tx.at,
-        )
-    elif owner != tx.sender:
-        raise PermissionDeniedError(
-            f"only {owner}, the first publisher of {name!r}, may move its tags; {tx.sender} may not"
-        )
-    previous = tx.state.tags.get((name, tag))
-    tx.state.tags[(name, tag)] = digest
-    tx.state.tag_history.setdefault((name, tag), []).append(
-        TagEntry(name, tag, digest, previous, tx.sender, tx.at)
-    )
+    publisher, digest = key
+    previous = tx.state.tags.get((publisher, name, tag))
+    tx.state.tags[(publisher, name, tag)] = digest
+    tx.state.tag_moves.append(TagEntry(publisher, name, tag, digest, previous, tx.at))
     tx.emit(
         "TagMoved",
-        digest,
+        publisher=str(publisher),
         digest=_hex(digest),
         refHash="0x" + tag_ref(name, tag).hex(),
-        by=str(tx.sender),
         name=name,
         tag=tag,
         previous=_hex(previous),
-        at=tx.at,
     )
 
 
@@ -586,18 +704,23 @@ def _register(tx: _Tx, encryption_key: bytes, paillier_n: bytes) -> None:
     tx.state.keys[tx.sender] = KeyEntry(tx.sender, encryption_key, paillier_n, tx.at)
     tx.emit(
         "KeysRegistered",
-        None,
         account=str(tx.sender),
         encryptionKey="0x" + encryption_key.hex(),
         paillierN="0x" + paillier_n.hex(),
-        at=tx.at,
     )
 
 
 def _report(
-    tx: _Tx, digest: str, window_start: int, window_end: int, cid: str, blob_hash: str
+    tx: _Tx, key: Key, window_start: int, window_end: int, cid: str, blob_hash: str
 ) -> None:
-    img = _published(tx, digest)
+    record = _existing(tx, key)
+    publisher, digest = key
+    grant = tx.state.grants.get((publisher, digest, tx.sender))
+    if tx.sender != publisher and (grant is None or not grant.active_at(tx.at)):
+        raise PermissionDeniedError(
+            f"{tx.sender} may not report usage of {_name(key)}: only its publisher "
+            "or a recipient with a live grant may"
+        )
     if window_start >= window_end:
         raise InvalidInputError(
             f"a usage window must end after it starts ({window_start}..{window_end})"
@@ -606,48 +729,43 @@ def _report(
         raise InvalidInputError("a CID is missing")
     if _zero(blob_hash):
         raise InvalidInputError("a digest or hash is missing (all zeros)")
-    img.usage_reports += 1
-    index = img.usage_reports
-    tx.state.usage.setdefault(digest, []).append(
-        UsageReport(digest, tx.sender, window_start, window_end, cid, blob_hash, tx.at, index)
+    record.usage_reports += 1
+    index = record.usage_reports
+    tx.state.usage.setdefault(key, []).append(
+        UsageReport(
+            publisher, digest, tx.sender, window_start, window_end, cid, blob_hash, tx.at, index
+        )
     )
     tx.emit(
         "UsageReported",
-        digest,
+        publisher=str(publisher),
         digest=_hex(digest),
         reporter=str(tx.sender),
         windowStart=window_start,
         windowEnd=window_end,
         cid=cid,
         blobHash=_hex(blob_hash),
-        at=tx.at,
         index=index,
     )
 
 
-def _published(tx: _Tx, digest: str) -> _Image:
-    digest_to_bytes(digest)
-    img = tx.state.images.get(digest)
-    if img is None:
-        raise NotFoundError(f"{digest} is not published on the ledger")
-    return img
+def _existing(tx: _Tx, key: Key) -> _Record:
+    digest_to_bytes(key[1])
+    found = tx.state.records.get(key)
+    if found is None:
+        raise NotFoundError(f"{key[0]} has no record of {key[1]}")
+    return found
 
 
-def _owned(tx: _Tx, digest: str, part: str) -> _Image:
-    img = _published(tx, digest)
-    if img.owner != tx.sender:
-        raise PermissionDeniedError(
-            f"only the owner of {digest} ({img.owner}) may change its {part}; "
-            f"{tx.sender} is not its owner"
-        )
-    return img
-
-
-def _not_revoked(digest: str, img: _Image) -> None:
-    if img.status is Status.REVOKED:
+def _not_revoked(key: Key, record: _Record) -> None:
+    if record.status is Status.REVOKED:
         raise ConflictError(
-            f"{digest} is revoked; its status, grants and tags can no longer change"
+            f"{_name(key)} is revoked; its status, grants and tags can no longer change"
         )
+
+
+def _name(key: Key) -> str:
+    return f"{key[0]}'s record of {key[1]}"
 
 
 def _check_scan(scan: ScanSummary) -> None:
@@ -672,18 +790,22 @@ def _hex(digest: str | None) -> str:
     return "0x" + (digest_to_bytes(digest) if digest else bytes(32)).hex()
 
 
-def _record(digest: str, img: _Image) -> ImageRecord:
+def _digest_of_hex(text: str) -> str:
+    return "sha256:" + text.removeprefix("0x")
+
+
+def _record(key: Key, found: _Record) -> ImageRecord:
     return ImageRecord(
-        digest,
-        img.owner,
-        img.config_digest,
-        img.root_cid,
-        img.published_at,
-        img.status,
-        img.scan,
-        img.status_changes,
-        img.attestations,
-        img.usage_reports,
+        key[0],
+        key[1],
+        found.config_digest,
+        found.root_cid,
+        found.published_at,
+        found.status,
+        found.scan,
+        found.status_changes,
+        found.attestations,
+        found.usage_reports,
     )
 
 

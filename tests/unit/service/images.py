@@ -7,15 +7,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sedis.core.address import Address
+from sedis.core.policy import TrustPolicy
 from sedis.oci.source import ImageSource
 from sedis.oci.transports import open_sink, open_source
 from sedis.scan.vulndb.db import VulnDB
 from sedis.scan.vulndb.importer import import_paths
-from sedis.service import publish, pull
+from sedis.service import publish, pull, trust
 from sedis.service.engines import Actor, Engines
 from sedis.service.naming import parse_name
 from tests.oci_images import Image, file, make_image, make_tar, write_layout
 from tests.unit.scan.roots import DATA
+from tests.unit.service.fakes import address_of
+
+# The policy of a home where alice, bob and carol are known and trusted, and nobody else.
+FRIENDS = trust.default_policy([address_of(n) for n in ("alice", "bob", "carol")], [])
+
+
+def trusting(*actors: Actor) -> TrustPolicy:
+    """The default policy of a home whose identities are ``actors``."""
+    return trust.default_policy([a.address for a in actors], [])
+
 
 # A symmetric key: no share manifest can wrap keys for it.
 UNUSABLE_KEY = b'{"k":"c2VkaXMgc2VkaXMgc2VkaXMgc2VkaXMgc2VkaXM","kty":"oct"}'
@@ -70,8 +82,17 @@ def publish_layout(
         )
 
 
-def pull_to(engines: Engines, actor: Actor, ref: str, dest: Path) -> pull.PullResult:
-    return pull.pull(engines, actor, ref, open_sink(f"oci:{dest}:v1"))
+def pull_to(
+    engines: Engines,
+    actor: Actor,
+    ref: str,
+    dest: Path,
+    *,
+    policy: TrustPolicy = FRIENDS,
+    publisher: Address | None = None,
+) -> pull.PullResult:
+    sink = open_sink(f"oci:{dest}:v1")
+    return pull.pull(engines, actor, ref, sink, policy=policy, publisher=publisher)
 
 
 def layout_manifest_digest(root: Path) -> str:

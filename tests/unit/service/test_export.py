@@ -18,14 +18,17 @@ from sedis.service import export
 from sedis.service.engines import Actor, Engines
 from sedis.service.ocicrypt_io import DecryptingSource
 from tests.oci_images import OCI_MANIFEST, sha
-from tests.unit.service.fakes import FakeKeyring
+from tests.unit.service.fakes import FakeKeyring, address_of
 from tests.unit.service.images import (
+    FRIENDS,
     Layout,
     layout_blobs,
     layout_manifest_digest,
     make_layout,
     publish_layout,
 )
+
+ALICE = address_of("alice")
 
 
 @pytest.fixture
@@ -53,6 +56,7 @@ def test_an_export_keeps_the_layers_encrypted_and_the_config_plain(
         bob,
         "app:v1",
         open_sink(f"oci:{dest}:v1"),
+        policy=FRIENDS,
         recipients=[JWK(**json.loads(outsider.export_public()))],
     )
     assert (result.digest, result.recipients) == (digest, 2)
@@ -84,7 +88,7 @@ def test_an_export_without_extra_recipients_opens_for_the_exporter_alone(
     engines: Engines, alice: Actor, digest: str, tmp_path: Path
 ) -> None:
     dest = tmp_path / "exported"
-    result = export.export(engines, alice, digest, open_sink(f"oci:{dest}:v1"))
+    result = export.export(engines, alice, digest, open_sink(f"oci:{dest}:v1"), policy=FRIENDS)
     assert result.recipients == 1
     with DecryptingSource(open_source(f"oci:{dest}:v1"), alice.keys.private_key()) as opened:
         assert len(opened.manifest.layers) == 2
@@ -98,6 +102,9 @@ def test_an_export_without_a_grant_is_refused(
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(PermissionDeniedError, match=f"{carol.address} has no grant to {digest}"):
-        export.export(engines, carol, digest, open_sink(f"oci:{out / 'exported'}:v1"))
+    with pytest.raises(
+        PermissionDeniedError, match=f"{carol.address} has no grant to {ALICE}'s {digest}"
+    ):
+        sink = open_sink(f"oci:{out / 'exported'}:v1")
+        export.export(engines, carol, digest, sink, policy=FRIENDS)
     assert list(out.iterdir()) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from sedis.core.errors import (
     PermissionDeniedError,
     UnavailableError,
 )
-from sedis.core.records import GrantRequest, ScanSummary, Status
+from sedis.core.records import AuditQuery, GrantRequest, ScanSummary, Status
 from sedis.crypto import keywrap
 from sedis.service.engines import Actor, Engines, recipient_key
 from sedis.store.cid import Cid
@@ -54,27 +55,38 @@ def publish(actor: Actor, label: str = "app") -> str:
     return digest
 
 
-# -- the ledger: images and status -------------------------------------------------------
+# -- the ledger: records and status -------------------------------------------------------
 
 
-def test_a_digest_is_published_once(ledger: FakeLedger, alice: Actor, bob: Actor) -> None:
-    digest = publish(alice)
+def test_each_publisher_records_a_digest_once_and_apart(
+    ledger: FakeLedger, alice: Actor, bob: Actor
+) -> None:
+    digest = publish(bob)  # first, as a squatter would
+    ledger.advance(10)
+    publish(alice)
     sent = len(ledger.sent)
-    with pytest.raises(ConflictError, match="already published by"):
-        bob.ledger.publish(digest, CONFIG, ROOT, NO_SCAN)
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match=f"^{alice.address} has already published {digest}$"):
         alice.ledger.publish(digest, CONFIG, ROOT, NO_SCAN)
-    record = ledger.image(digest)
-    assert record is not None and record.owner == alice.address
     assert len(ledger.sent) == sent
+    bobs, alices = ledger.records(digest)
+    assert (bobs.publisher, alices.publisher) == (bob.address, alice.address)
+    assert alices.published_at == bobs.published_at + 10
+    assert ledger.image(alice.address, digest) == alices
+    assert ledger.image(address_of("carol"), digest) is None
+    # Bob's revocation of his record leaves Alice's alone.
+    bob.ledger.set_status(digest, Status.REVOKED, "mine, revoked")
+    assert ledger.statuses([(alice.address, digest), (bob.address, digest)]) == {
+        (alice.address, digest): Status.TRUSTED,
+        (bob.address, digest): Status.REVOKED,
+    }
 
 
 def test_publication_is_the_first_status_entry(ledger: FakeLedger, alice: Actor) -> None:
     digest = publish(alice)
     ledger.advance(60)
     alice.ledger.set_status(digest, Status.UNTRUSTED, "CVE-2026-0001")
-    first, change = ledger.status_history(digest)
-    assert (first.index, first.status, first.previous, first.reason, first.by) == (
+    first, change = ledger.status_history(alice.address, digest)
+    assert (first.index, first.status, first.previous, first.reason, first.publisher) == (
         0,
         Status.TRUSTED,
         Status.UNKNOWN,
@@ -88,26 +100,27 @@ def test_publication_is_the_first_status_entry(ledger: FakeLedger, alice: Actor)
         "CVE-2026-0001",
     )
     assert change.at == first.at + 60
-    record = ledger.image(digest)
+    record = ledger.image(alice.address, digest)
     assert record is not None and (record.status, record.status_changes) == (Status.UNTRUSTED, 1)
-    assert ledger.statuses([digest, digest_of("never")]) == {
-        digest: Status.UNTRUSTED,
-        digest_of("never"): Status.UNKNOWN,
+    never = (alice.address, digest_of("never"))
+    assert ledger.statuses([(alice.address, digest), never]) == {
+        (alice.address, digest): Status.UNTRUSTED,
+        never: Status.UNKNOWN,
     }
 
 
 def test_status_changes_follow_the_contract(ledger: FakeLedger, alice: Actor, bob: Actor) -> None:
     digest = publish(alice)
-    with pytest.raises(PermissionDeniedError, match="only the owner"):
+    with pytest.raises(NotFoundError, match=f"^{bob.address} has no record of {digest}$"):
         bob.ledger.set_status(digest, Status.REVOKED, "mine now")
+    with pytest.raises(PermissionDeniedError, match="only its publisher may change its status"):
+        ledger.raw_writer(bob.address, alice.address).set_status(digest, Status.REVOKED, "x")
     with pytest.raises(ConflictError, match="already TRUSTED"):
         alice.ledger.set_status(digest, Status.TRUSTED, "again")
     with pytest.raises(InvalidInputError, match="needs a reason"):
         alice.ledger.set_status(digest, Status.UNTRUSTED, "")
     with pytest.raises(InvalidInputError):
         alice.ledger.set_status(digest, Status.UNKNOWN, "forget it")
-    with pytest.raises(NotFoundError, match="not published"):
-        alice.ledger.set_status(digest_of("never"), Status.REVOKED, "gone")
     alice.ledger.set_status(digest, Status.REVOKED, "leaked key")
     with pytest.raises(ConflictError, match="revoked"):
         alice.ledger.set_status(digest, Status.TRUSTED, "undo")
@@ -115,7 +128,29 @@ def test_status_changes_follow_the_contract(ledger: FakeLedger, alice: Actor, bo
         alice.ledger.grant(digest, share_for(bob))
     with pytest.raises(ConflictError, match="revoked"):
         alice.ledger.set_tag("acme/app", "1.0", digest)
-    assert [e.status for e in ledger.status_history(digest)] == [Status.TRUSTED, Status.REVOKED]
+    history = ledger.status_history(alice.address, digest)
+    assert [e.status for e in history] == [Status.TRUSTED, Status.REVOKED]
+
+
+def test_every_record_write_naming_another_publisher_is_refused(
+    ledger: FakeLedger, alice: Actor, bob: Actor
+) -> None:
+    digest = publish(alice)
+    alice.ledger.grant(digest, share_for(bob))
+    raw = ledger.raw_writer(bob.address, alice.address)
+    before = ledger.audit_log()
+    writes: list[Callable[[], object]] = [
+        lambda: raw.publish(digest_of("new"), CONFIG, ROOT, NO_SCAN),
+        lambda: raw.set_status(digest, Status.REVOKED, "squat"),
+        lambda: raw.grant(digest, share_for(bob)),
+        lambda: raw.revoke_grant(digest, bob.address),
+        lambda: raw.change_grants(digest, [bob.address], []),
+        lambda: raw.set_tag("acme/app", "1.0", digest),
+    ]
+    for write in writes:
+        with pytest.raises(PermissionDeniedError, match=f"{bob.address} is not the publisher"):
+            write()
+    assert ledger.audit_log() == before
 
 
 def test_an_inconsistent_scan_summary_is_refused(alice: Actor) -> None:
@@ -129,52 +164,63 @@ def test_an_inconsistent_scan_summary_is_refused(alice: Actor) -> None:
     alice.ledger.publish(digest_of("app"), CONFIG, ROOT, scanned)
 
 
-def test_images_are_listed_by_owner_and_config(
+def test_images_are_listed_by_publisher_and_config(
     ledger: FakeLedger, alice: Actor, bob: Actor
 ) -> None:
     first, second = publish(alice, "one"), publish(bob, "two")
     other_config = digest_of("other config")
     alice.ledger.publish(digest_of("three"), other_config, ROOT, NO_SCAN)
-    assert [r.digest for r in ledger.images()] == [first, second, digest_of("three")]
-    assert [r.digest for r in ledger.images(owner=bob.address)] == [second]
+    publish(bob, "one")
+    assert [(r.publisher, r.digest) for r in ledger.images()] == [
+        (alice.address, first),
+        (bob.address, second),
+        (alice.address, digest_of("three")),
+        (bob.address, first),
+    ]
+    assert [r.digest for r in ledger.images(bob.address)] == [second, first]
     assert [r.digest for r in ledger.images_by_config(other_config)] == [digest_of("three")]
 
 
 # -- grants --------------------------------------------------------------------------------
 
 
-def test_only_the_owner_grants_and_revokes(
+def test_grants_belong_to_one_record(
     ledger: FakeLedger, alice: Actor, bob: Actor, carol: Actor
 ) -> None:
     digest = publish(alice)
-    with pytest.raises(PermissionDeniedError, match="may change its grants"):
+    with pytest.raises(NotFoundError, match="has no record"):
         bob.ledger.grant(digest, share_for(carol))
     alice.ledger.grant(digest, share_for(bob))
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(NotFoundError):
         carol.ledger.revoke_grant(digest, bob.address)
-    assert ledger.grants(digest) == [ledger.grant_of(digest, bob.address)]
+    publish(carol)
+    assert ledger.grants(alice.address, digest) == [
+        ledger.grant_of(alice.address, digest, bob.address)
+    ]
+    assert ledger.grants(carol.address, digest) == []
+    assert ledger.grant_of(carol.address, digest, bob.address) is None
 
 
 def test_a_revoked_grant_says_when(ledger: FakeLedger, alice: Actor, bob: Actor) -> None:
     digest = publish(alice)
     alice.ledger.grant(digest, share_for(bob))
-    granted = ledger.grant_of(digest, bob.address)
+    granted = ledger.grant_of(alice.address, digest, bob.address)
     assert granted is not None
-    assert (granted.granted_at, granted.revoked_at, granted.by) == (
+    assert (granted.granted_at, granted.revoked_at, granted.publisher) == (
         ledger.now(),
         None,
         alice.address,
     )
     ledger.advance(300)
     alice.ledger.revoke_grant(digest, bob.address)
-    revoked = ledger.grant_of(digest, bob.address)
+    revoked = ledger.grant_of(alice.address, digest, bob.address)
     assert revoked is not None and revoked.revoked_at == granted.granted_at + 300
     assert not revoked.active_at(ledger.now())
     with pytest.raises(NotFoundError, match="holds no grant"):
         alice.ledger.revoke_grant(digest, bob.address)
     # A new grant replaces the revoked one.
     alice.ledger.grant(digest, share_for(bob))
-    again = ledger.grant_of(digest, bob.address)
+    again = ledger.grant_of(alice.address, digest, bob.address)
     assert again is not None and again.revoked_at is None
     assert ledger.grants_to(bob.address) == [again]
 
@@ -184,7 +230,7 @@ def test_a_grant_expires_by_the_clock(ledger: FakeLedger, alice: Actor, bob: Act
     with pytest.raises(InvalidInputError, match="not after the chain's time"):
         alice.ledger.grant(digest, share_for(bob, expires_at=ledger.now()))
     alice.ledger.grant(digest, share_for(bob, expires_at=ledger.now() + 10))
-    grant = ledger.grant_of(digest, bob.address)
+    grant = ledger.grant_of(alice.address, digest, bob.address)
     assert grant is not None and grant.active_at(ledger.now())
     ledger.advance(10)
     assert not grant.active_at(ledger.now())
@@ -193,16 +239,17 @@ def test_a_grant_expires_by_the_clock(ledger: FakeLedger, alice: Actor, bob: Act
 def test_change_grants_is_all_or_none(ledger: FakeLedger, alice: Actor, bob: Actor) -> None:
     digest = publish(alice)
     alice.ledger.grant(digest, share_for(bob))
-    before = ledger.audit_log(digest)
+    mine = AuditQuery(publisher=alice.address, digest=digest)
+    before = ledger.audit_log(mine)
     expired = share_for(alice, expires_at=ledger.now() - 1)
     with pytest.raises(InvalidInputError):
         alice.ledger.change_grants(digest, [bob.address], [expired])
-    still = ledger.grant_of(digest, bob.address)
+    still = ledger.grant_of(alice.address, digest, bob.address)
     assert still is not None and still.revoked_at is None
-    assert ledger.audit_log(digest) == before
+    assert ledger.audit_log(mine) == before
 
     receipt = alice.ledger.change_grants(digest, [bob.address], [share_for(alice)])
-    events = ledger.audit_log(digest)[len(before) :]
+    events = ledger.audit_log(mine)[len(before) :]
     assert [e.name for e in events] == ["GrantRevoked", "GrantAdded"]
     assert {e.tx_hash for e in events} == {receipt.tx_hash}
     assert [e.log_index for e in events] == [0, 1]
@@ -211,72 +258,92 @@ def test_change_grants_is_all_or_none(ledger: FakeLedger, alice: Actor, bob: Act
 def test_a_publish_with_grants_and_tag_is_all_or_none(
     ledger: FakeLedger, alice: Actor, bob: Actor
 ) -> None:
-    bob.ledger.publish(digest_of("bob's"), CONFIG, ROOT, NO_SCAN, tag=("acme/app", "1.0"))
     digest = digest_of("app")
-    with pytest.raises(PermissionDeniedError, match="first publisher of 'acme/app'"):
-        alice.ledger.publish(
-            digest, CONFIG, ROOT, NO_SCAN, [share_for(bob)], tag=("acme/app", "2.0")
-        )
-    assert ledger.image(digest) is None and ledger.grant_of(digest, bob.address) is None
+    bad = share_for(bob, expires_at=ledger.now())
+    with pytest.raises(InvalidInputError):
+        alice.ledger.publish(digest, CONFIG, ROOT, NO_SCAN, [bad], tag=("acme/app", "2.0"))
+    assert ledger.image(alice.address, digest) is None
+    assert ledger.taggers("acme/app", "2.0") == []
     receipt = alice.ledger.publish(
-        digest, CONFIG, ROOT, NO_SCAN, [share_for(bob)], tag=("alice/app", "1.0")
+        digest, CONFIG, ROOT, NO_SCAN, [share_for(bob)], tag=("acme/app", "1.0")
     )
-    assert ledger.resolve("alice/app", "1.0") == digest
-    assert [e.name for e in ledger.audit_log(digest)] == [
-        "ImagePublished",
-        "GrantAdded",
-        "TagMoved",
-    ]
-    assert {e.block_number for e in ledger.audit_log(digest)} == {receipt.block_number}
+    assert ledger.resolve(alice.address, "acme/app", "1.0") == digest
+    events = ledger.audit_log(AuditQuery(digest=digest))
+    assert [e.name for e in events] == ["ImagePublished", "GrantAdded", "TagMoved"]
+    assert {e.block_number for e in events} == {receipt.block_number}
 
 
 # -- tags, attestations, keys, usage --------------------------------------------------------
 
 
-def test_a_names_first_tagger_owns_it(ledger: FakeLedger, alice: Actor, bob: Actor) -> None:
+def test_tags_are_each_publishers_own(ledger: FakeLedger, alice: Actor, bob: Actor) -> None:
+    bobs = publish(bob, "bob's")
+    bob.ledger.set_tag("acme/app", "latest", bobs)  # first, as a squatter would
     first, second = publish(alice, "one"), publish(alice, "two")
     alice.ledger.set_tag("acme/app", "latest", first)
     ledger.advance(5)
     alice.ledger.set_tag("acme/app", "latest", second)
-    assert ledger.name_owner("acme/app") == alice.address
-    history = ledger.tag_history("acme/app", "latest")
+    history = ledger.tag_history("acme/app", "latest", alice.address)
     assert [(t.digest, t.previous) for t in history] == [(first, None), (second, first)]
     assert history[1].at == history[0].at + 5 and history[1].ref == "acme/app:latest"
-    assert [t.digest for t in ledger.tags_of(second)] == [second]
-    assert ledger.tags_of(first) == []
+    assert len(ledger.tag_history("acme/app", "latest")) == 3
+    assert [t.digest for t in ledger.tags_of(alice.address, second)] == [second]
+    assert ledger.tags_of(alice.address, first) == []
+    assert [(t.publisher, t.digest) for t in ledger.taggers("acme/app", "latest")] == [
+        (bob.address, bobs),
+        (alice.address, second),
+    ]
+    assert ledger.resolve(alice.address, "acme/app", "latest") == second
+    assert ledger.resolve(bob.address, "acme/app", "latest") == bobs
+    assert ledger.resolve(alice.address, "acme/app", "nope") is None
+    with pytest.raises(NotFoundError, match="has no record"):
+        bob.ledger.set_tag("bob/app", "1.0", first)  # only to one's own records
 
-    bobs = publish(bob, "bob's")
-    with pytest.raises(PermissionDeniedError, match="may move its tags"):
-        bob.ledger.set_tag("acme/app", "latest", bobs)
-    with pytest.raises(PermissionDeniedError, match="may change its tags"):
-        bob.ledger.set_tag("bob/app", "1.0", first)  # only to one's own images
-    assert ledger.resolve("acme/app", "latest") == second
-    assert ledger.resolve("acme/app", "nope") is None
 
-
-def test_anyone_attests_to_a_published_image(ledger: FakeLedger, alice: Actor, bob: Actor) -> None:
+def test_anyone_attests_to_a_record_and_only_they_revoke(
+    ledger: FakeLedger, alice: Actor, bob: Actor, carol: Actor
+) -> None:
     digest = publish(alice)
-    bob.ledger.attest(digest, "approval", digest_of("payload"), "bafy-approval")
-    with pytest.raises(NotFoundError):
-        bob.ledger.attest(digest_of("never"), "approval", digest_of("payload"))
-    with pytest.raises(InvalidInputError):
-        bob.ledger.attest(digest, "", digest_of("payload"))
-    (attestation,) = ledger.attestations(digest)
-    assert (attestation.attester, attestation.kind, attestation.index) == (
+    bob.ledger.attest(alice.address, digest, "approved", digest_of("payload"), "bafy-approval")
+    with pytest.raises(NotFoundError, match=f"{bob.address} has no record"):
+        bob.ledger.attest(bob.address, digest, "approved", digest_of("payload"))
+    with pytest.raises(InvalidInputError, match="needs a kind"):
+        bob.ledger.attest(alice.address, digest, "", digest_of("payload"))
+    with pytest.raises(InvalidInputError, match="1 to 32 bytes"):
+        bob.ledger.attest(alice.address, digest, "k" * 33, digest_of("payload"))
+    (attestation,) = ledger.attestations(alice.address, digest)
+    assert (attestation.attester, attestation.kind, attestation.index, attestation.live) == (
         bob.address,
-        "approval",
+        "approved",
         1,
+        True,
     )
-    record = ledger.image(digest)
+    record = ledger.image(alice.address, digest)
     assert record is not None and record.attestation_count == 1
 
+    with pytest.raises(PermissionDeniedError, match="only its attester"):
+        carol.ledger.revoke_attestation(alice.address, digest, 1)
+    with pytest.raises(NotFoundError, match="has no attestation 2"):
+        bob.ledger.revoke_attestation(alice.address, digest, 2)
+    ledger.advance(30)
+    bob.ledger.revoke_attestation(alice.address, digest, 1)
+    (revoked,) = ledger.attestations(alice.address, digest)
+    assert revoked.revoked_at == attestation.at + 30 and not revoked.live
+    with pytest.raises(ConflictError, match="already revoked"):
+        bob.ledger.revoke_attestation(alice.address, digest, 1)
 
-def test_usage_reports_need_a_window(ledger: FakeLedger, alice: Actor, bob: Actor) -> None:
+
+def test_usage_is_reported_by_the_publisher_or_a_grantee(
+    ledger: FakeLedger, alice: Actor, bob: Actor, carol: Actor
+) -> None:
     digest = publish(alice)
+    alice.ledger.grant(digest, share_for(bob))
     with pytest.raises(InvalidInputError, match="usage window"):
-        bob.ledger.report_usage(digest, 10, 10, ROOT, digest_of("blob"))
-    bob.ledger.report_usage(digest, 10, 20, ROOT, digest_of("blob"))
-    (report,) = ledger.usage_reports(digest)
+        bob.ledger.report_usage(alice.address, digest, 10, 10, ROOT, digest_of("blob"))
+    with pytest.raises(PermissionDeniedError, match="may not report usage"):
+        carol.ledger.report_usage(alice.address, digest, 10, 20, ROOT, digest_of("blob"))
+    bob.ledger.report_usage(alice.address, digest, 10, 20, ROOT, digest_of("blob"))
+    (report,) = ledger.usage_reports(alice.address, digest)
     assert (report.reporter, report.window_start, report.window_end) == (bob.address, 10, 20)
 
 
@@ -307,11 +374,11 @@ def test_an_injected_fault_fails_one_write(ledger: FakeLedger, alice: Actor) -> 
     ledger.fail_next_write(UnavailableError("node went away"))
     with pytest.raises(UnavailableError):
         publish(alice, "lost")
-    assert ledger.image(digest_of("lost")) is None
+    assert ledger.image(alice.address, digest_of("lost")) is None
     ledger.fail_next_write(UnavailableError("timed out"), landed=True)
     with pytest.raises(UnavailableError):
         publish(alice, "landed")
-    assert ledger.image(digest_of("landed")) is not None
+    assert ledger.image(alice.address, digest_of("landed")) is not None
     publish(alice, "fine")
 
 
@@ -339,16 +406,28 @@ def test_the_audit_log_reads_like_the_contracts(
     ledger: FakeLedger, alice: Actor, bob: Actor
 ) -> None:
     digest = publish(alice)
+    ledger.advance(100)
     alice.ledger.grant(digest, share_for(bob))
-    added = [e for e in ledger.audit_log(digest) if e.name == "GrantAdded"]
-    (event,) = added
+    bob.ledger.attest(alice.address, digest, "approved", digest_of("ok"))
+    (event,) = ledger.audit_log(AuditQuery(kinds=frozenset({"GrantAdded"})))
     assert event.fields["recipient"] == str(bob.address)  # checksummed
     assert event.fields["manifestHash"] == "0x" + share_for(bob).manifest_hash[7:]
     assert event.fields["manifestCid"] == ROOT
-    # Events of no image (keys, names) appear only in the whole log.
-    names = {e.name for e in ledger.audit_log()}
-    assert "KeysRegistered" in names and "KeysRegistered" not in {
-        e.name for e in ledger.audit_log(digest)
+    assert (event.actor, event.publisher, event.digest) == (alice.address, alice.address, digest)
+    assert event.at == event.fields["at"] == ledger.now()
+    (attested,) = ledger.audit_log(AuditQuery(actor=bob.address, kinds=frozenset({"Attested"})))
+    assert (attested.actor, attested.publisher) == (bob.address, alice.address)
+    assert attested.fields["index"] == 1
+    published = ledger.audit_log(AuditQuery(until=ledger.now() - 1, digest=digest))
+    assert [e.name for e in published] == ["ImagePublished"]
+    assert [e.name for e in ledger.audit_log(AuditQuery(since=ledger.now()))] == [
+        "GrantAdded",
+        "Attested",
+    ]
+    # Events of no record (keys) appear only where no record is asked for.
+    assert "KeysRegistered" in {e.name for e in ledger.audit_log()}
+    assert "KeysRegistered" not in {
+        e.name for e in ledger.audit_log(AuditQuery(publisher=alice.address))
     }
 
 
@@ -477,6 +556,15 @@ def test_a_failed_add_stores_nothing(store: FakeStore) -> None:
 
 
 def test_malformed_digests_are_refused_by_reads(ledger: FakeLedger) -> None:
-    for read in (ledger.image, ledger.grants, ledger.status_history, ledger.audit_log):
+    who = address_of("alice")
+    reads: list[Callable[[], object]] = [
+        lambda: ledger.image(who, "sha256:nope"),
+        lambda: ledger.records("sha256:nope"),
+        lambda: ledger.grants(who, "sha256:nope"),
+        lambda: ledger.status_history(who, "sha256:nope"),
+        lambda: ledger.attestations(who, "sha256:nope"),
+        lambda: ledger.audit_log(AuditQuery(digest="sha256:nope")),
+    ]
+    for read in reads:
         with pytest.raises(InvalidInputError, match="not a sha256 digest"):
-            read("sha256:nope")
+            read()

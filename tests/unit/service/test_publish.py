@@ -25,7 +25,13 @@ from sedis.service.engines import Actor, Engines
 from sedis.service.naming import parse_name
 from sedis.store.cid import Cid
 from tests.oci_images import file, make_image, make_tar, sha, write_layout
-from tests.unit.service.fakes import FakeDirectory, FakeLedger, FakeStore, make_actor
+from tests.unit.service.fakes import (
+    FakeDirectory,
+    FakeLedger,
+    FakeStore,
+    address_of,
+    make_actor,
+)
 from tests.unit.service.images import (
     Layout,
     layout_blobs,
@@ -36,6 +42,8 @@ from tests.unit.service.images import (
     register_unusable_key,
     source_blobs,
 )
+
+ALICE = address_of("alice")
 
 
 @pytest.fixture
@@ -60,6 +68,7 @@ def test_a_new_image_is_recorded_with_its_grants_and_tag_in_one_write(
     carol: Actor,
     layout: Layout,
 ) -> None:
+
     before = len(ledger.sent)
     result = publish_layout(engines, alice, layout, "app:v1", ["bob", "carol", "bob"])
 
@@ -73,19 +82,19 @@ def test_a_new_image_is_recorded_with_its_grants_and_tag_in_one_write(
     assert not result.already_recorded
     assert result.scan == ScanSummary.unscanned()
 
-    record = ledger.image(result.digest)
+    record = ledger.image(ALICE, result.digest)
     assert record is not None
-    assert (record.owner, record.root_cid, record.config_digest, record.status) == (
+    assert (record.publisher, record.root_cid, record.config_digest, record.status) == (
         alice.address,
         result.root_cid,
         result.config_digest,
         Status.TRUSTED,
     )
     assert record.scan == ScanSummary.unscanned()
-    grants = {g.recipient: g for g in ledger.grants(result.digest)}
+    grants = {g.recipient: g for g in ledger.grants(ALICE, result.digest)}
     assert set(grants) == {alice.address, bob.address, carol.address}
     assert all(g.expires_at is None and g.revoked_at is None for g in grants.values())
-    assert ledger.resolve("app", "v1") == result.digest
+    assert ledger.resolve(ALICE, "app", "v1") == result.digest
     assert Cid.parse(result.root_cid) in store.pins()
 
 
@@ -96,7 +105,7 @@ def test_the_owner_named_as_a_recipient_is_wrapped_for_once(
 
     result = publish_layout(engines, alice, layout, "app:v1", ["alice"])
     assert result.recipients == ()
-    (grant,) = ledger.grants(result.digest)
+    (grant,) = ledger.grants(ALICE, result.digest)
     share = json.loads(store.read_bytes(grant.manifest_cid, 1 << 20))
     wrapped = share["layers"][0]["annotations"]["org.opencontainers.image.enc.keys.jwe"]
     jwe = json.loads(__import__("base64").b64decode(wrapped))
@@ -117,8 +126,8 @@ def test_without_a_name_no_tag_is_set(
 ) -> None:
     result = publish_layout(engines, alice, layout, name=None)
     assert result.name is None
-    assert ledger.tags_of(result.digest) == []
-    assert ledger.image(result.digest) is not None
+    assert ledger.tags_of(ALICE, result.digest) == []
+    assert ledger.image(ALICE, result.digest) is not None
 
 
 def test_publishing_again_adds_only_the_missing_grants_and_tag(
@@ -131,7 +140,7 @@ def test_publishing_again_adds_only_the_missing_grants_and_tag(
     tmp_path: Path,
 ) -> None:
     first = publish_layout(engines, alice, layout, "app:v1", ["bob"])
-    bob_grant = ledger.grant_of(first.digest, bob.address)
+    bob_grant = ledger.grant_of(ALICE, first.digest, bob.address)
     ledger.advance(10)
 
     before = len(ledger.sent)
@@ -141,8 +150,8 @@ def test_publishing_again_adds_only_the_missing_grants_and_tag(
     assert again.transactions == tuple(s.receipt.tx_hash for s in ledger.sent[before:])
     assert (again.digest, again.root_cid, again.name) == (first.digest, first.root_cid, "app:v2")
     assert again.recipients == (bob.address, carol.address)
-    assert ledger.grant_of(first.digest, bob.address) == bob_grant
-    assert ledger.resolve("app", "v1") == ledger.resolve("app", "v2") == first.digest
+    assert ledger.grant_of(ALICE, first.digest, bob.address) == bob_grant
+    assert ledger.resolve(ALICE, "app", "v1") == ledger.resolve(ALICE, "app", "v2") == first.digest
     assert len(ledger.images()) == 1
 
     # The grant added later wraps the keys for its recipient.
@@ -166,7 +175,7 @@ def test_a_scan_is_recorded_and_its_report_sealed(
     assert scan is not None and not scan.not_scanned
     assert scan.report_digest is not None and scan.vulndb_digest is not None
     assert scan.report_cid is not None and store.has(Cid.parse(scan.report_cid))
-    record = ledger.image(result.digest)
+    record = ledger.image(ALICE, result.digest)
     assert record is not None and record.scan == scan
 
 
@@ -250,21 +259,29 @@ def test_a_recipient_with_an_unusable_key_is_refused(
     unchanged.check()
 
 
-def test_an_image_published_by_someone_else_is_refused(
+def test_a_digest_and_name_someone_else_recorded_first_still_publish(
     engines: Engines,
     ledger: FakeLedger,
-    store: FakeStore,
     alice: Actor,
     bob: Actor,
+    carol: Actor,
     layout: Layout,
 ) -> None:
-    publish_layout(engines, bob, layout, name="bobs:v1")
-    unchanged = Unchanged(ledger, store)
-    with pytest.raises(ConflictError, match=f"is already published by {bob.address}"):
-        publish_layout(engines, alice, layout)
-    unchanged.check()
-    record = ledger.image(layout.image.digest)
-    assert record is not None and record.owner == bob.address
+    squatted = publish_layout(engines, bob, layout, name="acme/app:1.0")
+    bob.ledger.set_status(squatted.digest, Status.REVOKED, "squatted and revoked")
+    ledger.advance(10)
+    result = publish_layout(engines, alice, layout, "acme/app:1.0", ["carol"])
+    assert not result.already_recorded and result.digest == squatted.digest
+    record = ledger.image(ALICE, result.digest)
+    assert record is not None and record.status is Status.TRUSTED
+    assert ledger.resolve(ALICE, "acme/app", "1.0") == result.digest
+    assert ledger.resolve(bob.address, "acme/app", "1.0") == result.digest
+    bobs = ledger.image(bob.address, result.digest)
+    assert bobs is not None and bobs.status is Status.REVOKED
+    assert {g.recipient for g in ledger.grants(ALICE, result.digest)} == {
+        alice.address,
+        carol.address,
+    }
 
 
 def test_an_image_recorded_but_not_trusted_is_refused(
@@ -278,7 +295,7 @@ def test_an_image_recorded_but_not_trusted_is_refused(
     result = publish_layout(engines, alice, layout)
     alice.ledger.set_status(result.digest, Status.UNTRUSTED, "CVE-2026-0001")
     unchanged = Unchanged(ledger, store)
-    with pytest.raises(ConflictError, match=f"{result.digest} is recorded but UNTRUSTED"):
+    with pytest.raises(ConflictError, match=f"^your record of {result.digest} is UNTRUSTED$"):
         publish_layout(engines, alice, layout, "app:v2", ["bob"])
     unchanged.check()
 
@@ -300,7 +317,7 @@ def test_a_scan_refusal_stores_and_records_nothing(
         publish.publish(engines, alice, source, recipients=["bob"], scan=refuse)
     assert scanned == [layout.image.digest]
     unchanged.check()
-    assert ledger.image(layout.image.digest) is None
+    assert ledger.image(ALICE, layout.image.digest) is None
 
 
 def test_a_failed_ledger_write_records_nothing_and_a_rerun_completes(
@@ -310,15 +327,18 @@ def test_a_failed_ledger_write_records_nothing_and_a_rerun_completes(
     ledger.fail_next_write(UnavailableError("the node went away"))
     with pytest.raises(UnavailableError, match="the node went away"):
         publish_layout(engines, alice, layout, "app:v1", ["bob"])
-    assert ledger.image(layout.image.digest) is None
-    assert ledger.grants(layout.image.digest) == []
-    assert ledger.resolve("app", "v1") is None
+    assert ledger.image(ALICE, layout.image.digest) is None
+    assert ledger.grants(ALICE, layout.image.digest) == []
+    assert ledger.resolve(ALICE, "app", "v1") is None
     assert len(ledger.sent) == before
 
     result = publish_layout(engines, alice, layout, "app:v1", ["bob"])
     assert not result.already_recorded
     assert functions(ledger, before) == ["publish"]
-    assert {g.recipient for g in ledger.grants(result.digest)} == {alice.address, bob.address}
+    assert {g.recipient for g in ledger.grants(ALICE, result.digest)} == {
+        alice.address,
+        bob.address,
+    }
 
 
 def test_a_blob_that_does_not_match_its_digest_is_refused(
@@ -335,7 +355,7 @@ def test_a_blob_that_does_not_match_its_digest_is_refused(
     with pytest.raises(CorruptError, match=layout.image.layer_digests[1]):
         publish_layout(engines, alice, layout, recipients=["bob"])
     unchanged.check()
-    assert ledger.image(layout.image.digest) is None
+    assert ledger.image(ALICE, layout.image.digest) is None
 
 
 def test_a_cancel_set_before_the_call_stops_it(
@@ -350,7 +370,7 @@ def test_a_cancel_set_before_the_call_stops_it(
     with layout.open() as source, pytest.raises(CheckCancelled):
         publish.publish(engines, alice, source, name=parse_name("app:v1"), cancel=cancel)
     unchanged.check()
-    assert ledger.image(layout.image.digest) is None
+    assert ledger.image(ALICE, layout.image.digest) is None
 
 
 def test_a_cancel_set_before_the_call_adds_nothing_to_a_record(
@@ -363,7 +383,7 @@ def test_a_cancel_set_before_the_call_adds_nothing_to_a_record(
     with layout.open() as source, pytest.raises(CheckCancelled, match="called off"):
         publish.publish(engines, alice, source, recipients=["bob"], cancel=cancel)
     assert len(ledger.sent) == before
-    assert ledger.grant_of(layout.image.digest, bob.address) is None
+    assert ledger.grant_of(ALICE, layout.image.digest, bob.address) is None
 
 
 def test_bytes_to_process_counts_every_blob_and_the_layers_again(layout: Layout) -> None:

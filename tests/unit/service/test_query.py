@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from sedis.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from sedis.core.errors import ConflictError, NotFoundError
 from sedis.core.records import ScanSummary, Status
 from sedis.service import access, query
 from sedis.service.engines import Actor, Engines
 from tests.oci_images import sha
 from tests.unit.service.fakes import START_TIME, FakeLedger, FakeStore
-from tests.unit.service.images import make_layout, publish_layout
+from tests.unit.service.images import FRIENDS, make_layout, publish_layout, trusting
 
 
 @pytest.fixture
@@ -32,10 +32,10 @@ def test_a_status_change_is_recorded_with_its_reason(
     assert change == query.StatusChange(
         digest, Status.UNTRUSTED, "CVE-2026-0001", ledger.sent[-1].receipt.tx_hash
     )
-    record = ledger.image(digest)
+    record = ledger.image(alice.address, digest)
     assert record is not None and record.status is Status.UNTRUSTED
-    latest = ledger.status_history(digest)[-1]
-    assert (latest.status, latest.previous, latest.reason, latest.by, latest.at) == (
+    latest = ledger.status_history(alice.address, digest)[-1]
+    assert (latest.status, latest.previous, latest.reason, latest.publisher, latest.at) == (
         Status.UNTRUSTED,
         Status.TRUSTED,
         "CVE-2026-0001",
@@ -44,24 +44,29 @@ def test_a_status_change_is_recorded_with_its_reason(
     )
 
 
-def test_only_the_owner_may_change_the_status(
-    engines: Engines, ledger: FakeLedger, bob: Actor, digest: str
+def test_a_status_is_set_on_the_actors_own_record_only(
+    engines: Engines, ledger: FakeLedger, alice: Actor, bob: Actor, digest: str
 ) -> None:
-    with pytest.raises(PermissionDeniedError, match=f"{bob.address} is not its owner"):
+    with pytest.raises(NotFoundError) as caught:
         query.set_status(engines, bob, digest, Status.REVOKED, "not mine")
-    record = ledger.image(digest)
+    assert str(caught.value) == f"you have no record of {digest} (recorded by {alice.address})"
+    with pytest.raises(NotFoundError) as by_name:
+        query.set_status(engines, bob, "app:v1", Status.REVOKED, "not mine")
+    assert str(by_name.value) == f"you have no image named app:v1 (tagged by {alice.address})"
+    record = ledger.image(alice.address, digest)
     assert record is not None and record.status is Status.TRUSTED
+    assert [t.function for t in ledger.sent if t.sender == bob.address] == ["registerKeys"]
 
 
 def test_a_status_change_to_the_status_it_has_is_refused(
     engines: Engines, alice: Actor, digest: str
 ) -> None:
-    with pytest.raises(ConflictError, match=f"{digest} is already TRUSTED"):
+    with pytest.raises(ConflictError, match=f"record of {digest} is already TRUSTED"):
         query.set_status(engines, alice, digest, Status.TRUSTED, "again")
 
 
 def test_the_status_of_an_unknown_name_is_not_set(engines: Engines, alice: Actor) -> None:
-    with pytest.raises(NotFoundError, match="no image named app:v9"):
+    with pytest.raises(NotFoundError, match=r"^you have no image named app:v9$"):
         query.set_status(engines, alice, "app:v9", Status.UNTRUSTED, "why")
 
 
@@ -78,12 +83,19 @@ def test_inspect_gives_everything_the_ledger_holds_on_an_image(
 ) -> None:
     ledger.advance(10)
     alice.ledger.set_tag("app", "latest", digest)
-    carol.ledger.attest(digest, "approval", sha(b"carol approves"))
+    carol.ledger.attest(alice.address, digest, "approval", sha(b"carol approves"))
     alice.ledger.set_status(digest, Status.UNSUPPORTED, "end of life")
     ledger.advance(10)
 
-    seen = query.inspect(engines, "app:latest")
-    assert seen.record == ledger.image(digest)
+    seen = query.inspect(engines, "app:latest", policy=FRIENDS)
+    assert seen.record == ledger.image(alice.address, digest)
+    assert seen.verdict.status is Status.UNSUPPORTED
+    (only,) = seen.records
+    assert (only.publisher, only.status, only.counted) == (
+        alice.address,
+        Status.UNSUPPORTED,
+        True,
+    )
     assert seen.now == ledger.now() == START_TIME + 20
     assert [(e.status, e.reason) for e in seen.status_history] == [
         (Status.TRUSTED, "published"),
@@ -95,7 +107,7 @@ def test_inspect_gives_everything_the_ledger_holds_on_an_image(
     assert sorted(t.ref for t in seen.tags) == ["app:latest", "app:v1"]
     assert set(seen.tag_history) == {"app:latest", "app:v1"}
     (moved,) = seen.tag_history["app:latest"]
-    assert (moved.digest, moved.previous, moved.by) == (digest, None, alice.address)
+    assert (moved.digest, moved.previous, moved.publisher) == (digest, None, alice.address)
 
     # The approval is not a scan: the only scan is the one made at publish.
     (scan,) = seen.scans
@@ -107,15 +119,15 @@ def test_inspect_gives_everything_the_ledger_holds_on_an_image(
 def test_inspect_of_an_image_never_published_is_refused(engines: Engines) -> None:
     unknown = "sha256:" + "12" * 32
     with pytest.raises(NotFoundError, match=f"{unknown} was never published"):
-        query.inspect(engines, unknown)
+        query.inspect(engines, unknown, policy=FRIENDS)
 
 
 def test_a_scan_attestation_whose_envelope_cannot_be_read_says_why(
-    engines: Engines, store: FakeStore, carol: Actor, digest: str
+    engines: Engines, store: FakeStore, alice: Actor, carol: Actor, digest: str
 ) -> None:
     stray = store.add_bytes(b'{"mediaType":"text/plain"}', pin=True)
-    carol.ledger.attest(digest, "scan", sha(b"a report"), str(stray.cid))
-    _, rescan = query.inspect(engines, digest).scans
+    carol.ledger.attest(alice.address, digest, "scan", sha(b"a report"), str(stray.cid))
+    _, rescan = query.inspect(engines, digest, policy=FRIENDS).scans
     assert (rescan.kind, rescan.by, rescan.counts) == ("rescan", carol.address, None)
     assert (rescan.report_digest, rescan.envelope_cid) == (sha(b"a report"), str(stray.cid))
     assert rescan.unreadable == f"{stray.cid} is not a scan envelope"
@@ -130,7 +142,7 @@ def test_scan_counts_are_none_for_an_image_not_scanned() -> None:
 # -- list_images ------------------------------------------------------------------------------
 
 
-def test_list_all_and_by_owner_oldest_first(
+def test_list_all_and_by_publisher_oldest_first(
     engines: Engines, ledger: FakeLedger, alice: Actor, bob: Actor, digest: str, tmp_path: Path
 ) -> None:
     ledger.advance(60)
@@ -150,14 +162,14 @@ def test_list_all_and_by_owner_oldest_first(
         first.root_cid,
     )
     assert everything[2].names == ()
-    assert [s.digest for s in query.list_images(engines, owner=alice.address)] == [
+    assert [s.digest for s in query.list_images(engines, publisher=alice.address)] == [
         digest,
         untagged.digest,
     ]
-    assert [s.digest for s in query.list_images(engines, owner=bob.address)] == [bobs.digest]
+    assert [s.digest for s in query.list_images(engines, publisher=bob.address)] == [bobs.digest]
 
 
-def test_shared_with_lists_live_grants_to_images_the_account_does_not_own(
+def test_shared_with_lists_live_grants_to_records_of_others(
     engines: Engines,
     ledger: FakeLedger,
     alice: Actor,
@@ -175,7 +187,7 @@ def test_shared_with_lists_live_grants_to_images_the_account_does_not_own(
 
     listed = query.list_images(engines, shared_with=bob.address)
     assert [s.digest for s in listed] == [digest, expiring.digest, carols.digest]
-    assert [s.owner for s in listed] == [alice.address, alice.address, carol.address]
+    assert [s.publisher for s in listed] == [alice.address, alice.address, carol.address]
 
     ledger.advance(60)
     listed = query.list_images(engines, shared_with=bob.address)
@@ -196,3 +208,27 @@ def test_shared_with_lists_the_oldest_published_first(
     access.share(engines, alice, older.digest, "bob")  # shared after the newer one
     listed = query.list_images(engines, shared_with=bob.address)
     assert [s.digest for s in listed] == [digest, older.digest, newer.digest]
+
+
+def test_inspect_shows_every_record_and_which_counted(
+    engines: Engines, ledger: FakeLedger, alice: Actor, bob: Actor, digest: str, tmp_path: Path
+) -> None:
+    ledger.advance(10)
+    layout = make_layout(tmp_path / "app")  # the same image, recorded by bob too
+    publish_layout(engines, bob, layout, "bob/app:v1")
+    bob.ledger.set_status(digest, Status.REVOKED, "bob's own reasons")
+
+    seen = query.inspect(engines, digest, policy=trusting(alice))
+    assert seen.record.publisher == alice.address and seen.verdict.status is Status.TRUSTED
+    assert [(r.publisher, r.status, r.counted, r.tags) for r in seen.records] == [
+        (alice.address, Status.TRUSTED, True, ("app:v1",)),
+        (bob.address, Status.REVOKED, False, ("bob/app:v1",)),
+    ]
+    bobs = query.inspect(engines, digest, policy=trusting(alice), publisher=bob.address)
+    assert bobs.record.publisher == bob.address and bobs.verdict.status is Status.TRUSTED
+    assert [t.ref for t in bobs.tags] == ["bob/app:v1"]
+    assert [e.status for e in bobs.status_history] == [Status.TRUSTED, Status.REVOKED]
+    assert {g.recipient for g in bobs.grants} == {bob.address}
+    assert query.inspect(engines, digest, policy=trusting(bob)).verdict.status is Status.REVOKED
+    with pytest.raises(NotFoundError, match=f"^{ledger.contract} has no record of {digest}$"):
+        query.inspect(engines, digest, policy=FRIENDS, publisher=ledger.contract)

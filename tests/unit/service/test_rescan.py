@@ -16,8 +16,22 @@ from sedis.service.engines import Actor, Engines
 from sedis.store.cid import Cid
 from tests.oci_images import directory, file, make_image, make_tar, sha, write_layout
 from tests.unit.scan.roots import DEBIAN_OS, dpkg_stanza
-from tests.unit.service.fakes import FakeDirectory, FakeLedger, FakeStore, make_actor
-from tests.unit.service.images import Layout, make_vulndb, publish_layout, register_unusable_key
+from tests.unit.service.fakes import (
+    FakeDirectory,
+    FakeLedger,
+    FakeStore,
+    address_of,
+    make_actor,
+)
+from tests.unit.service.images import (
+    FRIENDS,
+    Layout,
+    make_vulndb,
+    publish_layout,
+    register_unusable_key,
+)
+
+ALICE = address_of("alice")
 
 
 @pytest.fixture
@@ -64,6 +78,7 @@ def test_a_rescan_is_attested_and_its_report_sealed_for_the_live_readers(
     directory: FakeDirectory,
     digest: str,
 ) -> None:
+
     # Readers the report is not sealed for: a revoked grant, an expired one, an unusable key.
     dave = make_actor(engines, "dave", directory)
     erin = make_actor(engines, "erin", directory)
@@ -74,16 +89,23 @@ def test_a_rescan_is_attested_and_its_report_sealed_for_the_live_readers(
     ledger.advance(60)
 
     before = len(ledger.sent)
-    result = rescan.rescan(engines, bob, "app:v1")
+    result = rescan.rescan(engines, bob, "app:v1", policy=FRIENDS)
 
     (write,) = ledger.sent[before:]
     assert (write.function, write.sender) == ("attest", bob.address)
     assert result.transaction == write.receipt.tx_hash
-    assert result.digest == digest
+    assert (result.digest, result.publisher) == (digest, alice.address)
     assert result.sealed_for == tuple(sorted([alice.address, bob.address]))
-    assert ledger.attestations(digest) == [
+    assert ledger.attestations(ALICE, digest) == [
         Attestation(
-            digest, bob.address, "scan", result.report_digest, result.envelope_cid, ledger.clock, 1
+            alice.address,
+            digest,
+            bob.address,
+            "scan",
+            result.report_digest,
+            result.envelope_cid,
+            ledger.clock,
+            1,
         )
     ]
 
@@ -110,8 +132,8 @@ def test_a_rescan_is_attested_and_its_report_sealed_for_the_live_readers(
 def test_inspect_shows_the_rescan_beside_the_scan_made_at_publish(
     engines: Engines, alice: Actor, bob: Actor, digest: str
 ) -> None:
-    result = rescan.rescan(engines, bob, digest)
-    at_publish, again = query.inspect(engines, digest).scans
+    result = rescan.rescan(engines, bob, digest, policy=FRIENDS)
+    at_publish, again = query.inspect(engines, digest, policy=FRIENDS).scans
     assert (at_publish.kind, at_publish.by, at_publish.not_scanned) == (
         "publish",
         alice.address,
@@ -141,10 +163,12 @@ def test_a_rescan_by_an_account_that_may_not_pull_is_refused(
 ) -> None:
     access.unshare(engines, alice, digest, "carol")
     before, blocks = len(ledger.sent), store.block_count()
-    with pytest.raises(PermissionDeniedError, match=f"{carol.address} has no grant to {digest}"):
-        rescan.rescan(engines, carol, digest)
+    with pytest.raises(
+        PermissionDeniedError, match=f"{carol.address} has no grant to {ALICE}'s {digest}"
+    ):
+        rescan.rescan(engines, carol, digest, policy=FRIENDS)
     assert len(ledger.sent) == before and store.block_count() == blocks
-    assert ledger.attestations(digest) == []
+    assert ledger.attestations(ALICE, digest) == []
 
 
 def test_a_rescan_without_a_vulnerability_database_attests_nothing(
@@ -153,6 +177,6 @@ def test_a_rescan_without_a_vulnerability_database_attests_nothing(
     vulndb.unlink()
     before = len(ledger.sent)
     with pytest.raises(NotFoundError, match=f"no vulnerability database at {vulndb}"):
-        rescan.rescan(engines, bob, digest)
+        rescan.rescan(engines, bob, digest, policy=FRIENDS)
     assert len(ledger.sent) == before
-    assert ledger.attestations(digest) == []
+    assert ledger.attestations(ALICE, digest) == []

@@ -1,4 +1,5 @@
-"""share: a grant with its own share manifest for one more recipient, by the owner only."""
+"""share: a grant with its own share manifest for one more recipient, of the actor's own
+record only."""
 
 from __future__ import annotations
 
@@ -6,11 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from sedis.core.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from sedis.core.errors import InvalidInputError, NotFoundError
 from sedis.service import access
 from sedis.service.engines import Actor, Engines
 from sedis.store.cid import Cid
-from tests.unit.service.fakes import FakeDirectory, FakeLedger, FakeStore, make_actor
+from tests.unit.service.fakes import (
+    FakeDirectory,
+    FakeLedger,
+    FakeStore,
+    address_of,
+    make_actor,
+)
 from tests.unit.service.images import (
     Layout,
     layout_blobs,
@@ -20,6 +27,8 @@ from tests.unit.service.images import (
     register_unusable_key,
     source_blobs,
 )
+
+ALICE = address_of("alice")
 
 
 @pytest.fixture
@@ -54,9 +63,9 @@ def test_a_share_records_a_grant_with_its_expiry(
         bob.address,
         expires_at,
     )
-    grant = ledger.grant_of(digest, bob.address)
+    grant = ledger.grant_of(ALICE, digest, bob.address)
     assert grant is not None
-    assert (grant.manifest_cid, grant.expires_at, grant.revoked_at, grant.by) == (
+    assert (grant.manifest_cid, grant.expires_at, grant.revoked_at, grant.publisher) == (
         result.manifest_cid,
         expires_at,
         None,
@@ -73,9 +82,10 @@ def test_a_share_records_a_grant_with_its_expiry(
 def test_a_share_without_expiry_never_lapses(
     engines: Engines, ledger: FakeLedger, alice: Actor, bob: Actor, digest: str
 ) -> None:
+
     result = access.share(engines, alice, digest, bob.address.hex)
     assert result.expires_at is None and result.recipient == bob.address
-    grant = ledger.grant_of(digest, bob.address)
+    grant = ledger.grant_of(ALICE, digest, bob.address)
     assert grant is not None and grant.expires_at is None
     ledger.advance(10 * 365 * 24 * 3600)
     assert grant.active_at(ledger.now())
@@ -87,32 +97,33 @@ def test_sharing_again_replaces_the_grant(
     first = access.share(engines, alice, digest, "bob", expires_at=ledger.now() + 60)
     ledger.advance(30)
     second = access.share(engines, alice, digest, "bob")
-    grant = ledger.grant_of(digest, bob.address)
+    grant = ledger.grant_of(ALICE, digest, bob.address)
     assert grant is not None
     assert grant.manifest_cid == second.manifest_cid != first.manifest_cid
     assert grant.expires_at is None
 
 
-def test_only_the_owner_may_share(
+def test_a_record_the_actor_does_not_have_is_not_shared(
     engines: Engines, ledger: FakeLedger, alice: Actor, bob: Actor, carol: Actor, digest: str
 ) -> None:
     before = len(ledger.sent)
-    with pytest.raises(PermissionDeniedError) as caught:
+    with pytest.raises(NotFoundError) as by_name:
         access.share(engines, bob, "app:v1", "carol")
-    assert str(caught.value) == (
-        f"only the owner of {digest} may change its grants ({alice.address})"
-    )
+    assert str(by_name.value) == f"you have no image named app:v1 (tagged by {alice.address})"
+    with pytest.raises(NotFoundError) as by_digest:
+        access.share(engines, bob, digest, "carol")
+    assert str(by_digest.value) == f"you have no record of {digest} (recorded by {alice.address})"
     assert len(ledger.sent) == before
-    assert ledger.grant_of(digest, carol.address) is None
+    assert ledger.grant_of(ALICE, digest, carol.address) is None
 
 
 def test_an_image_never_published_cannot_be_shared(
     engines: Engines, alice: Actor, bob: Actor
 ) -> None:
     unknown = "sha256:" + "ab" * 32
-    with pytest.raises(NotFoundError, match=f"{unknown} is not on the ledger"):
+    with pytest.raises(NotFoundError, match=f"^you have no record of {unknown}$"):
         access.share(engines, alice, unknown, "bob")
-    with pytest.raises(NotFoundError, match="no image named nothing:v1 on the ledger"):
+    with pytest.raises(NotFoundError, match=r"^you have no image named nothing:v1$"):
         access.share(engines, alice, "nothing:v1", "bob")
 
 
@@ -143,7 +154,7 @@ def test_a_recipient_without_keys_or_with_an_unusable_key_is_refused(
         access.share(engines, alice, digest, "dave")
     assert len(ledger.sent) == before
     assert store.block_count() == blocks
-    assert ledger.grant_of(digest, dave.address) is None
+    assert ledger.grant_of(ALICE, digest, dave.address) is None
 
 
 def test_a_past_expiry_is_refused_before_anything_is_stored(

@@ -1,5 +1,5 @@
-"""unshare: a revoked grant, by the owner only; with rotate, a new key epoch that the
-removed recipient's keys do not open, and the old epoch released from the store."""
+"""unshare: a revoked grant, by the record's publisher only; with rotate, a new key epoch
+that the removed recipient's keys do not open, and the old epoch released from the store."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ from sedis.core.records import Grant, Status
 from sedis.service import access, sealing
 from sedis.service.engines import Actor, Engines
 from sedis.store.cid import Cid
-from tests.unit.service.fakes import FakeDirectory, FakeLedger, FakeStore, make_actor
+from tests.unit.service.fakes import (
+    FakeDirectory,
+    FakeLedger,
+    FakeStore,
+    address_of,
+    make_actor,
+)
 from tests.unit.service.images import (
     Layout,
     layout_blobs,
@@ -27,6 +33,8 @@ from tests.unit.service.images import (
     pull_to,
     source_blobs,
 )
+
+ALICE = address_of("alice")
 
 
 @pytest.fixture
@@ -40,13 +48,13 @@ def digest(engines: Engines, alice: Actor, bob: Actor, carol: Actor, layout: Lay
 
 
 def held(ledger: FakeLedger, digest: str, who: Actor) -> Grant:
-    grant = ledger.grant_of(digest, who.address)
+    grant = ledger.grant_of(ALICE, digest, who.address)
     assert grant is not None
     return grant
 
 
 def root_of(ledger: FakeLedger, digest: str) -> str:
-    record = ledger.image(digest)
+    record = ledger.image(ALICE, digest)
     assert record is not None
     return record.root_cid
 
@@ -71,6 +79,7 @@ def test_unshare_revokes_the_grant(
     digest: str,
     tmp_path: Path,
 ) -> None:
+
     ledger.advance(5)
     before = len(ledger.sent)
     result = access.unshare(engines, alice, "app:v1", "bob")
@@ -88,17 +97,19 @@ def test_unshare_revokes_the_grant(
     assert held(ledger, digest, bob).revoked_at == ledger.clock
     assert held(ledger, digest, carol).revoked_at is None
 
-    with pytest.raises(PermissionDeniedError, match=f"{bob.address} has no grant to {digest}"):
+    with pytest.raises(
+        PermissionDeniedError, match=f"{bob.address} has no grant to {ALICE}'s {digest}"
+    ):
         pull_to(engines, bob, digest, tmp_path / "bob")
     assert not (tmp_path / "bob").exists()
 
 
-def test_only_the_owner_may_unshare(
+def test_only_the_records_publisher_may_unshare(
     engines: Engines, ledger: FakeLedger, alice: Actor, bob: Actor, carol: Actor, digest: str
 ) -> None:
     before = len(ledger.sent)
     for rotate in (False, True):
-        with pytest.raises(PermissionDeniedError, match=f"only the owner of {digest}"):
+        with pytest.raises(NotFoundError, match=f"^you have no record of {digest} \\(recorded"):
             access.unshare(engines, bob, digest, "carol", rotate=rotate)
     assert len(ledger.sent) == before
     assert held(ledger, digest, carol).revoked_at is None

@@ -1,5 +1,5 @@
-"""verify: what the ledger says of names, digests and sources, each judged on its own;
-with ``name``, sources judged as the image that name resolves to."""
+"""verify: what the ledger says of names, digests and sources under a trust policy, each
+judged on its own; with ``name``, sources judged as the image that name resolves to."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import pytest
 
 from sedis.core.errors import CorruptError, InvalidInputError, NotFoundError
 from sedis.core.records import Status
-from sedis.service import verify
+from sedis.core.verdict import Verdict
+from sedis.service import trust, verify
 from sedis.service.engines import Actor, Engines
 from tests.oci_images import sha
 from tests.unit.service.fakes import FakeLedger
-from tests.unit.service.images import Layout, make_layout, publish_layout
-
-UNSCANNED = " (published without a vulnerability scan)"
+from tests.unit.service.images import FRIENDS, Layout, make_layout, publish_layout, trusting
 
 
 @pytest.fixture
@@ -36,25 +35,25 @@ def digest(engines: Engines, alice: Actor, layout: Layout) -> str:
 def test_a_published_image_is_trusted_by_name_and_by_digest(
     engines: Engines, alice: Actor, digest: str
 ) -> None:
-    by_name, by_digest = verify.verify(engines, ["app:v1", digest])
-    assert by_name == by_digest
+    by_name, by_digest = verify.verify(engines, ["app:v1", digest], policy=FRIENDS)
     assert (by_name.digest, by_name.status, by_name.exit_code) == (digest, Status.TRUSTED, 0)
-    assert by_name.reason == "published and trusted" + UNSCANNED
-    assert by_name.owner == alice.address and by_name.signers == (alice.address,)
+    assert by_name.status == by_digest.status and by_name.publishers == by_digest.publishers
+    assert by_name.reason.startswith(f"trusted: recorded by {alice.address}")
+    assert by_name.publishers == (alice.address,) and by_name.policy == FRIENDS.source
     assert by_name.name is None
 
 
 def test_a_digest_never_published_is_unknown(engines: Engines) -> None:
     unknown = "sha256:" + "ef" * 32
-    (verdict,) = verify.verify(engines, [unknown])
+    (verdict,) = verify.verify(engines, [unknown], policy=FRIENDS)
     assert (verdict.digest, verdict.status, verdict.exit_code) == (unknown, Status.UNKNOWN, 2)
-    assert verdict.reason == "never published on this ledger"
-    assert verdict.owner is None
+    assert verdict.reason == "no record by a publisher this rule trusts (nobody has recorded it)"
+    assert verdict.publishers == ()
 
 
 def test_a_name_nobody_tagged_is_not_found(engines: Engines) -> None:
-    with pytest.raises(NotFoundError, match="no image named app:v9 on the ledger"):
-        verify.verify(engines, ["app:v9"])
+    with pytest.raises(NotFoundError, match="no image named app:v9 by a publisher the policy"):
+        verify.verify(engines, ["app:v9"], policy=FRIENDS)
 
 
 def test_an_untrusted_image_gives_the_latest_reason(
@@ -65,34 +64,50 @@ def test_an_untrusted_image_gives_the_latest_reason(
     alice.ledger.set_status(digest, Status.UNSUPPORTED, "end of life")
     ledger.advance(60)
     alice.ledger.set_status(digest, Status.UNTRUSTED, "CVE-2026-0002")
-    (verdict,) = verify.verify(engines, ["app:v1"])
+    (verdict,) = verify.verify(engines, ["app:v1"], policy=FRIENDS)
     assert (verdict.status, verdict.exit_code) == (Status.UNTRUSTED, 1)
-    assert verdict.reason == "CVE-2026-0002" + UNSCANNED
+    assert verdict.reason == f"UNTRUSTED by {alice.address}: CVE-2026-0002"
+
+
+def test_an_image_nobody_trusted_published_is_unknown(
+    engines: Engines, alice: Actor, bob: Actor, digest: str
+) -> None:
+    (verdict,) = verify.verify(engines, [digest], policy=trusting(bob))
+    assert verdict.status is Status.UNKNOWN
+    assert verdict.reason == (
+        f"no record by a publisher this rule trusts (recorded only by {alice.address})"
+    )
 
 
 def test_given_signers_only_their_word_counts(
     engines: Engines, alice: Actor, bob: Actor, carol: Actor, digest: str
 ) -> None:
-    (by_owner,) = verify.verify(engines, [digest], signers=[alice.address])
-    assert (by_owner.status, by_owner.signers) == (Status.TRUSTED, (alice.address,))
+    def signed(*signers: Actor) -> Verdict:
+        policy = trust.with_signers(FRIENDS, [s.address for s in signers])
+        (verdict,) = verify.verify(engines, [digest], policy=policy)
+        return verdict
 
-    (unvouched,) = verify.verify(engines, [digest], signers=[carol.address])
-    assert unvouched.status is Status.UNKNOWN
-    assert unvouched.reason == (
-        f"published by {alice.address}, which is not a given signer, and attested by none of them"
-    )
-    assert unvouched.owner == alice.address and unvouched.signers == ()
+    by_owner = signed(alice)
+    assert (by_owner.status, by_owner.publishers) == (Status.TRUSTED, (alice.address,))
 
-    bob.ledger.attest(digest, "approval", sha(b"bob approves"))
-    (attested,) = verify.verify(engines, [digest], signers=[carol.address, bob.address])
-    assert (attested.status, attested.signers) == (Status.TRUSTED, (bob.address,))
+    unvouched = signed(carol)
+    assert unvouched.status is Status.UNKNOWN and unvouched.publishers == ()
+    assert f"recorded only by {alice.address}" in unvouched.reason
+
+    # Any other kind of attestation vouches for nothing; an approval co-signs.
+    bob.ledger.attest(alice.address, digest, "approval", sha(b"bob likes it"))
+    assert signed(carol, bob).status is Status.UNKNOWN
+    bob.ledger.attest(alice.address, digest, "approved", sha(b"bob approves"))
+    attested = signed(carol, bob)
+    assert (attested.status, attested.publishers) == (Status.TRUSTED, (alice.address,))
+    assert attested.vouching == (bob.address,)
 
 
 def test_a_source_is_judged_by_the_digest_computed_from_it(
     engines: Engines, digest: str, layout: Layout, other: Layout
 ) -> None:
     with layout.open() as published, other.open() as unpublished:
-        known, unknown = verify.verify(engines, [published, unpublished])
+        known, unknown = verify.verify(engines, [published, unpublished], policy=FRIENDS)
     assert (known.digest, known.status) == (digest, Status.TRUSTED)
     assert (unknown.digest, unknown.status) == (other.image.digest, Status.UNKNOWN)
 
@@ -101,7 +116,7 @@ def test_a_source_checked_against_the_name_it_has(
     engines: Engines, digest: str, layout: Layout
 ) -> None:
     with layout.open() as source:
-        (verdict,) = verify.verify(engines, [source], name="app:v1")
+        (verdict,) = verify.verify(engines, [source], policy=FRIENDS, name="app:v1")
     assert (verdict.digest, verdict.status, verdict.exit_code) == (digest, Status.TRUSTED, 0)
     assert (verdict.name, verdict.name_digest) == ("app:v1", digest)
 
@@ -111,7 +126,7 @@ def test_a_source_checked_against_another_images_name_is_untrusted(
 ) -> None:
     publish_layout(engines, alice, other, "other:v1")  # trusted in its own right
     with other.open() as source:
-        (verdict,) = verify.verify(engines, [source], name="app:v1")
+        (verdict,) = verify.verify(engines, [source], policy=FRIENDS, name="app:v1")
     assert (verdict.status, verdict.exit_code) == (Status.UNTRUSTED, 1)
     assert verdict.reason == f"{other.image.digest} is not app:v1, which names {digest}"
     assert (verdict.name, verdict.name_digest) == ("app:v1", digest)
@@ -121,9 +136,9 @@ def test_a_source_checked_against_a_name_nobody_tagged_is_unknown(
     engines: Engines, digest: str, layout: Layout
 ) -> None:
     with layout.open() as source:
-        (verdict,) = verify.verify(engines, [source], name="app:v9")
+        (verdict,) = verify.verify(engines, [source], policy=FRIENDS, name="app:v9")
     assert verdict.status is Status.UNKNOWN
-    assert verdict.reason == "no image is named app:v9 on this ledger"
+    assert "no image named app:v9 by a publisher the policy trusts" in verdict.reason
 
 
 def test_names_and_sources_side_by_side_are_refused(
@@ -131,21 +146,21 @@ def test_names_and_sources_side_by_side_are_refused(
 ) -> None:
     with layout.open() as source:
         with pytest.raises(InvalidInputError) as by_name:
-            verify.verify(engines, [source, "app:v1"])
+            verify.verify(engines, [source, "app:v1"], policy=FRIENDS)
         assert str(by_name.value) == (
             f"verify does not check {layout.ref} against app:v1: to check that it is that "
             f"image, run 'sedis verify {layout.ref} --name app:v1'; to judge each on its own, "
             "verify them one at a time"
         )
         with pytest.raises(InvalidInputError, match="verify them one at a time and compare"):
-            verify.verify(engines, [digest, source])
+            verify.verify(engines, [digest, source], policy=FRIENDS)
 
 
 def test_a_name_with_an_artifact_that_is_not_a_source_is_refused(
     engines: Engines, digest: str
 ) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        verify.verify(engines, [digest], name="app:v1")
+        verify.verify(engines, [digest], policy=FRIENDS, name="app:v1")
     assert str(caught.value).startswith(
         f"--name checks sources against app:v1, and {digest} is not a source"
     )
@@ -159,4 +174,4 @@ def test_a_source_whose_layer_bytes_were_tampered_is_refused(
     data[-1] ^= 0x01
     layer.write_bytes(bytes(data))
     with layout.open() as source, pytest.raises(CorruptError, match=layout.image.layer_digests[0]):
-        verify.verify(engines, [source])
+        verify.verify(engines, [source], policy=FRIENDS)
