@@ -264,6 +264,6 @@ def test_a_write_below_a_mark_another_process_raised_still_succeeds(
     recipient = Account.create()
     ledger.grant(digest, GrantRequest(addr(recipient), "bafymanifest", rand_digest()))
     monkeypatch.undo()
-    assert is_granted(reader, digest, addr(recipient))
+    assert is_granted(reader, addr(owner), digest, addr(recipient))
     reader.close()
     other.close()
