@@ -7,8 +7,9 @@ Pure: the caller passes ``now`` where a time is relative.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sedis.core.address import Address
@@ -105,8 +106,7 @@ def parse_time(text: str, now: int, *, label: str = "time", end_of_day: bool = F
 
 def iso_time(at: int) -> str:
     """``at`` as an ISO-8601 UTC date-time, to the second: ``2026-12-02T03:59:00Z``."""
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=at)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 def matches(query: AuditQuery, event: AuditEvent) -> bool:
@@ -211,13 +211,13 @@ def details(event: AuditEvent) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k not in ("publisher", "digest", "at")}
 
 
-def change(event: AuditEvent) -> str:
+def change(event: AuditEvent, decoded: dict[str, Any] | None = None) -> str:
     """What the event changed, in words: ``status TRUSTED → REVOKED: <reason>``.
 
     The words quote the ledger as it is; whoever prints them to a terminal
-    escapes them.
+    escapes them. ``decoded`` is the event's ``details`` where the caller has them.
     """
-    d = details(event)
+    d = details(event) if decoded is None else decoded
     if event.name == "ImagePublished":
         scan = d["scan"]
         if scan["not_scanned"]:
@@ -253,6 +253,7 @@ def change(event: AuditEvent) -> str:
 
 def as_row(event: AuditEvent) -> dict[str, Any]:
     """The event as one flat object with stable keys (JSON lines, CSV and ``-o json``)."""
+    decoded = details(event)
     return {
         "block": event.block_number,
         "log_index": event.log_index,
@@ -264,8 +265,8 @@ def as_row(event: AuditEvent) -> dict[str, Any]:
         "event": event.name,
         "publisher": _account(event.publisher),
         "digest": event.digest,
-        "change": change(event),
-        "details": details(event),
+        "change": change(event, decoded),
+        "details": decoded,
     }
 
 
