@@ -95,9 +95,10 @@ def audit(
     """The ledger's events in chain order: who published, shared, revoked, attested,
     tagged and reported what, and when.
 
-    -o json prints one JSON array of events, as every command's JSON does;
-    --format picks the text output instead: a table for people, or jsonl and
-    csv streams for programs and spreadsheets. The two do not combine. Text
+    -o json prints one JSON array of events, as every command's JSON does.
+    Text output comes as --format FORMAT says: a table for people, or jsonl
+    and csv streams for programs and spreadsheets; it does not combine with
+    -o json. Text
     from the ledger is escaped in the table and in CSV, and a CSV cell that a
     spreadsheet would take for a formula starts with a quote.
     """
