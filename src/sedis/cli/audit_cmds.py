@@ -45,7 +45,7 @@ _TABLE_HEADER = ("BLOCK", "TIME", "KIND", "ACTOR", "PUBLISHER", "DIGEST", "TX", 
 # What a spreadsheet would read as the start of a formula.
 _FORMULA_STARTS = ("=", "+", "-", "@")
 
-WhoOption = "local identity, contact or 0x address"
+_WHO = "local identity, contact or 0x address"
 
 
 def audit(
@@ -56,10 +56,10 @@ def audit(
         help="sha256:DIGEST, or NAME[:TAG]: every digest anyone has tagged so.",
     ),
     publisher: str | None = typer.Option(
-        None, "--publisher", metavar="WHO", help=f"Only records of this publisher ({WhoOption})."
+        None, "--publisher", metavar="WHO", help=f"Only records of this publisher ({_WHO})."
     ),
     by: str | None = typer.Option(
-        None, "--by", metavar="WHO", help=f"Only what this account did ({WhoOption})."
+        None, "--by", metavar="WHO", help=f"Only what this account did ({_WHO})."
     ),
     kind: list[str] = typer.Option(
         [],
