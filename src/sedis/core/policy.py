@@ -37,6 +37,10 @@ The rules, in order of application:
 
 ``narrowed`` keeps only some accounts' word (``--signer``): it intersects
 every rule's publishers and every requirement's attesters with them.
+
+``parse_policy`` reads a policy file (TOML: ``[[trust]]`` rules and a
+``[default]`` decision) and refuses a bad one in one line that names the
+file, the line and the key. A file without any ``[[trust]]`` rule is refused.
 """
 
 from __future__ import annotations
@@ -570,7 +574,7 @@ def _syntax_error(source: str, text: str, message: str) -> InvalidInputError:
             line = int(where.group(1))
             message += f" (column {where.group(2)})"
     key = _KEY.match(lines[line - 1]) if 0 < line <= len(lines) else None
-    named = f" key '{_unquote(key.group(1))}':" if key else ""
+    named = f" key {_shown(_unquote(key.group(1)), 60)}:" if key else ""
     return InvalidInputError(f"{source}:{line}:{named} not valid TOML: {message}")
 
 
@@ -644,8 +648,16 @@ class _KeyLines:
 
 
 def _unquote(key: str) -> str:
-    if len(key) >= 2 and key[0] == key[-1] and key[0] in "\"'":
+    """A key as tomllib names it: quotes taken off, a basic string's escapes read."""
+    if len(key) >= 2 and key[0] == key[-1] == "'":
         return key[1:-1]
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        if "\\" not in key:
+            return key[1:-1]
+        try:
+            return next(iter(tomllib.loads(f"{key} = 0")))
+        except tomllib.TOMLDecodeError:
+            return key[1:-1]
     return key
 
 
@@ -658,7 +670,7 @@ class _PolicyReader:
         self.resolve_account = resolve_account
 
     def refuse(self, line: int, key: str, problem: str) -> InvalidInputError:
-        return InvalidInputError(f"{self.source}:{line}: key '{key}': {problem}")
+        return InvalidInputError(f"{self.source}:{line}: key {_shown(key, 60)}: {problem}")
 
     def policy(self, data: dict[str, object]) -> TrustPolicy:
         for key in data:
@@ -887,9 +899,10 @@ def _did_you_mean(word: str, known: Sequence[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _shown(value: object) -> str:
+def _shown(value: object, width: int = 80) -> str:
+    """A value from the file, quoted, escaped and cut short, for a one-line message."""
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "…"
+    return text if len(text) <= width else text[: width - 3] + "…"
 
 
 def _kind_of(value: object) -> str:

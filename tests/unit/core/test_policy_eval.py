@@ -93,6 +93,12 @@ CASES = [
          "nobody has recorded it"),
     case("a record of another digest is no evidence", [rule(ALICE)], [rec(digest=OTHER)],
          (UNKNOWN, DENY), "no record by a publisher this rule trusts"),
+    case("a tag on another digest covers nothing", [rule(ALICE, images=("acme/*",))],
+         [rec(), rec(CAROL, tags=(NAME,), digest=OTHER)], (UNKNOWN, DENY),
+         "no rule of test policy covers"),
+    case("a trusted publisher's tag on another digest covers nothing",
+         [rule(ALICE, images=("acme/*",))], [rec(), rec(ALICE, tags=(NAME,), digest=OTHER)],
+         (UNKNOWN, DENY), "no rule of test policy covers"),
     # -- publishers: squatters, several trusted publishers -----------------------------------
     case("the squatter's revocation counts for nothing", [rule(ALICE)],
          [rec(MALLORY, REVOKED, reason="mine now"), rec()], (TRUSTED, ALLOW), f"{ALICE}"),

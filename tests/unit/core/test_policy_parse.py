@@ -281,3 +281,12 @@ def test_nesting_too_deep_is_refused_in_one_line() -> None:
     with pytest.raises(InvalidInputError) as refused:
         parse("x = " + "[" * 100_000)
     assert str(refused.value) == f"{FILE}: nested too deeply to be a trust policy"
+
+
+def test_a_key_in_a_message_is_escaped_and_cut_short() -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        parse(RULE + '"bad\\u0007key" = 1\n')
+    assert str(refused.value).startswith(f"{FILE}:4: key 'bad\\x07key': unknown key")
+    with pytest.raises(InvalidInputError) as long:
+        parse(RULE + "k" * 5000 + " = 1\n")
+    assert str(long.value).startswith(f"{FILE}:4: key '{'k' * 56}…: unknown key")
