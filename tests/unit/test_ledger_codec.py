@@ -71,9 +71,9 @@ def test_scan_summary_total() -> None:
 
 
 def test_call_data_uses_the_abi_selector() -> None:
-    data = codec().call_data("statusOf", digest_to_bytes(DIGEST))
-    assert data[:4] == keccak(b"statusOf(bytes32)")[:4]
-    assert data[4:] == digest_to_bytes(DIGEST)
+    data = codec().call_data("statusOf", Address(OWNER).raw, digest_to_bytes(DIGEST))
+    assert data[:4] == keccak(b"statusOf(address,bytes32)")[:4]
+    assert data[4:] == bytes(12) + Address(OWNER).raw + digest_to_bytes(DIGEST)
 
 
 def test_tag_ref_keeps_name_and_tag_apart() -> None:
@@ -85,23 +85,24 @@ def test_events_decode_with_indexed_and_plain_fields() -> None:
     c = codec()
     topics = (
         c.topic("GrantRevoked"),
-        digest_to_bytes(DIGEST),
         bytes(12) + bytes.fromhex(OWNER[2:]),
+        digest_to_bytes(DIGEST),
         bytes(12) + bytes.fromhex(CALLER[2:]),
     )
     event = c.event(Log(b"\0" * 20, topics, encode(["uint64"], [1234]), 7, 0, b"\1" * 32))
     assert event is not None and event.name == "GrantRevoked"
     assert event.args["digest"] == digest_to_bytes(DIGEST)
-    assert event.args["recipient"].lower() == OWNER and event.args["revokedAt"] == 1234
+    assert event.args["publisher"].lower() == OWNER
+    assert event.args["recipient"].lower() == CALLER and event.args["at"] == 1234
     assert c.event(Log(b"", (b"\0" * 32,), b"", 0, 0, b"")) is None
     assert c.event(Log(b"", topics[:2], b"", 0, 0, b"")) is None  # wrong topic count
 
 
 def test_refusals_name_the_rule_that_was_broken() -> None:
     owner_only = revert(
-        "NotImageOwner(bytes32,address,address)",
-        ["bytes32", "address", "address"],
-        [digest_to_bytes(DIGEST), CALLER, OWNER],
+        "NotPublisher(address,bytes32,address)",
+        ["address", "bytes32", "address"],
+        [OWNER, digest_to_bytes(DIGEST), CALLER],
     )
     for function, part in (
         ("grant", "grants"),
@@ -111,15 +112,12 @@ def test_refusals_name_the_rule_that_was_broken() -> None:
     ):
         err = refusal(function, owner_only)
         assert isinstance(err, PermissionDeniedError)
-        assert str(err).startswith(f"only the owner of {DIGEST} (")
-        assert f"may change its {part};" in str(err)
-    revoked = refusal(
-        "grant", revert("ImageIsRevoked(bytes32)", ["bytes32"], [digest_to_bytes(DIGEST)])
-    )
+        assert "is not the publisher of this record of sha256:abab" in str(err)
+        assert f"only its publisher may change its {part}" in str(err)
+    record = ["address", "bytes32"], [OWNER, digest_to_bytes(DIGEST)]
+    revoked = refusal("grant", revert("RecordIsRevoked(address,bytes32)", *record))
     assert isinstance(revoked, ConflictError) and "is revoked" in str(revoked)
-    unknown = refusal(
-        "attest", revert("UnknownImage(bytes32)", ["bytes32"], [digest_to_bytes(DIGEST)])
-    )
+    unknown = refusal("attest", revert("UnknownRecord(address,bytes32)", *record))
     assert isinstance(unknown, NotFoundError)
     plain = refusal("publish", revert("Error(string)", ["string"], ["nope"]))
     assert isinstance(plain, UnavailableError) and "nope" in str(plain)

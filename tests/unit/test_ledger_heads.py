@@ -32,7 +32,7 @@ def never(number: int) -> str:
 
 def test_the_later_clock_judges_a_grant() -> None:
     recipient = Address("0x" + "1" * 40)
-    grant = Grant("sha256:" + "0" * 64, recipient, "bafy", "sha256:" + "2" * 64, 10, 100)
+    grant = Grant(recipient, "sha256:" + "0" * 64, recipient, "bafy", "sha256:" + "2" * 64, 10, 100)
     assert grant.active_at(grant_clock(99, 50)) and grant.active_at(grant_clock(50, 99))
     assert not grant.active_at(grant_clock(50, 100))  # the chain's clock stood still
     assert not grant.active_at(grant_clock(100, 50))  # the local clock lags

@@ -16,6 +16,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from sedis import __version__
 from sedis.cli import (
+    audit_cmds,
     contacts_cmds,
     context,
     demo_cmd,
@@ -48,6 +49,7 @@ image_cmds.register(app)
 app.command("demo")(demo_cmd.demo)
 app.command("scan")(scan_cmds.scan)
 app.add_typer(scan_cmds.vulndb_app, name="vulndb")
+app.command("audit")(audit_cmds.audit)
 
 
 def _version(value: bool) -> None:

@@ -125,9 +125,7 @@ class LedgerReader(Protocol):
         ever tagged it and has it pointing somewhere."""
         ...
 
-    def tag_history(
-        self, name: str, tag: str, publisher: Address | None = None
-    ) -> list[TagEntry]:
+    def tag_history(self, name: str, tag: str, publisher: Address | None = None) -> list[TagEntry]:
         """Every move of name:tag (by one publisher, or by all), in order."""
         ...
 
@@ -139,7 +137,7 @@ class LedgerReader(Protocol):
 
     def usage_reports(self, publisher: Address, digest: str) -> list[UsageReport]: ...
 
-    def audit_log(self, query: AuditQuery = AuditQuery()) -> list[AuditEvent]:
+    def audit_log(self, query: AuditQuery = AuditQuery()) -> list[AuditEvent]:  # noqa: B008 (frozen)
         """The contract's events that ``query`` selects, in chain order."""
         ...
 
