@@ -75,11 +75,11 @@ def decide_pull(
     if grant is not None and (grant.publisher != record.publisher or grant.digest != digest):
         grant = None  # a grant of another record opens nothing of this one
     if grant is None or grant.revoked_at is not None:
-        raise PermissionDeniedError(f"{who} has no grant to {record.publisher}'s {digest}")
+        raise PermissionDeniedError(f"{who} has no grant to {digest} from {record.publisher}")
     if not grant.active_at(now):
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(grant.expires_at or 0))
         raise PermissionDeniedError(
-            f"the grant of {record.publisher}'s {digest} to {who} expired at {when}"
+            f"the grant of {digest} by {record.publisher} to {who} expired at {when}"
         )
     return PullDecision(record, grant)
 

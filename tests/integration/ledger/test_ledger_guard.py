@@ -98,7 +98,8 @@ def test_an_expired_grant_is_refused_while_the_chain_mines_no_blocks(
         time.sleep(max(0.0, expires_at - time.time()) + 1.5)
 
         late = pull(world, "late")
-        one_line_error(late, 8, f"the grant of {world.digest} to {world.bob} expired at")
+        one_line_error(late, 8, f"the grant of {world.digest} by 0x")
+        assert f" to {world.bob} expired at" in late.stderr
         assert not (tmp_path / "late").exists()
         listed = world.sedis("list", "--shared-with-me", "--as", "bob", "-o", "json")
         assert listed.code == 0, listed.stderr

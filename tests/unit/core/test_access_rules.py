@@ -101,7 +101,7 @@ def test_a_grant_of_another_publishers_record_opens_nothing() -> None:
     theirs = replace(grant(), publisher=STRANGER)
     with pytest.raises(PermissionDeniedError) as refused:
         decide_pull(record(), theirs, READER, NOW)
-    assert str(refused.value) == f"{READER} has no grant to {OWNER}'s {DIGEST}"
+    assert str(refused.value) == f"{READER} has no grant to {DIGEST} from {OWNER}"
     other_digest = replace(grant(), digest="sha256:" + "99" * 32)
     with pytest.raises(PermissionDeniedError, match="has no grant"):
         decide_pull(record(), other_digest, READER, NOW)

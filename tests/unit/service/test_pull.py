@@ -96,7 +96,7 @@ def test_an_account_without_a_grant_is_refused(
 ) -> None:
     with pytest.raises(PermissionDeniedError) as caught:
         pull_to(engines, carol, "app:v1", out / "image")
-    assert str(caught.value) == f"{carol.address} has no grant to {ALICE}'s {digest}"
+    assert str(caught.value) == f"{carol.address} has no grant to {digest} from {ALICE}"
     assert list(out.iterdir()) == []
 
 
@@ -105,7 +105,7 @@ def test_a_revoked_grant_is_refused(
 ) -> None:
     access.unshare(engines, alice, digest, "bob")
     with pytest.raises(
-        PermissionDeniedError, match=f"{bob.address} has no grant to {ALICE}'s {digest}"
+        PermissionDeniedError, match=f"{bob.address} has no grant to {digest} from {ALICE}"
     ):
         pull_to(engines, bob, digest, out / "image")
     assert list(out.iterdir()) == []
@@ -128,7 +128,7 @@ def test_an_expired_grant_is_refused(
     with pytest.raises(PermissionDeniedError) as caught:
         pull_to(engines, carol, digest, out / "after")
     assert str(caught.value) == (
-        f"the grant of {ALICE}'s {digest} to {carol.address} expired at 2026-01-01 00:01:00 UTC"
+        f"the grant of {digest} by {ALICE} to {carol.address} expired at 2026-01-01 00:01:00 UTC"
     )
     assert not (out / "after").exists()
 

@@ -164,7 +164,7 @@ def test_a_rescan_by_an_account_that_may_not_pull_is_refused(
     access.unshare(engines, alice, digest, "carol")
     before, blocks = len(ledger.sent), store.block_count()
     with pytest.raises(
-        PermissionDeniedError, match=f"{carol.address} has no grant to {ALICE}'s {digest}"
+        PermissionDeniedError, match=f"{carol.address} has no grant to {digest} from {ALICE}"
     ):
         rescan.rescan(engines, carol, digest, policy=FRIENDS)
     assert len(ledger.sent) == before and store.block_count() == blocks

@@ -98,7 +98,7 @@ def test_unshare_revokes_the_grant(
     assert held(ledger, digest, carol).revoked_at is None
 
     with pytest.raises(
-        PermissionDeniedError, match=f"{bob.address} has no grant to {ALICE}'s {digest}"
+        PermissionDeniedError, match=f"{bob.address} has no grant to {digest} from {ALICE}"
     ):
         pull_to(engines, bob, digest, tmp_path / "bob")
     assert not (tmp_path / "bob").exists()
