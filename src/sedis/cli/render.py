@@ -163,7 +163,8 @@ def verdicts(fmt: Format, judged: list[tuple[str, Verdict]]) -> None:
             sys.stdout.write(json.dumps(data) + "\n")
             continue
         checked = f"{artifact} as {verdict.name}" if verdict.name else artifact
-        info(f"{verdict.status.value:<11} {checked}  {verdict.digest}")
+        digest = "" if checked == verdict.digest else f"  {verdict.digest}"
+        info(f"{verdict.status.value:<11} {checked}{digest}")
         info(f"            {verdict.reason}")
         info(f"            policy     {verdict.policy}")
         if verdict.publishers:
@@ -179,7 +180,7 @@ def explained(fmt: Format, artifact: str, verdict: Verdict, policy: TrustPolicy)
         sys.stdout.write(json.dumps(verdict_json(artifact, verdict), indent=2) + "\n")
         return
     checked = f"{artifact} as {verdict.name}" if verdict.name else artifact
-    info(f"{checked}  {verdict.digest}")
+    info(checked if checked == verdict.digest else f"{checked}  {verdict.digest}")
     rules = len(policy.rules)
     counted = f"{rules} rule{'' if rules == 1 else 's'}, default {policy.default.value}"
     info(f"policy  {verdict.policy} ({counted})")
