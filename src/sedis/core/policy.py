@@ -121,6 +121,9 @@ class TrustPolicy:
     rules: tuple[TrustRule, ...]
     default: Decision = Decision.DENY
     source: str = "the default policy"  # a file's path, or how the policy came about
+    # Made from the local identities and trusted contacts, not written by anyone:
+    # ``--signer`` then names whom to trust instead of narrowing.
+    implicit: bool = False
 
     def narrowed(self, signers: Iterable[Address]) -> TrustPolicy:
         """The policy counting only ``signers``' records and attestations."""

@@ -91,7 +91,9 @@ def trusted_contacts(home: Path) -> list[Address]:
 def default_policy(local: Iterable[Address], trusted: Iterable[Address]) -> TrustPolicy:
     """Every image, and the records of the local identities and trusted contacts only."""
     publishers = frozenset([*local, *trusted])
-    return TrustPolicy((TrustRule((EVERY_IMAGE,), publishers),), source=DEFAULT_SOURCE)
+    return TrustPolicy(
+        (TrustRule((EVERY_IMAGE,), publishers),), source=DEFAULT_SOURCE, implicit=True
+    )
 
 
 def with_signers(policy: TrustPolicy, signers: Sequence[Address]) -> TrustPolicy:
@@ -99,7 +101,7 @@ def with_signers(policy: TrustPolicy, signers: Sequence[Address]) -> TrustPolicy
     file keeps only their word (``TrustPolicy.narrowed``)."""
     if not signers:
         return policy
-    if policy.source == DEFAULT_SOURCE:
+    if policy.implicit:
         rule = TrustRule((EVERY_IMAGE,), frozenset(signers))
         return replace(policy, rules=(rule,), source=SIGNERS_SOURCE)
     return policy.narrowed(signers)

@@ -261,6 +261,11 @@ def test_signers_replace_the_default_policys_publishers_and_narrow_a_files(
     from_file = TrustPolicy(default.rules, source="policy.toml")
     (narrowed,) = trust.with_signers(from_file, [bob.address]).rules
     assert narrowed.publishers == {bob.address}
+    # A file that happens to carry the default policy's name is still a file: narrowed.
+    lookalike = TrustPolicy(default.rules, source=trust.DEFAULT_SOURCE)
+    stranger = Address.parse("0x" + "11" * 20)
+    (kept,) = trust.with_signers(lookalike, [stranger]).rules
+    assert kept.publishers == frozenset()
 
 
 def write_policy(path: Path, publisher: str) -> Path:
