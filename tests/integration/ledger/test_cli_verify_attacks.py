@@ -349,7 +349,7 @@ def test_a_status_reason_and_a_tag_are_shown_escaped(world: World, tmp_path: Pat
     assert verified.code == 1
     assert_no_raw_controls(verified.out)
     first, second, *_ = verified.out.splitlines()
-    assert first == f"UNTRUSTED   {digest}  {digest}"
+    assert first == f"UNTRUSTED   {digest}"
     assert second.startswith("            ")
     assert "\\x1b[1A\\x1b[2K\\rTRUSTED     \\u202edetrusted\\u202c [green]ok[/]\\n" in second
     inspected = on_terminal(world.env, "inspect", digest)
