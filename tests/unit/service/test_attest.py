@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sedis.core.errors import ConflictError, InvalidInputError, NotFoundError
+from sedis.core.errors import ConflictError, InvalidInputError, NotFoundError, SedisError
 from sedis.core.records import ScanSummary
 from sedis.service import attest
 from sedis.service.engines import Actor, Engines
@@ -181,3 +181,16 @@ def test_a_revoke_on_a_digest_with_several_records_finds_the_one_attested(
     assert (result.publisher, result.indexes) == (bob.address, (1,))
     with pytest.raises(NotFoundError, match="attestation of any record of"):
         attest.revoke(engines, carol, digest, "approved", policy=FRIENDS)
+
+
+def test_a_ledger_that_accepts_an_attestation_but_shows_none_is_an_error(
+    engines: Engines,
+    ledger: FakeLedger,
+    bob: Actor,
+    digest: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fault no real node makes on demand: the transaction succeeds, its event is missing.
+    monkeypatch.setattr(ledger, "audit_log", lambda query=None: [])
+    with pytest.raises(SedisError, match=r"accepted transaction 0x[0-9a-f]+ but shows no"):
+        attest.attest(engines, bob, "acme/app:1.0", "approved", policy=FRIENDS)
