@@ -215,18 +215,6 @@ class Codec:
                 self._events[topic] = _prepared_event(item)
                 self._topics[item["name"]] = topic
 
-    def prepare(self) -> None:
-        """Build every function's encoder and result decoder now, ahead of use.
-
-        eth_abi builds each on first use, by parsing its type strings, which costs
-        a first call a few milliseconds; it caches them, thread-safely.
-        """
-        from eth_abi.registry import registry
-
-        for fn in self._functions.values():
-            registry.get_tuple_encoder(*fn.inputs)
-            registry.get_tuple_decoder(*(type_string(p) for p in fn.outputs))
-
     def call_data(self, name: str, *args: Any) -> bytes:
         fn = self._functions[name]
         return fn.selector + encode(fn.inputs, list(args))
