@@ -385,6 +385,20 @@ def test_attest_refusals(home: Home, sedis, tmp_path: Path) -> None:  # type: ig
         2,
         "--revoke takes no --payload: it revokes every live one of KIND",
     )
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as f:
+        f.truncate(16 * 1024 * 1024 + 1)
+    unreadable = tmp_path / "missing.json" / "below-a-file"
+    missing.write_text("{}")
+    for payload, code, said in (
+        (huge, 2, f"the payload {huge} is larger than 16 MiB"),
+        (tmp_path, 2, f"the payload {tmp_path} is a directory, not a file"),
+        (unreadable, 2, f"cannot read the payload {unreadable}: Not a directory"),
+    ):
+        attempt = sedis(
+            "attest", digest, "--kind", "approved", "--payload", str(payload), "--as", "bob"
+        )
+        one_line(attempt, code, said)
     nobody = sedis("attest", digest_of("never recorded"), "--kind", "approved", "--as", "bob")
     assert nobody.code == 3 and len(nobody.err.splitlines()) == 1, nobody.err
     assert _attestations(home.addresses["alice"], digest) == []
