@@ -224,7 +224,9 @@ class AuditQuery:
 
     ``since`` and ``until`` bound ``at`` (inclusive, Unix seconds); ``kinds`` are
     event names (ImagePublished, StatusChanged, GrantAdded, GrantRevoked, Attested,
-    AttestationRevoked, TagMoved, KeysRegistered, UsageReported).
+    AttestationRevoked, TagMoved, KeysRegistered, UsageReported). ``from_block``
+    reads only the events of that block and later ones: what a follower of the
+    ledger has not seen yet.
     """
 
     publisher: Address | None = None
@@ -233,6 +235,7 @@ class AuditQuery:
     kinds: frozenset[str] | None = None
     since: int | None = None
     until: int | None = None
+    from_block: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,8 +144,11 @@ class ContractReader(ABC):
         """Send a call of the contract signed by ``signer``; raise Reverted."""
 
     @abstractmethod
-    def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
-        """The contract's logs of these events, filtered by topics 1..3, in chain order."""
+    def _logs(
+        self, event_names: Sequence[str], topics: Sequence[bytes | None], from_block: int = 0
+    ) -> list[Log]:
+        """The contract's logs of these events from block ``from_block`` on, filtered by
+        topics 1..3, in chain order."""
 
     @abstractmethod
     def _chain_time(self) -> int:
@@ -193,10 +196,12 @@ class ContractReader(ABC):
         except Reverted as exc:
             raise refusal(function, exc.data) from None
 
-    def _events(self, names: Sequence[str], *topics: bytes | None) -> list[Event]:
+    def _events(
+        self, names: Sequence[str], *topics: bytes | None, from_block: int = 0
+    ) -> list[Event]:
         c = codec()
         out = []
-        for log in self._logs(names, topics):
+        for log in self._logs(names, topics, from_block):
             event = c.event(log)
             if event is not None and log.address == self.contract:
                 out.append(event)
@@ -423,7 +428,7 @@ class ContractReader(ABC):
         publisher = None if query.publisher is None else word(account_arg(query.publisher))
         digest = None if query.digest is None else digest_to_bytes(query.digest)
         out: list[AuditEvent] = []
-        for e in self._events(names, publisher, digest):
+        for e in self._events(names, publisher, digest, from_block=query.from_block or 0):
             a = e.args
             at: int = a["at"]
             if (query.since is not None and at < query.since) or (

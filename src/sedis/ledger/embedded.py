@@ -93,10 +93,14 @@ class EmbeddedLedger(ContractReader):
             outcome = self._apply(signer, self.contract, data, gas)
         return TxReceipt("0x" + outcome.tx_hash.hex(), outcome.block_number, outcome.gas_used)
 
-    def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
+    def _logs(
+        self, event_names: Sequence[str], topics: Sequence[bytes | None], from_block: int = 0
+    ) -> list[Log]:
         c = codec()
         with self._chain.reading():
-            return self._chain.logs(self.contract, [c.topic(n) for n in event_names], topics)
+            return self._chain.logs(
+                self.contract, [c.topic(n) for n in event_names], topics, from_block
+            )
 
     def _chain_time(self) -> int:
         with self._chain.reading():

@@ -178,11 +178,15 @@ class EmbeddedChain:
         return _outcome(computation)
 
     def logs(
-        self, address: bytes, topic0s: Sequence[bytes], topics: Sequence[bytes | None] = ()
+        self,
+        address: bytes,
+        topic0s: Sequence[bytes],
+        topics: Sequence[bytes | None] = (),
+        from_block: int = 0,
     ) -> list[Log]:
         return [
             Log(a, t, d, b, i, tx)
-            for b, i, tx, a, t, d in self.db.find_logs(address, topic0s, topics)
+            for b, i, tx, a, t, d in self.db.find_logs(address, topic0s, topics, from_block)
         ]
 
     # -- writes (inside writing()) --------------------------------------------------

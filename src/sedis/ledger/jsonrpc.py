@@ -267,13 +267,17 @@ class JsonRpcLedger(ContractReader):
     def _transact(self, signer: Signer, data: bytes, gas: int) -> TxReceipt:
         return self._send(signer, self._contract_text, data)[0]
 
-    def _logs(self, event_names: Sequence[str], topics: Sequence[bytes | None]) -> list[Log]:
+    def _logs(
+        self, event_names: Sequence[str], topics: Sequence[bytes | None], from_block: int = 0
+    ) -> list[Log]:
         c = codec()
         with self.pinned():
             to_block = self._pinned_head().number
+        if from_block > to_block:
+            return []
         query: Any = {
             "address": self._contract_text,
-            "fromBlock": 0,
+            "fromBlock": from_block,
             "toBlock": to_block,
             "topics": [
                 [c.topic(n) for n in event_names],

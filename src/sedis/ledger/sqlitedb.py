@@ -194,10 +194,15 @@ class SqliteDB(BaseDB):
         address: bytes,
         topic0s: Sequence[bytes],
         topics: Sequence[bytes | None],
+        from_block: int = 0,
     ) -> list[LogRow]:
-        """Logs of one contract with one of ``topic0s``; ``topics`` filter topics 1 to 3."""
+        """Logs of one contract with one of ``topic0s`` from block ``from_block`` on;
+        ``topics`` filter topics 1 to 3."""
         where = ["address = ?", f"t0 IN ({','.join('?' * len(topic0s))})"]
-        params: list[bytes] = [address, *topic0s]
+        params: list[bytes | int] = [address, *topic0s]
+        if from_block > 0:
+            where.append("block >= ?")
+            params.append(from_block)
         for column, value in zip(("t1", "t2", "t3"), topics, strict=False):
             if value is not None:
                 where.append(f"{column} = ?")

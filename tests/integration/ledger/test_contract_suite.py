@@ -815,6 +815,24 @@ def test_the_audit_log_filters_by_publisher_actor_kind_and_time(chain: Chain) ->
     assert reader.audit_log(AuditQuery(digest=digest, until=first - 1)) == []
 
 
+def test_the_audit_log_reads_from_a_block_on_for_a_follower(chain: Chain) -> None:
+    alice, carol = Account.create(), Account.create()
+    digest = rand_digest()
+    first = chain.writer(alice).publish(digest, rand_digest(), "bafya", scan())
+    second = chain.writer(alice).set_status(digest, Status.UNTRUSTED, "a CVE")
+    third = chain.writer(carol).attest(addr(alice), digest, "approved", rand_digest())
+    reader = chain.reader()
+    assert second.block_number > first.block_number
+    seen = reader.audit_log(AuditQuery(digest=digest, from_block=second.block_number))
+    assert [(e.name, e.block_number, e.tx_hash) for e in seen] == [
+        ("StatusChanged", second.block_number, second.tx_hash),
+        ("Attested", third.block_number, third.tx_hash),
+    ]
+    assert reader.audit_log(AuditQuery(digest=digest, from_block=third.block_number + 1)) == []
+    head = reader.info().block_number
+    assert reader.audit_log(AuditQuery(from_block=head + 1000)) == []
+
+
 # -- gas -------------------------------------------------------------------------------------
 
 

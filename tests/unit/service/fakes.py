@@ -381,6 +381,8 @@ def _selected(event: AuditEvent, query: AuditQuery) -> bool:
         return False
     if query.since is not None and event.at < query.since:
         return False
+    if query.from_block is not None and event.block_number < query.from_block:
+        return False
     return query.until is None or event.at <= query.until
 
 
