@@ -1,0 +1,1 @@
+"""Container engines the watchdog follows, behind ``base.ContainerRuntime``."""
