@@ -688,8 +688,14 @@ class _Reader:
                 (*at, "password_file"), "give password_env or password_file, not both"
             )
         username = self.string(table, "username", at)
-        if (password_env or password_file) and username is None:
+        has_password = password_env is not None or password_file is not None
+        if has_password and username is None:
             raise self.refuse((*at, "username"), "is required with a password")
+        if username is not None and not has_password:
+            raise self.refuse((*at, "username"), "needs password_env or password_file")
+        starttls = self.boolean(table, "starttls", at, True)
+        if username is not None and not starttls:
+            raise self.refuse((*at, "starttls"), "a password is sent only over STARTTLS")
         return EmailTarget(
             host=host,
             port=self.integer(table, "port", at, 587, 1, 65535),
@@ -698,5 +704,5 @@ class _Reader:
             username=username,
             password_env=password_env,
             password_file=password_file,
-            starttls=self.boolean(table, "starttls", at, True),
+            starttls=starttls,
         )

@@ -66,6 +66,8 @@ BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
 # How often the watchdog looks at grace periods, reminders and reload requests.
 TICK = 0.25
+# How often a pass looks at the time its lookups have taken.
+_LOOKUP_CHECK = 0.05
 
 
 # -- what the watchdog reports to (metrics.WatchMetrics, influx.InfluxSink, alerts.*) --------
@@ -103,6 +105,15 @@ class Tracker(Protocol):
         detail: str,
         now: float,
     ) -> Alert: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    """What a reload (SIGHUP) read: the policy, the configuration, the node's address."""
+
+    policy: TrustPolicy
+    config: WatchConfig
+    node: Address | None = None
 
 
 ImageKey = tuple[str, tuple[str, ...]]  # (image ID, manifest digests)
@@ -313,9 +324,12 @@ class Watchdog:
 
     # -- configuration -----------------------------------------------------------------------
 
-    def reload(self, policy: TrustPolicy, config: WatchConfig) -> None:
-        """Judge by a new policy and configuration from now on, keeping the table, the
-        alerts' memory and the grace periods; a full pass follows at once."""
+    def reload(
+        self, policy: TrustPolicy, config: WatchConfig, *, node: Address | None = None
+    ) -> None:
+        """Judge by a new policy, configuration and node from now on, keeping the table,
+        the alerts' memory and the grace periods; a full pass follows at once. The engine
+        endpoint changes only at a restart."""
         with self._lock:
             if config.engine != self._config.engine:
                 log.warning(
@@ -325,6 +339,7 @@ class Watchdog:
                 config = replace(config, engine=self._config.engine)
             self._policy = policy
             self._config = config
+            self._node = node
             self._cache.clear()
             for entry in self._table.values():
                 self._track_enforcement(entry, self._clock())
@@ -367,7 +382,7 @@ class Watchdog:
             thread.start()
             self._threads.append(thread)
 
-    def run(self, reloader: Callable[[], tuple[TrustPolicy, WatchConfig]] | None = None) -> None:
+    def run(self, reloader: Callable[[], Reloaded] | None = None) -> None:
         """Run until ``request_stop``: the threads, and on this one enforcement, alert
         reminders and reloads. Returns once every thread has stopped."""
         self.start()
@@ -555,7 +570,9 @@ class Watchdog:
             if not pending:
                 break
             nearest = min(deadlines[f] for f in pending)
-            _, pending = wait(pending, timeout=nearest - now, return_when=FIRST_COMPLETED)
+            # Looked at again soon: a lookup that starts meanwhile has a deadline of its own.
+            timeout = min(nearest - now, _LOOKUP_CHECK)
+            _, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
         return futures
 
     def _judgement_of(
@@ -781,13 +798,13 @@ class Watchdog:
                     log.exception("applying the ledger's changes")
             self._stopping.wait(self._config.poll)
 
-    def _reload_with(self, reloader: Callable[[], tuple[TrustPolicy, WatchConfig]]) -> None:
+    def _reload_with(self, reloader: Callable[[], Reloaded]) -> None:
         try:
-            policy, config = reloader()
+            reloaded = reloader()
         except SedisError as exc:
             log.error("reload refused, still running as before: %s", exc)
             return
-        self.reload(policy, config)
+        self.reload(reloaded.policy, reloaded.config, node=reloaded.node)
 
     def _remind(self) -> None:
         if self._tracker is not None:
