@@ -22,6 +22,9 @@ from sedis.replies import printable
 from sedis.watch.alerts.base import Alert
 from sedis.watch.alerts.text import MAX_SUMMARY, alert_document, one_line
 
+# Headers kept on one line (RFC 5322 allows 998 characters; a subject is at most 200): a
+# folded subject reads back with a leading space in some readers, Python's among them.
+_POLICY = SMTP_POLICY.clone(max_line_length=998)
 # Plain addresses only: no display names, comments, whitespace or control characters.
 _ADDRESS = re.compile(r"[!#-'*+\-/-9=?A-Z^-~.]{1,64}@[A-Za-z0-9.\-\[\]:]{1,255}")
 
@@ -69,14 +72,16 @@ class EmailChannel:
 
     def message(self, alert: Alert) -> EmailMessage:
         """The message that says ``alert``."""
-        message = EmailMessage(policy=SMTP_POLICY)
+        message = EmailMessage(policy=_POLICY)
         message["Subject"] = one_line(alert.summary, MAX_SUMMARY) or alert.kind.value
         message["From"] = self._sender
         message["To"] = ", ".join(self._recipients)
         message["Date"] = formatdate(alert.at, usegmt=True)
         message["Message-ID"] = make_msgid("sedis-watch", self._sender.rpartition("@")[2])
         message["Auto-Submitted"] = "auto-generated"
-        message.set_content(mail_body(alert))
+        body = mail_body(alert)
+        # Quoted-printable for any non-ASCII, so no server needs to offer 8BITMIME.
+        message.set_content(body, cte=None if body.isascii() else "quoted-printable")
         return message
 
     def send(self, alert: Alert) -> None:

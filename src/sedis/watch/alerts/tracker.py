@@ -152,7 +152,7 @@ class AlertTracker:
     ) -> Alert:
         what = f"container {_name(verdict)} on {self.host} ({verdict.state.value})"
         if dry_run:
-            headline = f"would {action} {what} (dry run)"
+            headline = f"would {action} {what}"
         elif ok:
             headline = f"{_past(action)} {what}"
         else:
