@@ -59,8 +59,9 @@ def watch(
     node: str | None = typer.Option(
         None,
         "--node",
-        metavar="ADDR|NAME",
-        help="This host's identity (address or name): a withdrawn grant to it is NOT_GRANTED.",
+        metavar="WHO",
+        help="This host's identity (identity, contact or 0x address): a withdrawn grant to "
+        "it is NOT_GRANTED.",
     ),
     listen: str | None = typer.Option(
         None,
@@ -74,8 +75,8 @@ def watch(
     enforce: str | None = typer.Option(
         None,
         "--enforce",
-        metavar="stop|kill",
-        help="Stop or kill containers in the enforced states (default UNTRUSTED, REVOKED, "
+        metavar="ACTION",
+        help="stop or kill: act on containers in the enforced states (default UNTRUSTED, REVOKED, "
         "NOT_GRANTED) once the grace period has passed.",
     ),
     dry_run: bool = typer.Option(
@@ -246,7 +247,7 @@ def _once(config: WatchConfig, output: Format) -> int:
             start.policy,
             config,
             node=start.node,
-            host=_host(config, runtime),
+            host=config.host or runtime.host(),
             influx=influx,
         )
         verdicts = watchdog.once()

@@ -401,8 +401,10 @@ class _Reader:
             return None
         if not isinstance(raw, str) or not raw.strip():
             raise self.refuse((*where, key), "must be a string that is not empty")
-        if len(raw) > 4096 or any(c in raw for c in "\r\n\x00"):
-            raise self.refuse((*where, key), "must be one line of at most 4096 characters")
+        if len(raw) > 4096 or not raw.isprintable():
+            raise self.refuse(
+                (*where, key), "must be one line of printable text, at most 4096 long"
+            )
         return raw.strip()
 
     def strings(
@@ -417,6 +419,8 @@ class _Reader:
         for item in raw:
             if not isinstance(item, str) or not item.strip() or len(item) > 1024:
                 raise self.refuse((*where, key), "each entry must be a string (1 to 1024 long)")
+            if not item.isprintable():
+                raise self.refuse((*where, key), "each entry must be one line of printable text")
             out.append(item.strip())
         return tuple(out)
 

@@ -169,6 +169,7 @@ class Watchdog:
         self._ledger_up: bool | None = None
         self._ledger_block: int | None = None
         self._ledger_reason = ""
+        self._engine_up = True
         self._last_pass: float | None = None
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -223,21 +224,29 @@ class Watchdog:
     # -- one pass ----------------------------------------------------------------------------
 
     def once(self) -> list[ContainerVerdict]:
-        """One full pass, and enforcement of what is due; the verdicts, by container name."""
-        self.full_pass()
+        """One full pass, and enforcement of what is due; the verdicts, by container name.
+        An engine that cannot be listed raises its error: there is nothing to report."""
+        self.full_pass(strict=True)
         self.enforce_due()
         return self.verdicts()
 
-    def full_pass(self) -> list[ContainerVerdict]:
-        """List every running container and judge each (distinct images once, in parallel)."""
+    def full_pass(self, *, strict: bool = False) -> list[ContainerVerdict]:
+        """List every running container and judge each (distinct images once, in parallel).
+        An engine that cannot be listed makes every known container ERROR (``strict``:
+        raises its error)."""
         with self._lock:
             started = time.monotonic()
-            self._check_ledger()
             try:
                 running = self._runtime.running()
             except SedisError as exc:
+                if strict:
+                    raise
                 self._engine_unreadable(str(exc))
                 return self.verdicts()
+            if not self._engine_up:
+                log.info("the engine at %s answers again", self._runtime.endpoint)
+                self._engine_up = True
+            self._check_ledger()
             self._cache.clear()
             judged = self._judge(running, use_cache=False)
             now = self._clock()
@@ -696,7 +705,9 @@ class Watchdog:
 
     def _engine_unreadable(self, reason: str) -> None:
         """Every known container is ERROR while the engine cannot be listed."""
-        log.error("the engine at %s could not be read: %s", self._runtime.endpoint, reason)
+        if self._engine_up:
+            log.error("the engine could not be listed: %s", reason)
+        self._engine_up = False
         now = self._clock()
         changed = []
         for entry in self._table.values():

@@ -387,9 +387,13 @@ def test_an_engine_that_cannot_be_listed_makes_every_known_container_error(
     rig = make_rig()
     rig.watchdog.once()
     runtime.fail_listing = UnavailableError("the container engine at unix:///fake is unreachable")
-    (verdict,) = rig.watchdog.once()
+    (verdict,) = rig.watchdog.full_pass()
     assert verdict.state is ContainerState.ERROR
     assert "engine could not be read" in verdict.reason
+    assert rig.watchdog.health()[0]  # the last good pass is recent
+    # One pass alone has nothing to report: the engine's error is the answer.
+    with pytest.raises(UnavailableError, match="unreachable"):
+        rig.watchdog.once()
 
 
 # -- exemptions and grants ---------------------------------------------------------------------
