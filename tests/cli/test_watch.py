@@ -235,3 +235,33 @@ def test_sighup_reloads_and_sigterm_stops_cleanly(
     w._read(1)
     assert any("stopping" in line for line in w.lines)
     assert all(line.startswith("sedis watch: ") for line in w.lines if line), w.lines
+
+
+def test_the_table_escapes_what_the_ledger_and_the_engine_said(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sedis.cli.watch_cmds import _table
+    from sedis.core.containers import ContainerState, ContainerVerdict
+    from sedis.core.policy import Decision
+
+    verdict = ContainerVerdict(
+        host="node-1",
+        container="web",
+        container_id="c0ffee",
+        image="registry.local/web:1\u202e",
+        image_id="sha256:" + "ab" * 32,
+        digests=(),
+        digest=None,
+        state=ContainerState.REVOKED,
+        reason="revoked: \x1b[2J\x1b[1;1Hall is well\nTRUSTED",
+        decision=Decision.DENY,
+        policy="p",
+    )
+    _table([verdict])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    header, row = out.splitlines()
+    assert header.split()[:2] == ["CONTAINER", "STATE"]
+    assert row.startswith("web  ") and "REVOKED" in row
+    assert row.endswith("revoked: \\x1b[2J\\x1b[1;1Hall is well\\nTRUSTED")
+    assert "registry.local/web:1\\u202e" in row

@@ -15,6 +15,10 @@ none. The delays are printed and asserted only loosely.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -305,4 +309,39 @@ def test_enforcement_stops_exactly_the_enforced_states(world: World, dry_run: bo
             assert action["container"] == names["db"] and action["dry_run"] is dry_run
     finally:
         world.alice.ledger.set_status(world.db.digest, Status.TRUSTED, "review passed")
+        engine.remove_all()
+
+
+def test_sedis_watch_once_prints_every_container_and_exits_by_the_worst(
+    world: World, tmp_path: Path
+) -> None:
+    """The command over the engine, with a home of its own (an embedded ledger that has
+    recorded nothing): every container is UNKNOWN, so the exit code is 1."""
+    engine = world.engine
+    web, stray = unique("web"), unique("stray")
+    web_id = engine.run(world.web.ref, web)
+    engine.run(world.stray.ref, stray)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEDIS_")}
+    env["SEDIS_HOME"] = str(home)
+    argv = [sys.executable, "-m", "sedis", "watch", "--once", "--engine", engine.endpoint]
+    try:
+        started = time.monotonic()
+        done = subprocess.run([*argv, "-o", "json"], env=env, capture_output=True, timeout=300)
+        print(f"\n{engine.name}: sedis watch --once in {time.monotonic() - started:.2f} s")
+        assert done.returncode == 1, done.stderr
+        verdicts = {v["container"]: v for v in json.loads(done.stdout)}
+        assert set(verdicts) == {web, stray}
+        assert verdicts[web]["container_id"] == web_id
+        assert verdicts[web]["image_id"] == world.web.image_id
+        assert world.web.digest in verdicts[web]["digests"]
+        assert {v["state"] for v in verdicts.values()} == {"UNKNOWN"}
+        assert {v["host"] for v in verdicts.values()} == {engine.client.info()["Name"]}
+        table = subprocess.run(argv, env=env, capture_output=True, timeout=300)
+        assert table.returncode == 1
+        lines = table.stdout.decode().splitlines()
+        assert lines[0].split() == ["CONTAINER", "STATE", "IMAGE", "IMAGE", "ID", "REASON"]
+        assert sorted(line.split()[0] for line in lines[1:]) == sorted([stray, web])
+    finally:
         engine.remove_all()

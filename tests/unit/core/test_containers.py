@@ -211,3 +211,16 @@ def test_exempt_and_error_verdicts_say_so() -> None:
     )
     assert error.state is ContainerState.ERROR and error.failed
     assert error.decision is Decision.DENY and error.block is None
+
+
+def test_a_grant_withdrawn_on_any_trusted_manifest_of_what_runs_is_found() -> None:
+    """The same config recorded under two manifests, only the second shared with the
+    node: its grant revoked, the node may not run it, whichever manifest comes first."""
+    trusted = (evaluation(M1, Status.TRUSTED, ALICE), evaluation(M2, Status.TRUSTED, ALICE))
+    grants = {(ALICE, M1): None, (ALICE, M2): grant(M2, revoked_at=NOW - 10)}
+    verdict = judge(*trusted, node=NODE, node_grants=grants)
+    assert verdict.state is ContainerState.NOT_GRANTED
+    assert f"revoked the grant of {M2}" in verdict.reason
+    # A live grant of either keeps it TRUSTED.
+    grants[(ALICE, M1)] = Grant(ALICE, M1, NODE, "bafy", digest_of("s"), NOW - 5)
+    assert judge(*trusted, node=NODE, node_grants=grants).state is ContainerState.TRUSTED

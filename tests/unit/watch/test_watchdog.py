@@ -245,6 +245,27 @@ def test_each_distinct_image_is_judged_once_per_pass_and_then_cached(
     assert flaky.reads["records"] == 1
 
 
+def test_a_pass_of_200_containers_over_40_images_judges_each_image_once(
+    alice: Actor, flaky: FlakyLedger, runtime: FakeRuntime, make_rig: Callable[..., Rig]
+) -> None:
+    for image in range(40):
+        config, manifest = digest_of(f"config {image}"), digest_of(f"manifest {image}")
+        publish(alice, manifest, config)
+        for replica in range(5):
+            runtime.run(container(f"app-{image}-{replica}", config, [manifest]), announce=False)
+    rig = make_rig()
+    rig.watchdog.once()  # warm
+    flaky.reads.clear()
+    started = time.monotonic()
+    verdicts = rig.watchdog.full_pass()
+    took = time.monotonic() - started
+    print(f"pass of 200 containers over 40 images (in-memory ledger): {took:.3f} s")
+    assert len(verdicts) == 200
+    assert {v.state for v in verdicts} == {ContainerState.TRUSTED}
+    assert flaky.reads["records"] == 40
+    assert took < 5.0
+
+
 # -- the ledger's changes ------------------------------------------------------------------
 
 
