@@ -242,7 +242,11 @@ class InfluxSink:
                     count = min(self._batch, len(self._queue))
                     self._inflight = [self._queue.popleft() for _ in range(count)]
                 batch = self._inflight
-            outcome, detail, wait = self._send(batch)
+            try:
+                outcome, detail, wait = self._send(batch)
+            except Exception as exc:  # the sender must outlive any one surprise
+                _log.exception("InfluxDB at %s: sending failed", self.url)
+                outcome, detail, wait = "retry", f"sending failed: {type(exc).__name__}", None
             with self._lock:
                 if outcome == "written":
                     self._written += len(batch)
