@@ -58,7 +58,7 @@ class Engine:
     name: str  # "podman" or "dockerd"
     endpoint: str  # unix:///tmp/…/engine.sock
     client: docker.APIClient
-    root: Path  # every file of this instance lives under it
+    root: Path  # its images and containers (and log) live under it
     log: Path
     pid: int
     _started: list[str] = field(default_factory=list)
@@ -376,7 +376,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _processes_under(root: Path) -> list[int]:
+def processes_under(root: Path) -> list[int]:
     """PIDs whose command line names a path under ``root`` (an engine's leftovers)."""
     marker = str(root).encode()
     found = []
@@ -392,11 +392,11 @@ def _processes_under(root: Path) -> list[int]:
 
 
 def _kill_leftovers(root: Path) -> None:
-    for pid in _processes_under(root):
+    for pid in processes_under(root):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while _processes_under(root) and time.monotonic() < deadline:
+    while processes_under(root) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
@@ -416,57 +416,108 @@ def _unmount_all(root: Path) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
-def _cleanup(root: Path, log: Path, *, keep_log: bool) -> None:
-    _kill_leftovers(root)
-    _unmount_all(root)
-    if keep_log:
-        # A start-up failure names the log: keep it where the message says.
-        for entry in root.iterdir():
-            if entry == log:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-    else:
-        shutil.rmtree(root, ignore_errors=True)
+def _remove_all_but(directory: Path, keep: Path) -> None:
+    for entry in directory.iterdir():
+        if entry == keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _state_dirs(name: str, workdir: Path | None) -> tuple[Path, Path]:
+    """(a short directory for sockets and runtime files, one for images and the log)."""
+    short = _short_dir(name)
+    if workdir is None:
+        return short, short
+    workdir.mkdir(parents=True, exist_ok=True)
+    return short, Path(tempfile.mkdtemp(prefix=f"{name}-state-", dir=workdir))
+
+
+def _socket(short: Path) -> Path:
+    return short / "engine.sock"
 
 
 @contextmanager
-def podman_service(storage_driver: str = "overlay") -> Iterator[Engine]:
+def _serve(
+    name: str, argv: list[str], env: dict[str, str], short: Path, state: Path, log: Path
+) -> Iterator[Engine]:
+    endpoint = f"unix://{_socket(short)}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    client = _client(endpoint)
+    engine = Engine(name, endpoint, client, state, log, proc.pid)
+    ready = False
+    try:
+        _wait_ready(name, proc, client, log)
+        ready = True
+        yield engine
+    finally:
+        # podman's service leaves its containers running when it stops, and dockerd
+        # is quicker to stop with none: remove them first.
+        if proc.poll() is None:
+            with contextlib.suppress(Exception):
+                engine.remove_all()
+        client.close()
+        _stop(proc)
+        for directory in {short, state}:
+            _kill_leftovers(directory)
+        # dockerd leaves its network namespace mounted under the exec root.
+        for directory in {short, state}:
+            _unmount_all(directory)
+        if state != short:
+            # The caller's directory keeps the log, for a look after the test.
+            _remove_all_but(state, log)
+            shutil.rmtree(short, ignore_errors=True)
+        elif ready:
+            shutil.rmtree(short, ignore_errors=True)
+        else:
+            # A start-up failure names the log: keep it where the message says.
+            _remove_all_but(short, log)
+
+
+@contextmanager
+def podman_service(
+    workdir: Path | None = None, *, storage_driver: str = "overlay"
+) -> Iterator[Engine]:
     """`podman system service` with its own root, runroot and tmpdir; yields the Engine.
 
-    Local registries on 127.0.0.1 are reachable over plain HTTP (a
-    registries.conf of its own). Needs /etc/containers/containers.conf as
+    Images, containers and the log go under ``workdir`` when it is given (the
+    log stays there afterwards), else with the socket in a short directory
+    under /tmp. Local registries on 127.0.0.1 are reachable over plain HTTP
+    (a registries.conf of its own). Needs /etc/containers/containers.conf as
     tools/install-peers.sh writes it."""
     _require_root_and("podman", "conmon", "runc")
     if not Path("/etc/containers/containers.conf").exists():
         raise EngineFailed(
             "/etc/containers/containers.conf is missing: run `make peers` (podman needs it)"
         )
-    root = _short_dir("podman")
-    sock = root / "engine.sock"
-    log = root / "podman.log"
-    registries = root / "registries.conf"
+    short, state = _state_dirs("podman", workdir)
+    registries = short / "registries.conf"
     registries.write_text(
         "unqualified-search-registries = []\n\n"
         '[[registry]]\nlocation = "127.0.0.1"\ninsecure = true\n'
     )
+    (short / "tmp").mkdir()
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        "HOME": str(root),
+        "HOME": str(short),
         "CONTAINERS_REGISTRIES_CONF": str(registries),
-        "TMPDIR": str(root / "tmp"),
+        "TMPDIR": str(short / "tmp"),
     }
-    (root / "tmp").mkdir()
     argv = [
         "podman",
         "--root",
-        str(root / "storage"),
+        str(state / "storage"),
+        # conmon's attach sockets live under the runroot: it must stay short.
         "--runroot",
-        str(root / "run"),
+        str(short / "run"),
+        # Its own tmpdir, else the events file is shared with every other podman.
         "--tmpdir",
-        str(root / "libpod"),
+        str(short / "libpod"),
         "--storage-driver",
         storage_driver,
         "--cgroup-manager",
@@ -476,51 +527,34 @@ def podman_service(storage_driver: str = "overlay") -> Iterator[Engine]:
         "system",
         "service",
         "--time=0",
-        f"unix://{sock}",
+        f"unix://{_socket(short)}",
     ]
-    endpoint = f"unix://{sock}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    client = _client(endpoint)
-    engine = Engine("podman", endpoint, client, root, log, proc.pid)
-    ready = False
-    try:
-        _wait_ready("podman", proc, client, log)
-        ready = True
+    with _serve("podman", argv, env, short, state, state / "podman.log") as engine:
         yield engine
-    finally:
-        # The service leaves its containers running when it stops: remove them first.
-        if proc.poll() is None:
-            with contextlib.suppress(Exception):
-                engine.remove_all()
-        client.close()
-        _stop(proc)
-        _cleanup(root, log, keep_log=not ready)
 
 
 @contextmanager
-def dockerd(storage_driver: str = "overlay2") -> Iterator[Engine]:
-    """A dockerd with its own data root, exec root and containerd, no bridge and no iptables."""
+def dockerd(workdir: Path | None = None, *, storage_driver: str = "overlay2") -> Iterator[Engine]:
+    """A dockerd with its own data root, exec root and containerd, no bridge and no iptables.
+
+    ``workdir`` as for ``podman_service``: the data root and the log go there."""
     _require_root_and("dockerd", "containerd", "runc")
-    root = _short_dir("dockerd")
-    sock = root / "engine.sock"
-    log = root / "dockerd.log"
-    config = root / "daemon.json"
+    short, state = _state_dirs("dockerd", workdir)
+    config = short / "daemon.json"
     config.write_text("{}\n")
     argv = [
         "dockerd",
         "--config-file",
         str(config),
         "--data-root",
-        str(root / "data"),
+        str(state / "data"),
+        # containerd's sockets live under the exec root: it must stay short.
         "--exec-root",
-        str(root / "exec"),
+        str(short / "exec"),
         "--pidfile",
-        str(root / "dockerd.pid"),
+        str(short / "dockerd.pid"),
         "-H",
-        f"unix://{sock}",
+        f"unix://{_socket(short)}",
         "--bridge=none",
         "--iptables=false",
         "--ip6tables=false",
@@ -528,36 +562,18 @@ def dockerd(storage_driver: str = "overlay2") -> Iterator[Engine]:
         "--userland-proxy=false",
         f"--storage-driver={storage_driver}",
     ]
-    endpoint = f"unix://{sock}"
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": str(root)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    client = _client(endpoint)
-    engine = Engine("dockerd", endpoint, client, root, log, proc.pid)
-    ready = False
-    try:
-        _wait_ready("dockerd", proc, client, log)
-        ready = True
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": str(short)}
+    with _serve("dockerd", argv, env, short, state, state / "dockerd.log") as engine:
         yield engine
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(Exception):
-                engine.remove_all()
-        client.close()
-        _stop(proc)
-        # dockerd leaves its network namespace mounted under the exec root.
-        _cleanup(root, log, keep_log=not ready)
 
 
 ENGINES = {"podman": podman_service, "dockerd": dockerd}
 
 
 @contextmanager
-def engine(name: str) -> Iterator[Engine]:
+def engine(name: str, workdir: Path | None = None) -> Iterator[Engine]:
     """``podman_service()`` or ``dockerd()`` by name: for tests parametrised over both."""
     if name not in ENGINES:
         raise EngineFailed(f"unknown engine {name!r}: expected one of {', '.join(ENGINES)}")
-    with ENGINES[name]() as started:
+    with ENGINES[name](workdir) as started:
         yield started

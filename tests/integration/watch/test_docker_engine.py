@@ -43,9 +43,9 @@ def registry(workdir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module", params=["podman", "dockerd"])
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, workdir: Path) -> Iterator[Engine]:
     started = time.monotonic()
-    with engines.engine(request.param) as running:
+    with engines.engine(request.param, workdir) as running:
         print(f"\n{running.name} ready in {time.monotonic() - started:.2f} s at {running.endpoint}")
         yield running
 
@@ -268,6 +268,20 @@ def test_many_containers_start_concurrently(engine: Engine, images: dict[str, Ar
     for container_id in ids:
         engine.remove(container_id)
     runtime.close()
+
+
+def test_an_engine_that_cannot_start_names_its_log(tmp_path: Path) -> None:
+    with (
+        pytest.raises(engines.EngineFailed) as failure,
+        engines.dockerd(tmp_path, storage_driver="no-such-driver"),
+    ):
+        pass
+    message = str(failure.value)
+    assert message.startswith("dockerd exited with ")
+    log = Path(message.split("; see ", 1)[1].split(": ", 1)[0])
+    assert log.is_file() and log.is_relative_to(tmp_path)
+    assert "no-such-driver" in log.read_text()
+    assert engines.processes_under(tmp_path) == []
 
 
 def test_an_engine_that_is_not_there_is_one_line(tmp_path: Path) -> None:
