@@ -137,6 +137,11 @@ class Engine:
             ]
             return [future.result() for future in futures]
 
+    def load_many(self, archives: Sequence[Path], *, workers: int = 4) -> list[str]:
+        """Load many docker-archives concurrently; their image IDs, in order."""
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self.load, archives))
+
     def remove(self, container_id: str) -> None:
         """Kill and remove a container; one that is already gone is fine."""
         with contextlib.suppress(docker.errors.NotFound):
@@ -230,6 +235,15 @@ def busybox_archive(workdir: Path, ref: str, variant: str = "0") -> Archive:
         docker_archive_from_layout(layout, tag, ref, out)
     manifest, config = _layout_digests(layout, tag)
     return Archive(out, ref, config, manifest, layout, tag)
+
+
+def busybox_archives(
+    workdir: Path, count: int, repository: str = "sedis-test/busybox"
+) -> list[Archive]:
+    """``count`` distinct busybox images, ``REPOSITORY-0:1`` … ``REPOSITORY-{count-1}:1``."""
+    return [
+        busybox_archive(workdir, f"{repository}-{i}:1", f"{repository}#{i}") for i in range(count)
+    ]
 
 
 def docker_archive_from_layout(layout: Path, tag: str | None, ref: str, out: Path) -> Path:

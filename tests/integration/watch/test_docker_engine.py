@@ -257,14 +257,25 @@ def test_load_pulled_takes_a_layout_or_a_docker_archive_as_the_config_digest(
     assert engine.image_id("sedis-test/from-archive:1") == archive.config_digest
 
 
-def test_many_containers_start_concurrently(engine: Engine, images: dict[str, Archive]) -> None:
-    runtime = DockerEngine(engine.endpoint)
+def test_many_images_load_and_many_containers_start_concurrently(
+    engine: Engine, workdir: Path
+) -> None:
+    archives = engines.busybox_archives(workdir, 4, f"sedis-test/many-{engine.name}")
     started = time.monotonic()
-    ids = engine.run_many([("sedis-test/one:1", unique("many")) for _ in range(10)])
+    image_ids = engine.load_many([a.path for a in archives])
+    loaded = time.monotonic() - started
+    assert image_ids == [a.config_digest for a in archives]
+    assert len(set(image_ids)) == 4
+
+    started = time.monotonic()
+    ids = engine.run_many([(archives[i % 4].ref, unique("many")) for i in range(12)])
     took = time.monotonic() - started
-    listed = {c.id for c in runtime.running()}
-    print(f"\n{engine.name}: 10 containers started in {took:.2f} s")
-    assert set(ids) <= listed
+    runtime = DockerEngine(engine.endpoint)
+    listed = {c.id: c.image_id for c in runtime.running()}
+    print(
+        f"\n{engine.name}: 4 images loaded in {loaded:.2f} s, 12 containers started in {took:.2f} s"
+    )
+    assert [listed[i] for i in ids] == [image_ids[i % 4] for i in range(12)]
     for container_id in ids:
         engine.remove(container_id)
     runtime.close()

@@ -50,6 +50,7 @@ class DockerEngine:
     up a listing); the event stream waits as long as it must between events.
     An image's manifest digests are kept for ``image_cache_seconds`` (by image
     ID, which names its content), and dropped once no container runs it.
+    ``close`` is for good: every later call raises UnavailableError.
     """
 
     def __init__(
@@ -186,6 +187,13 @@ class DockerEngine:
                     event = next(stream)
                 except StopIteration:
                     return
+                except ValueError as exc:  # a line that is not the JSON of an event
+                    if self._closed:
+                        return
+                    raise UnavailableError(
+                        f"the container engine at {self._endpoint} sent an event that is "
+                        f"not JSON: {printable(str(exc))}"
+                    ) from exc
                 except (requests.RequestException, docker.errors.DockerException, OSError) as exc:
                     if self._closed:
                         return
