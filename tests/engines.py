@@ -1,21 +1,27 @@
 """Real container engines for tests: a podman service and a dockerd, started and stopped here.
 
-Both speak the Docker Engine API on a Unix socket of their own, with every bit
-of state (images, containers, the engine's own runtime files) in a fresh
-short directory under /tmp, so several instances run side by side with each
-other and with any engine the machine already has. They must run as root.
+Both speak the Docker Engine API on a Unix socket of their own. Sockets and
+the engine's runtime files go to a fresh short directory under /tmp (socket
+paths are limited to 107 bytes); images, containers and the log go to the
+``workdir`` given (or there too), so several instances run side by side with
+each other and with any engine the machine already has. They run as root.
 
-    with podman_service() as engine:          # or dockerd()
-        image = busybox_archive(tmp, "sedis-test/busybox:1")
-        image_id = engine.load(image.path)
-        container_id = engine.run("sedis-test/busybox:1", "web-1")
-        ids = engine.run_many([(image.ref, f"c{i}") for i in range(200)])
+    with podman_service(tmp_path) as engine:   # or dockerd(tmp_path), engine("podman", …)
+        image = busybox_archive(tmp_path, "sedis-test/busybox:1")
+        image_id = engine.load(image.path)      # == image.config_digest
+        container_id = engine.run(image.ref, "web-1")
+        engine.tag(other_image_id, image.ref)   # the name now names another image
+        many = busybox_archives(tmp_path, 40)
+        engine.load_many([a.path for a in many])
+        ids = engine.run_many([(many[i % 40].ref, f"c{i}") for i in range(200)])
 
-The images are tiny busybox images built with umoci (`busybox_archive`), each
-variant a distinct config digest over the same layers; `load_pulled` loads
-what `sedis pull` wrote (an OCI layout or a docker-archive). Everything an
-engine started is removed when its context ends, and the engine is stopped by
-PID; a start-up failure names the engine's log file.
+``engine.client`` is a ``docker.APIClient`` for anything else. The images are
+tiny busybox images built with umoci, each variant a distinct config digest
+over the same layers; ``load_pulled`` loads what `sedis pull` wrote (an OCI
+layout or a docker-archive) and ``push_to_registry`` + ``engine.pull`` give an
+image with RepoDigests. Every container is removed when the context ends, the
+engine is stopped by PID, and leftover processes and mounts under its
+directories are killed and unmounted; a start-up failure names the log file.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ MANIFEST = "sha256:" + "d" * 64
 class Engine(BaseHTTPRequestHandler):
     hang = threading.Event()
     garbage = False
+    slow_listing = False
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -46,6 +47,8 @@ class Engine(BaseHTTPRequestHandler):
         if path == "/version":
             self.answer(200, {"ApiVersion": "1.41"})
         elif path.endswith("/containers/json"):
+            if Engine.slow_listing:
+                Engine.hang.wait(10)
             if Engine.garbage:
                 self.answer(200, b"<html>not an engine</html>")
                 return
@@ -84,7 +87,7 @@ class Engine(BaseHTTPRequestHandler):
 @pytest.fixture
 def engine_url() -> Iterator[str]:
     Engine.hang.clear()
-    Engine.garbage = False
+    Engine.garbage = Engine.slow_listing = False
     server = ThreadingHTTPServer(("127.0.0.1", 0), Engine)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -132,3 +135,16 @@ def test_answers_that_are_not_the_api_are_one_line(engine_url: str) -> None:
     runtime.close()
     with pytest.raises(UnavailableError, match="was closed"):
         runtime.running()
+
+
+def test_an_engine_that_does_not_answer_in_time_is_one_line(engine_url: str) -> None:
+    Engine.slow_listing = True
+    runtime = DockerEngine(f"tcp://{engine_url}", timeout=1)
+    started = time.monotonic()
+    with pytest.raises(UnavailableError) as failure:
+        runtime.running()
+    assert time.monotonic() - started < 5
+    assert str(failure.value) == (
+        f"the container engine at tcp://{engine_url} is unreachable: it did not answer in time"
+    )
+    runtime.close()

@@ -24,7 +24,7 @@ import docker.errors
 import requests
 
 from sedis.core.containers import RunningContainer
-from sedis.core.errors import NotFoundError, UnavailableError
+from sedis.core.errors import InvalidInputError, NotFoundError, UnavailableError
 from sedis.replies import printable
 from sedis.watch.runtime.base import ENDED, STARTED, RuntimeEvent
 
@@ -61,7 +61,7 @@ class DockerEngine:
         image_cache_seconds: float = IMAGE_CACHE_SECONDS,
     ) -> None:
         if not endpoint.startswith(_SCHEMES):
-            raise UnavailableError(
+            raise InvalidInputError(
                 f"the container engine endpoint {printable(endpoint)!r} is not "
                 "unix:///path.sock, tcp://host:port or http://host:port"
             )
@@ -325,10 +325,29 @@ class DockerEngine:
         return self._version
 
     def _unreachable(self, exc: BaseException) -> UnavailableError:
-        reason = printable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return UnavailableError(
-            f"the container engine at {self._endpoint} is unreachable: {reason}"
+            f"the container engine at {self._endpoint} is unreachable: {_reason(exc)}"
         )
+
+
+def _reason(exc: BaseException) -> str:
+    """The system's own words where the failure has them ("Connection refused"), else the
+    first line of the error's."""
+    if isinstance(exc, requests.Timeout):
+        return "it did not answer in time"
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen or not isinstance(current, BaseException):
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return printable(current.strerror)
+        pending.extend(current.args)
+        pending.extend((getattr(current, "reason", None), current.__cause__, current.__context__))
+    text = str(exc)
+    return printable(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def _version_key(version: str) -> tuple[int, ...]:
