@@ -38,7 +38,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -67,7 +67,6 @@ class Engine:
     root: Path  # its images and containers (and log) live under it
     log: Path
     pid: int
-    _started: list[str] = field(default_factory=list)
 
     def load(self, archive: Path) -> str:
         """Load a docker-archive (`docker load`); returns the image ID (``sha256:<hex>``)."""
@@ -125,7 +124,6 @@ class Engine:
             host_config=self.client.create_host_config(network_mode="none"),
         )
         container_id = str(created["Id"])
-        self._started.append(container_id)
         self.client.start(container_id)
         return container_id
 
@@ -158,7 +156,6 @@ class Engine:
         ids = [str(c["Id"]) for c in self.client.containers(all=True)]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(self.remove, ids))
-        self._started.clear()
 
     def state(self, container_id: str) -> str:
         """The container's state as the engine reports it ("running", "exited", …)."""
@@ -349,26 +346,30 @@ def _short_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"sd-{prefix}-", dir="/tmp"))
 
 
-def _wait_ready(
-    name: str, proc: subprocess.Popen[bytes], client: docker.APIClient, log: Path
-) -> None:
+def _wait_ready(name: str, proc: subprocess.Popen[bytes], endpoint: str, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     last = ""
-    while True:
-        if proc.poll() is not None:
-            raise EngineFailed(
-                f"{name} exited with {proc.returncode} while starting; see {log}: {_tail(log)}"
-            )
-        try:
-            if client.ping():
-                return
-        except Exception as exc:  # not listening yet
-            last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if time.monotonic() > deadline:
-            raise EngineFailed(
-                f"{name} was not ready in {READY_TIMEOUT:.0f} s ({last}); see {log}: {_tail(log)}"
-            )
-        time.sleep(0.05)
+    # Each ping short, so an engine that accepts but never answers still meets the deadline.
+    probe = docker.APIClient(base_url=endpoint, version="1.41", timeout=2)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise EngineFailed(
+                    f"{name} exited with {proc.returncode} while starting; see {log}: {_tail(log)}"
+                )
+            try:
+                if probe.ping():
+                    return
+            except Exception as exc:  # not listening yet
+                last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if time.monotonic() > deadline:
+                raise EngineFailed(
+                    f"{name} was not ready in {READY_TIMEOUT:.0f} s ({last}); "
+                    f"see {log}: {_tail(log)}"
+                )
+            time.sleep(0.05)
+    finally:
+        probe.close()
 
 
 def _tail(log: Path, size: int = 1500) -> str:
@@ -472,7 +473,7 @@ def _serve(
     engine = Engine(name, endpoint, client, state, log, proc.pid)
     ready = False
     try:
-        _wait_ready(name, proc, client, log)
+        _wait_ready(name, proc, endpoint, log)
         ready = True
         yield engine
     finally:
