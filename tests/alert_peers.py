@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import threading
@@ -120,6 +121,46 @@ class WebhookReceiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+
+
+class SilentServer:
+    """A TCP server that accepts every connection and never answers: a receiver that hangs."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._held: list[socket.socket] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    @property
+    def connections(self) -> int:
+        return len(self._held)
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.1)
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(conn)
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+        for conn in self._held:
+            conn.close()
+        self._listener.close()
 
 
 # --- Alertmanager ----------------------------------------------------------------------

@@ -1,21 +1,27 @@
 """Real container engines for tests: a podman service and a dockerd, started and stopped here.
 
-Both speak the Docker Engine API on a Unix socket of their own, with every bit
-of state (images, containers, the engine's own runtime files) in a fresh
-short directory under /tmp, so several instances run side by side with each
-other and with any engine the machine already has. They must run as root.
+Both speak the Docker Engine API on a Unix socket of their own. Sockets and
+the engine's runtime files go to a fresh short directory under /tmp (socket
+paths are limited to 107 bytes); images, containers and the log go to the
+``workdir`` given (or there too), so several instances run side by side with
+each other and with any engine the machine already has. They run as root.
 
-    with podman_service() as engine:          # or dockerd()
-        image = busybox_archive(tmp, "sedis-test/busybox:1")
-        image_id = engine.load(image.path)
-        container_id = engine.run("sedis-test/busybox:1", "web-1")
-        ids = engine.run_many([(image.ref, f"c{i}") for i in range(200)])
+    with podman_service(tmp_path) as engine:   # or dockerd(tmp_path), engine("podman", …)
+        image = busybox_archive(tmp_path, "sedis-test/busybox:1")
+        image_id = engine.load(image.path)      # == image.config_digest
+        container_id = engine.run(image.ref, "web-1")
+        engine.tag(other_image_id, image.ref)   # the name now names another image
+        many = busybox_archives(tmp_path, 40)
+        engine.load_many([a.path for a in many])
+        ids = engine.run_many([(many[i % 40].ref, f"c{i}") for i in range(200)])
 
-The images are tiny busybox images built with umoci (`busybox_archive`), each
-variant a distinct config digest over the same layers; `load_pulled` loads
-what `sedis pull` wrote (an OCI layout or a docker-archive). Everything an
-engine started is removed when its context ends, and the engine is stopped by
-PID; a start-up failure names the engine's log file.
+``engine.client`` is a ``docker.APIClient`` for anything else. The images are
+tiny busybox images built with umoci, each variant a distinct config digest
+over the same layers; ``load_pulled`` loads what `sedis pull` wrote (an OCI
+layout or a docker-archive) and ``push_to_registry`` + ``engine.pull`` give an
+image with RepoDigests. Every container is removed when the context ends, the
+engine is stopped by PID, and leftover processes and mounts under its
+directories are killed and unmounted; a start-up failure names the log file.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -58,10 +64,9 @@ class Engine:
     name: str  # "podman" or "dockerd"
     endpoint: str  # unix:///tmp/…/engine.sock
     client: docker.APIClient
-    root: Path  # every file of this instance lives under it
+    root: Path  # its images and containers (and log) live under it
     log: Path
     pid: int
-    _started: list[str] = field(default_factory=list)
 
     def load(self, archive: Path) -> str:
         """Load a docker-archive (`docker load`); returns the image ID (``sha256:<hex>``)."""
@@ -119,7 +124,6 @@ class Engine:
             host_config=self.client.create_host_config(network_mode="none"),
         )
         container_id = str(created["Id"])
-        self._started.append(container_id)
         self.client.start(container_id)
         return container_id
 
@@ -137,6 +141,11 @@ class Engine:
             ]
             return [future.result() for future in futures]
 
+    def load_many(self, archives: Sequence[Path], *, workers: int = 4) -> list[str]:
+        """Load many docker-archives concurrently; their image IDs, in order."""
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self.load, archives))
+
     def remove(self, container_id: str) -> None:
         """Kill and remove a container; one that is already gone is fine."""
         with contextlib.suppress(docker.errors.NotFound):
@@ -147,7 +156,6 @@ class Engine:
         ids = [str(c["Id"]) for c in self.client.containers(all=True)]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(self.remove, ids))
-        self._started.clear()
 
     def state(self, container_id: str) -> str:
         """The container's state as the engine reports it ("running", "exited", …)."""
@@ -230,6 +238,15 @@ def busybox_archive(workdir: Path, ref: str, variant: str = "0") -> Archive:
         docker_archive_from_layout(layout, tag, ref, out)
     manifest, config = _layout_digests(layout, tag)
     return Archive(out, ref, config, manifest, layout, tag)
+
+
+def busybox_archives(
+    workdir: Path, count: int, repository: str = "sedis-test/busybox"
+) -> list[Archive]:
+    """``count`` distinct busybox images, ``REPOSITORY-0:1`` … ``REPOSITORY-{count-1}:1``."""
+    return [
+        busybox_archive(workdir, f"{repository}-{i}:1", f"{repository}#{i}") for i in range(count)
+    ]
 
 
 def docker_archive_from_layout(layout: Path, tag: str | None, ref: str, out: Path) -> Path:
@@ -329,26 +346,30 @@ def _short_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"sd-{prefix}-", dir="/tmp"))
 
 
-def _wait_ready(
-    name: str, proc: subprocess.Popen[bytes], client: docker.APIClient, log: Path
-) -> None:
+def _wait_ready(name: str, proc: subprocess.Popen[bytes], endpoint: str, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     last = ""
-    while True:
-        if proc.poll() is not None:
-            raise EngineFailed(
-                f"{name} exited with {proc.returncode} while starting; see {log}: {_tail(log)}"
-            )
-        try:
-            if client.ping():
-                return
-        except Exception as exc:  # not listening yet
-            last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if time.monotonic() > deadline:
-            raise EngineFailed(
-                f"{name} was not ready in {READY_TIMEOUT:.0f} s ({last}); see {log}: {_tail(log)}"
-            )
-        time.sleep(0.05)
+    # Each ping short, so an engine that accepts but never answers still meets the deadline.
+    probe = docker.APIClient(base_url=endpoint, version="1.41", timeout=2)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise EngineFailed(
+                    f"{name} exited with {proc.returncode} while starting; see {log}: {_tail(log)}"
+                )
+            try:
+                if probe.ping():
+                    return
+            except Exception as exc:  # not listening yet
+                last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if time.monotonic() > deadline:
+                raise EngineFailed(
+                    f"{name} was not ready in {READY_TIMEOUT:.0f} s ({last}); "
+                    f"see {log}: {_tail(log)}"
+                )
+            time.sleep(0.05)
+    finally:
+        probe.close()
 
 
 def _tail(log: Path, size: int = 1500) -> str:
@@ -376,7 +397,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _processes_under(root: Path) -> list[int]:
+def processes_under(root: Path) -> list[int]:
     """PIDs whose command line names a path under ``root`` (an engine's leftovers)."""
     marker = str(root).encode()
     found = []
@@ -392,11 +413,11 @@ def _processes_under(root: Path) -> list[int]:
 
 
 def _kill_leftovers(root: Path) -> None:
-    for pid in _processes_under(root):
+    for pid in processes_under(root):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while _processes_under(root) and time.monotonic() < deadline:
+    while processes_under(root) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
@@ -416,57 +437,108 @@ def _unmount_all(root: Path) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
-def _cleanup(root: Path, log: Path, *, keep_log: bool) -> None:
-    _kill_leftovers(root)
-    _unmount_all(root)
-    if keep_log:
-        # A start-up failure names the log: keep it where the message says.
-        for entry in root.iterdir():
-            if entry == log:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-    else:
-        shutil.rmtree(root, ignore_errors=True)
+def _remove_all_but(directory: Path, keep: Path) -> None:
+    for entry in directory.iterdir():
+        if entry == keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _state_dirs(name: str, workdir: Path | None) -> tuple[Path, Path]:
+    """(a short directory for sockets and runtime files, one for images and the log)."""
+    short = _short_dir(name)
+    if workdir is None:
+        return short, short
+    workdir.mkdir(parents=True, exist_ok=True)
+    return short, Path(tempfile.mkdtemp(prefix=f"{name}-state-", dir=workdir))
+
+
+def _socket(short: Path) -> Path:
+    return short / "engine.sock"
 
 
 @contextmanager
-def podman_service(storage_driver: str = "overlay") -> Iterator[Engine]:
+def _serve(
+    name: str, argv: list[str], env: dict[str, str], short: Path, state: Path, log: Path
+) -> Iterator[Engine]:
+    endpoint = f"unix://{_socket(short)}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    client = _client(endpoint)
+    engine = Engine(name, endpoint, client, state, log, proc.pid)
+    ready = False
+    try:
+        _wait_ready(name, proc, endpoint, log)
+        ready = True
+        yield engine
+    finally:
+        # podman's service leaves its containers running when it stops, and dockerd
+        # is quicker to stop with none: remove them first.
+        if proc.poll() is None:
+            with contextlib.suppress(Exception):
+                engine.remove_all()
+        client.close()
+        _stop(proc)
+        for directory in {short, state}:
+            _kill_leftovers(directory)
+        # dockerd leaves its network namespace mounted under the exec root.
+        for directory in {short, state}:
+            _unmount_all(directory)
+        if state != short:
+            # The caller's directory keeps the log, for a look after the test.
+            _remove_all_but(state, log)
+            shutil.rmtree(short, ignore_errors=True)
+        elif ready:
+            shutil.rmtree(short, ignore_errors=True)
+        else:
+            # A start-up failure names the log: keep it where the message says.
+            _remove_all_but(short, log)
+
+
+@contextmanager
+def podman_service(
+    workdir: Path | None = None, *, storage_driver: str = "overlay"
+) -> Iterator[Engine]:
     """`podman system service` with its own root, runroot and tmpdir; yields the Engine.
 
-    Local registries on 127.0.0.1 are reachable over plain HTTP (a
-    registries.conf of its own). Needs /etc/containers/containers.conf as
+    Images, containers and the log go under ``workdir`` when it is given (the
+    log stays there afterwards), else with the socket in a short directory
+    under /tmp. Local registries on 127.0.0.1 are reachable over plain HTTP
+    (a registries.conf of its own). Needs /etc/containers/containers.conf as
     tools/install-peers.sh writes it."""
     _require_root_and("podman", "conmon", "runc")
     if not Path("/etc/containers/containers.conf").exists():
         raise EngineFailed(
             "/etc/containers/containers.conf is missing: run `make peers` (podman needs it)"
         )
-    root = _short_dir("podman")
-    sock = root / "engine.sock"
-    log = root / "podman.log"
-    registries = root / "registries.conf"
+    short, state = _state_dirs("podman", workdir)
+    registries = short / "registries.conf"
     registries.write_text(
         "unqualified-search-registries = []\n\n"
         '[[registry]]\nlocation = "127.0.0.1"\ninsecure = true\n'
     )
+    (short / "tmp").mkdir()
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        "HOME": str(root),
+        "HOME": str(short),
         "CONTAINERS_REGISTRIES_CONF": str(registries),
-        "TMPDIR": str(root / "tmp"),
+        "TMPDIR": str(short / "tmp"),
     }
-    (root / "tmp").mkdir()
     argv = [
         "podman",
         "--root",
-        str(root / "storage"),
+        str(state / "storage"),
+        # conmon's attach sockets live under the runroot: it must stay short.
         "--runroot",
-        str(root / "run"),
+        str(short / "run"),
+        # Its own tmpdir, else the events file is shared with every other podman.
         "--tmpdir",
-        str(root / "libpod"),
+        str(short / "libpod"),
         "--storage-driver",
         storage_driver,
         "--cgroup-manager",
@@ -476,51 +548,34 @@ def podman_service(storage_driver: str = "overlay") -> Iterator[Engine]:
         "system",
         "service",
         "--time=0",
-        f"unix://{sock}",
+        f"unix://{_socket(short)}",
     ]
-    endpoint = f"unix://{sock}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    client = _client(endpoint)
-    engine = Engine("podman", endpoint, client, root, log, proc.pid)
-    ready = False
-    try:
-        _wait_ready("podman", proc, client, log)
-        ready = True
+    with _serve("podman", argv, env, short, state, state / "podman.log") as engine:
         yield engine
-    finally:
-        # The service leaves its containers running when it stops: remove them first.
-        if proc.poll() is None:
-            with contextlib.suppress(Exception):
-                engine.remove_all()
-        client.close()
-        _stop(proc)
-        _cleanup(root, log, keep_log=not ready)
 
 
 @contextmanager
-def dockerd(storage_driver: str = "overlay2") -> Iterator[Engine]:
-    """A dockerd with its own data root, exec root and containerd, no bridge and no iptables."""
+def dockerd(workdir: Path | None = None, *, storage_driver: str = "overlay2") -> Iterator[Engine]:
+    """A dockerd with its own data root, exec root and containerd, no bridge and no iptables.
+
+    ``workdir`` as for ``podman_service``: the data root and the log go there."""
     _require_root_and("dockerd", "containerd", "runc")
-    root = _short_dir("dockerd")
-    sock = root / "engine.sock"
-    log = root / "dockerd.log"
-    config = root / "daemon.json"
+    short, state = _state_dirs("dockerd", workdir)
+    config = short / "daemon.json"
     config.write_text("{}\n")
     argv = [
         "dockerd",
         "--config-file",
         str(config),
         "--data-root",
-        str(root / "data"),
+        str(state / "data"),
+        # containerd's sockets live under the exec root: it must stay short.
         "--exec-root",
-        str(root / "exec"),
+        str(short / "exec"),
         "--pidfile",
-        str(root / "dockerd.pid"),
+        str(short / "dockerd.pid"),
         "-H",
-        f"unix://{sock}",
+        f"unix://{_socket(short)}",
         "--bridge=none",
         "--iptables=false",
         "--ip6tables=false",
@@ -528,36 +583,18 @@ def dockerd(storage_driver: str = "overlay2") -> Iterator[Engine]:
         "--userland-proxy=false",
         f"--storage-driver={storage_driver}",
     ]
-    endpoint = f"unix://{sock}"
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": str(root)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    client = _client(endpoint)
-    engine = Engine("dockerd", endpoint, client, root, log, proc.pid)
-    ready = False
-    try:
-        _wait_ready("dockerd", proc, client, log)
-        ready = True
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": str(short)}
+    with _serve("dockerd", argv, env, short, state, state / "dockerd.log") as engine:
         yield engine
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(Exception):
-                engine.remove_all()
-        client.close()
-        _stop(proc)
-        # dockerd leaves its network namespace mounted under the exec root.
-        _cleanup(root, log, keep_log=not ready)
 
 
 ENGINES = {"podman": podman_service, "dockerd": dockerd}
 
 
 @contextmanager
-def engine(name: str) -> Iterator[Engine]:
+def engine(name: str, workdir: Path | None = None) -> Iterator[Engine]:
     """``podman_service()`` or ``dockerd()`` by name: for tests parametrised over both."""
     if name not in ENGINES:
         raise EngineFailed(f"unknown engine {name!r}: expected one of {', '.join(ENGINES)}")
-    with ENGINES[name]() as started:
+    with ENGINES[name](workdir) as started:
         yield started

@@ -51,6 +51,8 @@ _TAG_SPECIAL = frozenset(", =")
 # there (or at the end of a value, before the separator) cannot be written.
 _AFTER_BACKSLASH = frozenset(', ="')
 _UNREPRESENTABLE = "\ufffd"
+# Names and references come from the engine: a point stays small whatever it reports.
+TAG_LIMIT = 1024
 
 
 def escape_tag(text: str) -> str:
@@ -76,7 +78,8 @@ def escape_tag(text: str) -> str:
 
 
 def point(verdict: ContainerVerdict, at: float) -> str:
-    """One verdict as a line of line protocol, at ``at`` (Unix seconds)."""
+    """One verdict as a line of line protocol, at ``at`` (Unix seconds); a tag value
+    longer than ``TAG_LIMIT`` characters is cut short, ending in an ellipsis."""
     tags = (
         ("container", verdict.container),
         ("host", verdict.host),
@@ -85,11 +88,15 @@ def point(verdict: ContainerVerdict, at: float) -> str:
         ("status", verdict.state.value),
     )
     # A tag with an empty value is not valid line protocol: it is left out.
-    tag_text = "".join(f",{key}={escape_tag(value)}" for key, value in tags if value)
+    tag_text = "".join(f",{key}={escape_tag(_cut(value))}" for key, value in tags if value)
     fields = f"failed={1 if verdict.failed else 0}i"
     if verdict.block is not None:
         fields += f",ledger_block={int(verdict.block)}i"
     return f"{MEASUREMENT}{tag_text} {fields} {_nanoseconds(at)}"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= TAG_LIMIT else text[: TAG_LIMIT - 1] + "\u2026"
 
 
 def _nanoseconds(at: float) -> int:
@@ -235,7 +242,11 @@ class InfluxSink:
                     count = min(self._batch, len(self._queue))
                     self._inflight = [self._queue.popleft() for _ in range(count)]
                 batch = self._inflight
-            outcome, detail, wait = self._send(batch)
+            try:
+                outcome, detail, wait = self._send(batch)
+            except Exception as exc:  # the sender must outlive any one surprise
+                _log.exception("InfluxDB at %s: sending failed", self.url)
+                outcome, detail, wait = "retry", f"sending failed: {type(exc).__name__}", None
             with self._lock:
                 if outcome == "written":
                     self._written += len(batch)

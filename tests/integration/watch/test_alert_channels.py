@@ -22,7 +22,14 @@ from sedis.watch.alerts.dispatch import AlertDispatcher
 from sedis.watch.alerts.email import EmailChannel
 from sedis.watch.alerts.tracker import AlertTracker
 from sedis.watch.alerts.webhook import WebhookChannel
-from tests.alert_peers import Received, SmtpServer, WebhookReceiver, alertmanager, smtp_server
+from tests.alert_peers import (
+    Received,
+    SilentServer,
+    SmtpServer,
+    WebhookReceiver,
+    alertmanager,
+    smtp_server,
+)
 from tests.peers import free_port
 
 pytestmark = pytest.mark.integration
@@ -295,6 +302,50 @@ def test_a_failing_webhook_is_retried_until_it_answers(receiver: WebhookReceiver
     posts = [p for p in receiver.received if p.path == "/retried"]
     assert len(posts) == 3 and len({p.body for p in posts}) == 1
     assert results == [("webhook", "sent")]
+
+
+def test_a_receiver_that_never_answers_holds_up_nothing_else(receiver: WebhookReceiver) -> None:
+    results: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def record(channel: str, result: str) -> None:
+        with lock:
+            results.append((channel, result))
+
+    class Named(WebhookChannel):
+        @property
+        def name(self) -> str:
+            return "silent"
+
+    with SilentServer() as silent:
+        dispatcher = AlertDispatcher(
+            [Named(f"{silent.url}/hook", timeout=1.0), WebhookChannel(f"{receiver.url}/beside")],
+            on_result=record,
+            backoff_initial=0.1,
+            backoff_max=0.1,
+            max_attempts=2,
+        )
+        try:
+            started = time.monotonic()
+            for n in range(3):
+                firing, _ = revoked_alerts(f"n{n}")
+                dispatcher.submit(firing)
+            submitted = time.monotonic() - started
+            assert receiver.wait_for(lambda r: len([p for p in r if p.path == "/beside"]) == 3, 10)
+            delivered = time.monotonic() - started
+            print(f"submit {submitted * 1000:.1f} ms; the other channel had 3 in {delivered:.2f} s")
+            assert submitted < 2 and delivered < 5
+            assert dispatcher.flush(30)
+        finally:
+            dispatcher.close()
+        assert silent.connections >= 1
+        with pytest.raises(UnavailableError) as caught:
+            WebhookChannel(silent.url, timeout=0.5).send(revoked_alerts("n9")[0])
+        assert (
+            str(caught.value)
+            == f"the webhook at {silent.url} is unreachable: ReadTimeout: timed out"
+        )
+    assert sorted(results) == [("silent", "failed")] * 3 + [("webhook", "sent")] * 3
 
 
 def test_a_webhook_that_fails_or_is_down_is_one_line(receiver: WebhookReceiver) -> None:

@@ -7,7 +7,9 @@ act on the engine; an engine that is not there is one line.
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
 import threading
 import time
 import uuid
@@ -17,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sedis.core.errors import NotFoundError, UnavailableError
+from sedis.core.errors import InvalidInputError, NotFoundError, UnavailableError
 from sedis.watch.runtime.base import ENDED, STARTED, RuntimeEvent
 from sedis.watch.runtime.docker_api import DockerEngine
 from tests import engines
@@ -41,9 +43,9 @@ def registry(workdir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module", params=["podman", "dockerd"])
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, workdir: Path) -> Iterator[Engine]:
     started = time.monotonic()
-    with engines.engine(request.param) as running:
+    with engines.engine(request.param, workdir) as running:
         print(f"\n{running.name} ready in {time.monotonic() - started:.2f} s at {running.endpoint}")
         yield running
 
@@ -139,12 +141,12 @@ def test_events_yield_a_start_at_once_and_the_end_after_a_stop(
 
     def consume() -> None:
         for event in stream:
-            received.put((time.monotonic(), event))
+            received.put((time.time(), event))
 
     consumer = threading.Thread(target=consume, daemon=True)
     consumer.start()
 
-    def wait_for(container_id: str, actions: set[str], within: float) -> tuple[float, str]:
+    def wait_for(container_id: str, actions: set[str], within: float) -> tuple[float, RuntimeEvent]:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             try:
@@ -152,10 +154,10 @@ def test_events_yield_a_start_at_once_and_the_end_after_a_stop(
             except queue.Empty:
                 break
             if event.container_id == container_id and event.action in actions:
-                return at, event.action
+                return at, event
         raise AssertionError(f"no {sorted(actions)} event for {container_id} in {within} s")
 
-    latencies = []
+    latencies, stamped = [], []
     for _ in range(3):
         created = engine.client.create_container(
             "sedis-test/one:1",
@@ -164,19 +166,22 @@ def test_events_yield_a_start_at_once_and_the_end_after_a_stop(
             host_config=engine.client.create_host_config(network_mode="none"),
         )
         container_id = str(created["Id"])
-        asked = time.monotonic()
+        asked = time.time()
         engine.client.start(container_id)
-        seen, _ = wait_for(container_id, {STARTED}, 10)
+        seen, event = wait_for(container_id, {STARTED}, 10)
         latencies.append(seen - asked)
+        stamped.append(seen - event.at)
+        assert abs(event.at - seen) < 60  # the engine's own stamp, in Unix seconds
 
         runtime.stop(container_id, 5)
         _, ended = wait_for(container_id, set(ENDED), 10)
-        assert ended in ENDED
+        assert ended.action in ENDED
         engine.remove(container_id)
     print(
-        f"\n{engine.name}: start -> event "
+        f"\n{engine.name}: start requested -> event received "
         + ", ".join(f"{1000 * s:.0f} ms" for s in latencies)
-        + f" (max {1000 * max(latencies):.0f} ms)"
+        + f" (max {1000 * max(latencies):.0f} ms); engine's stamp -> received "
+        + ", ".join(f"{1000 * s:.0f} ms" for s in stamped)
     )
     # The watchdog's budget is 1 s from start to verdict; a loaded machine gets slack.
     assert max(latencies) < 5.0
@@ -185,6 +190,32 @@ def test_events_yield_a_start_at_once_and_the_end_after_a_stop(
     runtime.close()
     consumer.join(10)
     assert not consumer.is_alive()
+
+
+def test_the_event_stream_ends_when_the_engine_goes_away() -> None:
+    """The watchdog reconnects when the stream ends: it must end, not hang, when the engine dies."""
+    with engines.podman_service() as doomed:
+        runtime = DockerEngine(doomed.endpoint, timeout=5)
+        stream = runtime.events()
+        outcome: queue.Queue[str] = queue.Queue()
+
+        def consume() -> None:
+            try:
+                for _ in stream:
+                    pass
+                outcome.put("ended")
+            except UnavailableError as exc:
+                outcome.put(str(exc))
+
+        consumer = threading.Thread(target=consume, daemon=True)
+        consumer.start()
+        time.sleep(0.2)
+        os.kill(doomed.pid, signal.SIGKILL)
+        result = outcome.get(timeout=20)
+        assert result == "ended" or result.startswith(f"the container engine at {doomed.endpoint}")
+        with pytest.raises(UnavailableError, match="is unreachable"):
+            runtime.running()
+        runtime.close()
 
 
 def test_stop_and_kill_end_a_container_and_a_gone_one_is_not_found(
@@ -226,17 +257,42 @@ def test_load_pulled_takes_a_layout_or_a_docker_archive_as_the_config_digest(
     assert engine.image_id("sedis-test/from-archive:1") == archive.config_digest
 
 
-def test_many_containers_start_concurrently(engine: Engine, images: dict[str, Archive]) -> None:
-    runtime = DockerEngine(engine.endpoint)
+def test_many_images_load_and_many_containers_start_concurrently(
+    engine: Engine, workdir: Path
+) -> None:
+    archives = engines.busybox_archives(workdir, 4, f"sedis-test/many-{engine.name}")
     started = time.monotonic()
-    ids = engine.run_many([("sedis-test/one:1", unique("many")) for _ in range(10)])
+    image_ids = engine.load_many([a.path for a in archives])
+    loaded = time.monotonic() - started
+    assert image_ids == [a.config_digest for a in archives]
+    assert len(set(image_ids)) == 4
+
+    started = time.monotonic()
+    ids = engine.run_many([(archives[i % 4].ref, unique("many")) for i in range(12)])
     took = time.monotonic() - started
-    listed = {c.id for c in runtime.running()}
-    print(f"\n{engine.name}: 10 containers started in {took:.2f} s")
-    assert set(ids) <= listed
+    runtime = DockerEngine(engine.endpoint)
+    listed = {c.id: c.image_id for c in runtime.running()}
+    print(
+        f"\n{engine.name}: 4 images loaded in {loaded:.2f} s, 12 containers started in {took:.2f} s"
+    )
+    assert [listed[i] for i in ids] == [image_ids[i % 4] for i in range(12)]
     for container_id in ids:
         engine.remove(container_id)
     runtime.close()
+
+
+def test_an_engine_that_cannot_start_names_its_log(tmp_path: Path) -> None:
+    with (
+        pytest.raises(engines.EngineFailed) as failure,
+        engines.dockerd(tmp_path, storage_driver="no-such-driver"),
+    ):
+        pass
+    message = str(failure.value)
+    assert message.startswith("dockerd exited with ")
+    log = Path(message.split("; see ", 1)[1].split(": ", 1)[0])
+    assert log.is_file() and log.is_relative_to(tmp_path)
+    assert "no-such-driver" in log.read_text()
+    assert engines.processes_under(tmp_path) == []
 
 
 def test_an_engine_that_is_not_there_is_one_line(tmp_path: Path) -> None:
@@ -248,8 +304,8 @@ def test_an_engine_that_is_not_there_is_one_line(tmp_path: Path) -> None:
             with pytest.raises(UnavailableError) as failure:
                 call()
             message = str(failure.value)
-            assert message.startswith(f"the container engine at {endpoint} is unreachable: ")
-            assert "\n" not in message
+            reason = "No such file or directory" if endpoint == missing else "Connection refused"
+            assert message == f"the container engine at {endpoint} is unreachable: {reason}"
         runtime.close()
-    with pytest.raises(UnavailableError, match=r"is not unix:///path\.sock"):
+    with pytest.raises(InvalidInputError, match=r"is not unix:///path\.sock"):
         DockerEngine("/var/run/docker.sock")

@@ -9,7 +9,7 @@ import pytest
 from sedis.core.address import Address
 from sedis.core.containers import ContainerState, ContainerVerdict, LedgerCause
 from sedis.core.policy import Decision
-from sedis.watch.alerts.base import AlertKind
+from sedis.watch.alerts.base import Alert, AlertKind
 from sedis.watch.alerts.tracker import AlertTracker
 
 S = ContainerState
@@ -39,8 +39,8 @@ def verdict(
     )
 
 
-def kinds(alerts: list[object]) -> list[AlertKind]:
-    return [a.kind for a in alerts]  # type: ignore[attr-defined]
+def kinds(alerts: list[Alert]) -> list[AlertKind]:
+    return [a.kind for a in alerts]
 
 
 def test_first_sight_alerts_only_when_failing() -> None:

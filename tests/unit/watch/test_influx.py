@@ -15,7 +15,7 @@ import pytest
 
 from sedis.core.containers import ContainerState
 from sedis.core.errors import ConfigError
-from sedis.watch.influx import InfluxSink, escape_tag, point
+from sedis.watch.influx import TAG_LIMIT, InfluxSink, escape_tag, point
 from tests.peers import free_port
 from tests.unit.watch.verdicts import digest_of, verdict
 
@@ -117,6 +117,13 @@ def test_tag_values_are_escaped_per_line_protocol() -> None:
     assert escape_tag(r"c:\dir") == r"c:\dir"
     assert escape_tag("end\\") == "end\ufffd"
     assert escape_tag('x\\,y\\ z\\"q') == 'x\ufffd\\,y\ufffd\\ z\ufffd"q'
+
+
+def test_a_long_tag_value_is_cut_short() -> None:
+    v = verdict("n" * 5000, ContainerState.TRUSTED)
+    line = point(v, 1.0)
+    assert f",container={'n' * (TAG_LIMIT - 1)}\u2026,host=" in line
+    assert len(line) < 3 * TAG_LIMIT  # the image, named after it, is cut too
 
 
 def test_an_empty_tag_is_left_out() -> None:

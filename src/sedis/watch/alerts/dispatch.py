@@ -89,6 +89,14 @@ class AlertDispatcher:
         deadline = time.monotonic() + 1.0
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
+        for worker in self._workers:
+            close = getattr(worker.channel, "close", None)
+            # A channel still inside a send keeps its connection until that send ends.
+            if callable(close) and not worker.alive:
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing the %s channel failed", worker.name)
 
     def _report(self, channel: str, result: str) -> None:
         try:
@@ -164,6 +172,10 @@ class _Worker:
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def _run(self) -> None:
         while True:

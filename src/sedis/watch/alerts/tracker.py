@@ -18,6 +18,9 @@ failing state last alerted), so:
   recorded but not alerted: that alert would only repeat the ledger's, once
   per container. Once the ledger is back its next verdict is compared with
   what was alerted before, so nothing is lost and nothing repeats.
+
+It holds one entry per container seen until ``gone`` forgets it, and is
+meant for one caller at a time (the watchdog serialises its calls).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ import docker.errors
 import requests
 
 from sedis.core.containers import RunningContainer
-from sedis.core.errors import NotFoundError, UnavailableError
+from sedis.core.errors import InvalidInputError, NotFoundError, UnavailableError
 from sedis.replies import printable
 from sedis.watch.runtime.base import ENDED, STARTED, RuntimeEvent
 
@@ -31,8 +32,11 @@ _T = TypeVar("_T")
 
 _DIGEST = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
 _SCHEMES = ("unix://", "tcp://", "http://")
-# An image's RepoDigests can grow (a later pull adds one): look again now and then.
-IMAGE_CACHE_SECONDS = 30.0
+# An image's RepoDigests can grow (a later pull adds one): look again now and then,
+# though seldom, since podman takes tens of milliseconds over each inspection.
+IMAGE_CACHE_SECONDS = 300.0
+# Image inspections at once on a cold listing: podman takes tens of ms over each.
+INSPECT_WORKERS = 4
 # Enough for any real image; an engine answering more is not believed past it.
 MAX_REPO_DIGESTS = 64
 
@@ -44,11 +48,20 @@ class DockerEngine:
     actions may run at once. ``timeout`` bounds each request (an image's
     inspection gets at most a few seconds of it, so one slow image never holds
     up a listing); the event stream waits as long as it must between events.
+    An image's manifest digests are kept for ``image_cache_seconds`` (by image
+    ID, which names its content), and dropped once no container runs it.
+    ``close`` is for good: every later call raises UnavailableError.
     """
 
-    def __init__(self, endpoint: str, *, timeout: float = 10) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 10,
+        image_cache_seconds: float = IMAGE_CACHE_SECONDS,
+    ) -> None:
         if not endpoint.startswith(_SCHEMES):
-            raise UnavailableError(
+            raise InvalidInputError(
                 f"the container engine endpoint {printable(endpoint)!r} is not "
                 "unix:///path.sock, tcp://host:port or http://host:port"
             )
@@ -59,6 +72,7 @@ class DockerEngine:
         self._lock = threading.Lock()
         self._clients: dict[str, docker.APIClient] = {}
         self._version: str | None = None
+        self._image_cache_seconds = image_cache_seconds
         self._images: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._streams: set[Any] = set()
         self._closed = False
@@ -75,11 +89,14 @@ class DockerEngine:
 
     def running(self) -> list[RunningContainer]:
         listed = self._call("list the running containers", lambda c: c.containers())
-        now = time.monotonic()
-        found: list[RunningContainer] = []
-        seen_images: set[str] = set()
+        if not isinstance(listed, list):
+            raise UnavailableError(
+                f"the container engine at {self._endpoint} answered what it should not "
+                "when asked to list the running containers: not a list"
+            )
+        entries: list[tuple[Mapping[str, Any], str, str]] = []
         for entry in listed:
-            container_id = str(entry.get("Id") or "")
+            container_id = str(entry.get("Id") or "") if isinstance(entry, dict) else ""
             if not container_id:
                 continue
             image_id = _digest(entry.get("ImageID"))
@@ -89,22 +106,20 @@ class DockerEngine:
                 if inspected is None:
                     continue
                 image_id = _digest(inspected.get("Image")) or str(inspected.get("Image") or "")
-            seen_images.add(image_id)
-            found.append(
-                RunningContainer(
-                    id=container_id,
-                    name=_name(entry.get("Names")),
-                    image=printable(str(entry.get("Image") or ""), 512),
-                    image_id=image_id,
-                    repo_digests=self._repo_digests(image_id, now),
-                    labels=_labels(entry.get("Labels")),
-                    started_at=None,
-                )
+            entries.append((entry, container_id, image_id))
+        digests = self._digests_of({image_id for _, _, image_id in entries})
+        return [
+            RunningContainer(
+                id=container_id,
+                name=_name(entry.get("Names")),
+                image=printable(str(entry.get("Image") or ""), 512),
+                image_id=image_id,
+                repo_digests=digests.get(image_id, ()),
+                labels=_labels(entry.get("Labels")),
+                started_at=None,
             )
-        with self._lock:
-            for gone in set(self._images) - seen_images:
-                del self._images[gone]
-        return found
+            for entry, container_id, image_id in entries
+        ]
 
     def container(self, container_id: str) -> RunningContainer | None:
         inspected = self._inspect_container(container_id)
@@ -172,6 +187,13 @@ class DockerEngine:
                     event = next(stream)
                 except StopIteration:
                     return
+                except ValueError as exc:  # a line that is not the JSON of an event
+                    if self._closed:
+                        return
+                    raise UnavailableError(
+                        f"the container engine at {self._endpoint} sent an event that is "
+                        f"not JSON: {printable(str(exc))}"
+                    ) from exc
                 except (requests.RequestException, docker.errors.DockerException, OSError) as exc:
                     if self._closed:
                         return
@@ -184,10 +206,33 @@ class DockerEngine:
                 self._streams.discard(stream)
             _quietly(stream.close)
 
+    def _digests_of(self, image_ids: set[str]) -> dict[str, tuple[str, ...]]:
+        """The manifest digests of every image that runs, inspecting the uncached at once;
+        images that run no more leave the cache."""
+        now = time.monotonic()
+        with self._lock:
+            for gone in set(self._images) - image_ids:
+                del self._images[gone]
+            fresh = {
+                image_id: entry[1]
+                for image_id, entry in self._images.items()
+                if now - entry[0] < self._image_cache_seconds
+            }
+        missing = sorted(image_ids - set(fresh))
+        if len(missing) <= 1:
+            fresh.update((image_id, self._repo_digests(image_id, now)) for image_id in missing)
+            return fresh
+        with ThreadPoolExecutor(
+            max_workers=min(INSPECT_WORKERS, len(missing)), thread_name_prefix="inspect"
+        ) as pool:
+            found = pool.map(lambda image_id: self._repo_digests(image_id, now), missing)
+            fresh.update(zip(missing, found, strict=True))
+        return fresh
+
     def _repo_digests(self, image_id: str, now: float) -> tuple[str, ...]:
         with self._lock:
             cached = self._images.get(image_id)
-        if cached is not None and now - cached[0] < IMAGE_CACHE_SECONDS:
+        if cached is not None and now - cached[0] < self._image_cache_seconds:
             return cached[1]
         try:
             inspected = self._call(
@@ -199,7 +244,9 @@ class DockerEngine:
             # One image that cannot be read must not hide every other container:
             # this one goes on with its image ID alone, and is looked at again next time.
             return cached[1] if cached is not None else ()
-        digests = _manifest_digests(inspected.get("RepoDigests"))
+        digests = _manifest_digests(
+            inspected.get("RepoDigests") if isinstance(inspected, dict) else None
+        )
         with self._lock:
             self._images[image_id] = (now, digests)
         return digests
@@ -238,13 +285,13 @@ class DockerEngine:
                 f"the container engine at {self._endpoint} refused to {what}: "
                 f"{exc.status_code} {_explanation(exc)}"
             ) from exc
-        except (requests.RequestException, docker.errors.DockerException, OSError) as exc:
-            raise self._unreachable(exc) from exc
         except ValueError as exc:  # a body that is not the JSON it should be
             raise UnavailableError(
                 f"the container engine at {self._endpoint} answered what it should not "
                 f"when asked to {what}: {printable(str(exc))}"
             ) from exc
+        except (requests.RequestException, docker.errors.DockerException, OSError) as exc:
+            raise self._unreachable(exc) from exc
 
     def _client(self, slow: bool) -> docker.APIClient:
         key = "slow" if slow else "fast"
@@ -278,10 +325,29 @@ class DockerEngine:
         return self._version
 
     def _unreachable(self, exc: BaseException) -> UnavailableError:
-        reason = printable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return UnavailableError(
-            f"the container engine at {self._endpoint} is unreachable: {reason}"
+            f"the container engine at {self._endpoint} is unreachable: {_reason(exc)}"
         )
+
+
+def _reason(exc: BaseException) -> str:
+    """The system's own words where the failure has them ("Connection refused"), else the
+    first line of the error's."""
+    if isinstance(exc, requests.Timeout):
+        return "it did not answer in time"
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen or not isinstance(current, BaseException):
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return printable(current.strerror)
+        pending.extend(current.args)
+        pending.extend((getattr(current, "reason", None), current.__cause__, current.__context__))
+    text = str(exc)
+    return printable(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def _version_key(version: str) -> tuple[int, ...]:
