@@ -5,6 +5,42 @@ key (``watch.toml:12: key 'grace': ...``). The file is bounded (1 MiB, and a
 bounded number of exemptions and alert targets), so reading it is linear in
 its size. Secrets are never values in the file: a token or a password is
 named by the environment variable or the file that holds it.
+
+    engine = "unix:///run/podman/podman.sock"   # default: DOCKER_HOST, else docker's
+    node = "edge-1"             # this host's identity: withdrawn grants are NOT_GRANTED
+    policy = "policy.toml"      # relative to this file
+    interval = "60s"            # full passes; poll = "500ms" for the ledger's blocks
+    listen = "127.0.0.1:9464"   # /metrics and /healthz ("off": none)
+
+    [enforce]                   # opt-in; ERROR only if listed in states
+    action = "stop"             # or "kill"
+    states = ["UNTRUSTED", "REVOKED", "NOT_GRANTED"]
+    grace = "30s"
+    dry_run = true
+
+    [[exempt]]                  # every field given must match
+    reason = "the on-call debug shell"
+    containers = ["debug-*"]    # also images, image_ids, labels = ["team=sre*"]
+
+    [influxdb]                  # 1.x: database; 2.x: org, bucket, token_env/token_file
+    url = "http://127.0.0.1:8086"
+    database = "sedis"
+
+    [alerts]
+    reminder = "6h"
+    ledger_unreachable_after = "30s"
+    [[alerts.alertmanager]]
+    url = "http://127.0.0.1:9093"
+    [[alerts.webhook]]
+    url = "https://hooks.example/sedis"
+    headers = { "X-Team" = "sre" }
+    [[alerts.email]]
+    host = "smtp.example"
+    port = 587
+    from = "sedis@example.org"
+    to = ["ops@example.org"]
+    username = "sedis"
+    password_env = "SEDIS_SMTP_PASSWORD"
 """
 
 from __future__ import annotations
