@@ -284,3 +284,14 @@ def test_secrets_come_from_the_environment_or_a_file_and_never_reach_a_message(
         read_secret(None, secret, "InfluxDB token")
     assert read_secret(None, None, "x") is None
     assert "t0ken" not in os.environ.values()
+
+
+def test_the_example_in_the_documentation_is_a_valid_configuration() -> None:
+    import sedis.watch.config as module
+
+    assert module.__doc__ is not None
+    lines = [line[4:] for line in module.__doc__.splitlines() if line.startswith("    ")]
+    config = parse_watch_config("\n".join(lines), "example", {})
+    assert config.enforce.action == "stop" and config.enforce.dry_run
+    assert config.exemptions[0].containers == ("debug-*",)
+    assert config.alerts.email[0].password_env == "SEDIS_SMTP_PASSWORD"
