@@ -22,6 +22,27 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# podman reads these only from /etc/containers: conmon runs its cleanup with an
+# empty environment, so they cannot come from variables. Without them every
+# run waits ~20 s on hybrid cgroups or fails on rlimits.
+containers_conf=/etc/containers/containers.conf
+if [ ! -f "$containers_conf" ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "writing $containers_conf for podman"
+  $sudo mkdir -p /etc/containers
+  $sudo tee "$containers_conf.tmp.$$" >/dev/null <<'CONF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+  $sudo mv "$containers_conf.tmp.$$" "$containers_conf"
+fi
+
 lock_hash=$(cat peers/package.json peers/package-lock.json peers/polyfill.cjs | sha256sum | cut -c1-16)
 cache_root="${SEDIS_PEER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sedis/peers}"
 cache="$cache_root/$lock_hash"

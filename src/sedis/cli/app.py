@@ -25,6 +25,7 @@ from sedis.cli import (
     ledger_cmds,
     scan_cmds,
     store_cmds,
+    watch_cmds,
 )
 from sedis.cli.output import printable
 
@@ -50,6 +51,7 @@ app.command("demo")(demo_cmd.demo)
 app.command("scan")(scan_cmds.scan)
 app.add_typer(scan_cmds.vulndb_app, name="vulndb")
 app.command("audit")(audit_cmds.audit)
+app.command("watch")(watch_cmds.watch)
 
 
 def _version(value: bool) -> None:

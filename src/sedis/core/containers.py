@@ -194,7 +194,9 @@ def judge_running(
     reason = chosen.reason
     decision = chosen.decision
     if state is ContainerState.TRUSTED and node is not None and node_grants:
-        withdrawn = _withdrawn_grant(chosen, node, node_grants, now)
+        # Any trusted manifest of what runs may be the one shared with this node.
+        trusted = [e for e in judged if e.status is Status.TRUSTED]
+        withdrawn = _withdrawn_grant(trusted, node, node_grants, now)
         if withdrawn is not None:
             state, reason, decision = ContainerState.NOT_GRANTED, withdrawn, Decision.DENY
     candidates = tuple(e.digest for e in evaluations if e.digest != container.image_id)
@@ -222,22 +224,23 @@ def _worst_first(evaluation: Evaluation) -> int:
 
 
 def _withdrawn_grant(
-    chosen: Evaluation,
+    trusted: Sequence[Evaluation],
     node: Address,
     node_grants: Mapping[tuple[Address, str], Grant | None],
     now: int,
 ) -> str | None:
-    """Why this node may no longer run the image: every counted record that was shared
-    with it has that grant revoked or expired. None while one is live, or where none
-    was ever shared with it."""
+    """Why this node may no longer run the image: every counted record of its trusted
+    manifests that was shared with it has that grant revoked or expired. None while one
+    is live, or where none was ever shared with it."""
     withdrawn: list[Grant] = []
-    for publisher in chosen.counted:
-        grant = node_grants.get((publisher, chosen.digest))
-        if grant is None:
-            continue
-        if grant.active_at(now):
-            return None
-        withdrawn.append(grant)
+    for evaluation in trusted:
+        for publisher in evaluation.counted:
+            grant = node_grants.get((publisher, evaluation.digest))
+            if grant is None:
+                continue
+            if grant.active_at(now):
+                return None
+            withdrawn.append(grant)
     if not withdrawn:
         return None
     grant = withdrawn[0]
