@@ -519,3 +519,30 @@ def test_mail_through_the_dispatcher_one_per_alert(smtp: SmtpServer) -> None:
     subjects = sorted(m.message()["Subject"] for m in smtp.received[before:])
     assert subjects == [f"container web-m{n} on node-7 is REVOKED, was TRUSTED" for n in range(5)]
     assert results == [("email", "sent")] * 5
+
+
+def test_a_firing_alert_is_repeated_until_it_resolves(receiver: WebhookReceiver) -> None:
+    # Alertmanager ends an alert that nobody repeats: a container that stays revoked
+    # must stay alerted on, and one that is resolved must not come back.
+    firing, resolved = revoked_alerts("r1")
+    channel = AlertmanagerChannel(receiver.url, refresh=0.1)
+    try:
+        channel.send(firing)
+        assert channel.firing == 1
+
+        def posts() -> list[Received]:
+            return [p for p in receiver.received if p.path == "/api/v2/alerts"]
+
+        assert receiver.wait_for(lambda _: len(posts()) >= 3, 10)
+        repeated = posts()[1].json()
+        assert [a["labels"]["status"] for a in repeated] == ["REVOKED"]
+        assert "endsAt" not in repeated[0]
+        channel.send(resolved)
+        assert channel.firing == 0
+        time.sleep(0.3)  # a repeat already on its way when it resolved may still land
+        count = len(posts())
+        time.sleep(0.4)
+        after = posts()[count:]
+        assert after == [], [p.json() for p in after]
+    finally:
+        channel.close()

@@ -4,14 +4,20 @@ Alertmanager knows an alert by its label set, so a container's alert carries
 the state it is in as a label, and the alert that resolves it carries the
 same labels with an end time of now. A container that moves from one failing
 state to another resolves the old label set in the same request as it raises
-the new one. A firing alert is sent without an end time: Alertmanager's own
-``resolve_timeout`` ends it unless a reminder repeats it first, so an alert
-never outlives a watchdog that stopped speaking for it.
+the new one. A firing alert is sent without an end time, and sent again
+every ``refresh`` seconds while it fires, as Alertmanager's clients do:
+Alertmanager ends an alert that nobody repeats after its ``resolve_timeout``,
+so an alert lasts as long as its state, and never outlives a watchdog that
+stopped speaking for it.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from sedis.core.containers import ContainerState
+from sedis.core.errors import SedisError
 from sedis.watch.alerts.base import Alert, AlertKind
 from sedis.watch.alerts.posting import http_client, origin, post_json
 from sedis.watch.alerts.text import MAX_SUMMARY, http_url, one_line, rfc3339
@@ -36,20 +42,69 @@ def severity(state: str) -> str:
         return "warning"
 
 
+_log = logging.getLogger(__name__)
+# Well inside Alertmanager's default resolve_timeout (5 minutes).
+DEFAULT_REFRESH = 60.0
+
+
 class AlertmanagerChannel:
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 5.0, refresh: float | None = DEFAULT_REFRESH
+    ) -> None:
         self._url = http_url(url, "Alertmanager") + "/api/v2/alerts"
         self._label = f"the Alertmanager at {origin(self._url)}"
         self._client = http_client(timeout)
+        self._firing: dict[frozenset[tuple[str, str]], dict[str, object]] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._refresher: threading.Thread | None = None
+        if refresh is not None:
+            self._refresher = threading.Thread(
+                target=self._refresh_every,
+                args=(refresh,),
+                name="alertmanager-refresh",
+                daemon=True,
+            )
+            self._refresher.start()
 
     @property
     def name(self) -> str:
         return "alertmanager"
 
     def send(self, alert: Alert) -> None:
-        post_json(self._client, self._url, alertmanager_alerts(alert), self._label)
+        posted = alertmanager_alerts(alert)
+        post_json(self._client, self._url, posted, self._label)
+        with self._lock:
+            for item in posted:
+                labels = item["labels"]
+                assert isinstance(labels, dict)
+                key = frozenset(labels.items())
+                if "endsAt" in item or alert.kind is AlertKind.ACTION:
+                    self._firing.pop(key, None)  # an action is said once, not held open
+                else:
+                    self._firing[key] = item
+
+    @property
+    def firing(self) -> int:
+        """How many alerts this channel holds open (and repeats)."""
+        with self._lock:
+            return len(self._firing)
+
+    def _refresh_every(self, period: float) -> None:
+        while not self._closed.wait(period):
+            with self._lock:
+                held = list(self._firing.values())
+            if not held:
+                continue
+            try:
+                post_json(self._client, self._url, held, self._label)
+            except SedisError as exc:  # the next round tries again
+                _log.warning("could not repeat %d open alerts: %s", len(held), exc)
 
     def close(self) -> None:
+        self._closed.set()
+        if self._refresher is not None:
+            self._refresher.join(5)
         self._client.close()
 
 
