@@ -34,6 +34,8 @@ rescan             ``rescan.rescan(engines, actor, image,       ``RescanResult``
                    policy=...)``
 scan               ``scanning.scan_artifact(engines, target,    ``ScanOutcome``
                    fail_on=...)``
+judge a container  ``containers.judge_container(engines,        ``Judgement``
+                   policy, container, host=...)``
 =================  ==========================================  ======================
 
 Whatever decides on trust takes a ``TrustPolicy``: ``trust.load_policy``
