@@ -57,6 +57,7 @@ from sedis.core.address import Address
 from sedis.core.durations import format_duration, parse_duration
 from sedis.core.errors import ConflictError, InvalidInputError, NotFoundError
 from sedis.core.records import Attestation, ImageRecord, Status, TagEntry
+from sedis.core.tomltext import KEY, shown, syntax_error, unquote
 
 APPROVED = "approved"
 SCAN = "scan"
@@ -543,9 +544,7 @@ _REQUIREMENT_KEYS = ("kind", "by", "min")
 _DEFAULT_KEYS = ("decision",)
 
 _FULL_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_TOML_WHERE = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)$")
 _HEADER = re.compile(r"\s*(\[\[?)([^\[\]]*)\]\]?\s*(?:#.*)?$")
-_KEY = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*[=.]""")
 _BAD_GLOB_CHARS = re.compile(r"[\s\x00-\x1f\x7f@]")
 
 
@@ -561,24 +560,10 @@ def parse_policy(text: str, source: str, resolve_account: Callable[[str], Addres
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise _syntax_error(source, text, str(error)) from None
+        raise syntax_error(source, text, str(error)) from None
     except RecursionError:
         raise InvalidInputError(f"{source}: nested too deeply to be a trust policy") from None
     return _PolicyReader(source, _KeyLines.scan(text), resolve_account).policy(data)
-
-
-def _syntax_error(source: str, text: str, message: str) -> InvalidInputError:
-    where = _TOML_WHERE.search(message)
-    lines = text.splitlines()
-    line = max(len(lines), 1)  # "at end of document": the last line
-    if where is not None:
-        message = message[: where.start()]
-        if where.group(1):
-            line = int(where.group(1))
-            message += f" (column {where.group(2)})"
-    key = _KEY.match(lines[line - 1]) if 0 < line <= len(lines) else None
-    named = f" key {_shown(_unquote(key.group(1)), 60)}:" if key else ""
-    return InvalidInputError(f"{source}:{line}:{named} not valid TOML: {message}")
 
 
 @dataclass(slots=True)
@@ -607,7 +592,7 @@ class _KeyLines:
                 continue
             header = _HEADER.match(line)
             if header is not None:
-                parts = tuple(_unquote(p.strip()) for p in header.group(2).split("."))
+                parts = tuple(unquote(p.strip()) for p in header.group(2).split("."))
                 found.keys.setdefault(("top", parts[0]), number)
                 if parts == ("trust",) and header.group(1) == "[[":
                     section = ("trust", len(found.rules))
@@ -623,9 +608,9 @@ class _KeyLines:
                 else:
                     section = ("other", parts)
                 continue
-            key = _KEY.match(line)
+            key = KEY.match(line)
             if key is not None:
-                found.keys.setdefault((*section, _unquote(key.group(1))), number)
+                found.keys.setdefault((*section, unquote(key.group(1))), number)
             for quote in ('"""', "'''"):
                 if line.count(quote) % 2:
                     in_string = quote
@@ -650,20 +635,6 @@ class _KeyLines:
         return self.keys.get(("default", key)) or self.top("default")
 
 
-def _unquote(key: str) -> str:
-    """A key as tomllib names it: quotes taken off, a basic string's escapes read."""
-    if len(key) >= 2 and key[0] == key[-1] == "'":
-        return key[1:-1]
-    if len(key) >= 2 and key[0] == key[-1] == '"':
-        if "\\" not in key:
-            return key[1:-1]
-        try:
-            return next(iter(tomllib.loads(f"{key} = 0")))
-        except tomllib.TOMLDecodeError:
-            return key[1:-1]
-    return key
-
-
 class _PolicyReader:
     def __init__(
         self, source: str, lines: _KeyLines, resolve_account: Callable[[str], Address]
@@ -673,7 +644,7 @@ class _PolicyReader:
         self.resolve_account = resolve_account
 
     def refuse(self, line: int, key: str, problem: str) -> InvalidInputError:
-        return InvalidInputError(f"{self.source}:{line}: key {_shown(key, 60)}: {problem}")
+        return InvalidInputError(f"{self.source}:{line}: key {shown(key, 60)}: {problem}")
 
     def policy(self, data: dict[str, object]) -> TrustPolicy:
         for key in data:
@@ -715,7 +686,7 @@ class _PolicyReader:
             raise self.refuse(
                 line,
                 "decision",
-                f"unknown decision {_shown(decision)} (expected allow or deny)"
+                f"unknown decision {shown(decision)} (expected allow or deny)"
                 + _did_you_mean(decision.lower(), choices),
             )
         return Decision(decision.lower())
@@ -783,18 +754,18 @@ class _PolicyReader:
                 raise self.refuse(
                     line,
                     "images",
-                    f"{_shown(pattern)} is not a full digest (sha256: and 64 hex digits)",
+                    f"{shown(pattern)} is not a full digest (sha256: and 64 hex digits)",
                 )
             return digest
         if _BAD_GLOB_CHARS.search(pattern):
             raise self.refuse(
                 line,
                 "images",
-                f"{_shown(pattern)} is not a name glob (no spaces, control characters or @; "
+                f"{shown(pattern)} is not a name glob (no spaces, control characters or @; "
                 "write a digest alone as sha256:…)",
             )
         if pattern.count("[") != pattern.count("]"):
-            raise self.refuse(line, "images", f"{_shown(pattern)} has an unclosed [ or ]")
+            raise self.refuse(line, "images", f"{shown(pattern)} has an unclosed [ or ]")
         return pattern
 
     def accounts(self, line: int, key: str, raw: object) -> frozenset[Address]:
@@ -838,7 +809,7 @@ class _PolicyReader:
             raise self.refuse(
                 line("kind"),
                 f"{label}.kind",
-                f'expected a kind such as "approved", not {_shown(kind)}',
+                f'expected a kind such as "approved", not {shown(kind)}',
             )
         by = None if "by" not in raw else self.accounts(line("by"), f"{label}.by", raw["by"])
         least = raw.get("min", 1)
@@ -870,7 +841,7 @@ class _PolicyReader:
             raise self.refuse(
                 line,
                 "max_severity",
-                f"unknown severity {_shown(raw)} (expected one of {', '.join(CEILINGS)})"
+                f"unknown severity {shown(raw)} (expected one of {', '.join(CEILINGS)})"
                 + _did_you_mean(level, CEILINGS),
             )
         return level
@@ -900,12 +871,6 @@ def _unknown(key: str, known: Sequence[str], where: str) -> str:
 def _did_you_mean(word: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _shown(value: object, width: int = 80) -> str:
-    """A value from the file, quoted, escaped and cut short, for a one-line message."""
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "…"
 
 
 def _kind_of(value: object) -> str:

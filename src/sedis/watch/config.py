@@ -54,6 +54,7 @@ from pathlib import Path
 
 from sedis.core.containers import ContainerState, Exemption
 from sedis.core.errors import ConfigError, InvalidInputError, NotFoundError
+from sedis.core.tomltext import KEY, shown, syntax_error, unquote
 
 DEFAULT_ENGINE = "unix:///var/run/docker.sock"
 DEFAULT_LISTEN = ("127.0.0.1", 9464)
@@ -74,9 +75,7 @@ _ENGINE = re.compile(r"^(unix://|tcp://|http://|https://)\S+$")
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
-_TOML_WHERE = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)$")
 _TABLE = re.compile(r"\s*(\[\[?)\s*([A-Za-z0-9_.\s-]*?)\s*\]\]?\s*(?:#.*)?$")
-_KEY = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*[=.]""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +194,7 @@ def parse_watch_config(
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise _syntax_error(source, text, str(error)) from None
+        raise syntax_error(source, text, str(error)) from None
     except RecursionError:
         raise InvalidInputError(
             f"{source}: nested too deeply to be a watch configuration"
@@ -302,30 +301,6 @@ _URL = re.compile(r"^https?://[^\s/?#]+(?:[/?#]\S*)?$")
 _ADDRESSEE = re.compile(r"^[^\s<>()\[\],;:\\\"@]+@[^\s<>()\[\],;:\\\"@]+$")
 
 
-def _syntax_error(source: str, text: str, message: str) -> InvalidInputError:
-    where = _TOML_WHERE.search(message)
-    lines = text.splitlines()
-    line = max(len(lines), 1)  # "at end of document": the last line
-    if where is not None:
-        message = message[: where.start()]
-        if where.group(1):
-            line = int(where.group(1))
-            message += f" (column {where.group(2)})"
-    key = _KEY.match(lines[line - 1]) if 0 < line <= len(lines) else None
-    named = f" key {_shown(_unquote(key.group(1)))}:" if key else ""
-    return InvalidInputError(f"{source}:{line}:{named} not valid TOML: {message}")
-
-
-def _shown(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "…")
-
-
-def _unquote(key: str) -> str:
-    if len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
-        return key[1:-1]
-    return key
-
-
 @dataclass(slots=True)
 class _KeyLines:
     """Where each table starts and each key is first written, found by a scan of the text
@@ -359,9 +334,9 @@ class _KeyLines:
                     section = (name,) if latest is None else (parent, latest, last)
                 found.keys.setdefault(section, number)
                 continue
-            key = _KEY.match(line)
+            key = KEY.match(line)
             if key is not None:
-                found.keys.setdefault((*section, _unquote(key.group(1))), number)
+                found.keys.setdefault((*section, unquote(key.group(1))), number)
             for quote in ('"""', "'''"):
                 if line.count(quote) % 2:
                     in_string = quote
@@ -387,7 +362,7 @@ class _Reader:
     def refuse(self, where: tuple[object, ...], problem: str) -> InvalidInputError:
         key = next((w for w in reversed(where) if isinstance(w, str)), "")
         line = self.lines.line(*where)
-        return InvalidInputError(f"{self.source}:{line}: key {_shown(key)}: {problem}")
+        return InvalidInputError(f"{self.source}:{line}: key {shown(key, 60)}: {problem}")
 
     def config(self, data: dict[str, object], env: Mapping[str, str]) -> WatchConfig:
         self.known(data, _TOP_KEYS, ())
