@@ -260,20 +260,16 @@ def exempt_verdict(
     policy: str,
     judged_at: float,
 ) -> ContainerVerdict:
-    return ContainerVerdict(
-        host=host,
-        container=container.name,
-        container_id=container.id,
-        image=container.image,
-        image_id=container.image_id,
-        digests=container.repo_digests,
-        digest=None,
-        state=ContainerState.EXEMPT,
-        reason=exemption.describe(),
-        decision=Decision.ALLOW,
-        policy=policy,
-        judged_at=judged_at,
-        exemption=exemption.describe(),
+    described = exemption.describe()
+    return _unjudged(
+        container,
+        ContainerState.EXEMPT,
+        described,
+        Decision.ALLOW,
+        host,
+        policy,
+        judged_at,
+        exemption=described,
     )
 
 
@@ -286,6 +282,22 @@ def error_verdict(
     judged_at: float,
 ) -> ContainerVerdict:
     """A container whose verdict could not be read: ERROR, never UNKNOWN or TRUSTED."""
+    return _unjudged(
+        container, ContainerState.ERROR, reason, Decision.DENY, host, policy, judged_at
+    )
+
+
+def _unjudged(
+    container: RunningContainer,
+    state: ContainerState,
+    reason: str,
+    decision: Decision,
+    host: str,
+    policy: str,
+    judged_at: float,
+    exemption: str | None = None,
+) -> ContainerVerdict:
+    """A verdict that no ledger judgement made: it names what the engine reported."""
     return ContainerVerdict(
         host=host,
         container=container.name,
@@ -294,11 +306,12 @@ def error_verdict(
         image_id=container.image_id,
         digests=container.repo_digests,
         digest=None,
-        state=ContainerState.ERROR,
+        state=state,
         reason=reason,
-        decision=Decision.DENY,
+        decision=decision,
         policy=policy,
         judged_at=judged_at,
+        exemption=exemption,
     )
 
 
