@@ -37,6 +37,8 @@ class Judgement:
 
     verdict: ContainerVerdict
     digests: frozenset[str]  # every manifest digest whose ledger changes may change it
+    # When time alone may change it (a live grant to the node expiring), if it can.
+    valid_until: float | None = None
 
 
 def candidate_digests(engines: Engines, container: RunningContainer) -> tuple[str, ...]:
@@ -98,4 +100,9 @@ def judge_container(
         node=node,
         node_grants=grants,
     )
-    return Judgement(verdict, frozenset(digests))
+    expiries = [
+        g.expires_at
+        for g in grants.values()
+        if g is not None and g.expires_at is not None and g.active_at(now)
+    ]
+    return Judgement(verdict, frozenset(digests), min(expiries) if expiries else None)

@@ -15,8 +15,11 @@ Verdicts are cached by image (image ID and manifest digests), so a pass
 judges each distinct image once, in parallel on the engines' executor, with
 a time limit per lookup: one slow lookup is ERROR for that pass and stalls
 nothing else. A ledger event drops the cached verdicts of every image it
-touches, and each full pass starts afresh. A ledger that cannot be read gives
-ERROR, never UNKNOWN.
+touches. A full pass reuses what is cached, so a warm pass costs the engine's
+listing and the images that changed; every verdict is judged afresh at least
+every RECHECK_PASSES intervals, and when a live grant to the node expires, for
+what time alone changes (a grant's expiry, a scan's age). A ledger that cannot
+be read gives ERROR, never UNKNOWN.
 
 After every change the metrics see the whole table, InfluxDB gets the changed
 verdicts (the whole table after a pass), and the alert tracker turns changes
@@ -64,6 +67,8 @@ log = logging.getLogger("sedis.watch")
 # Backoff of a broken engine stream or an unreadable ledger: doubling, capped.
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
+# A cached verdict is judged afresh after this many full-pass intervals at the latest.
+RECHECK_PASSES = 10
 # How often the watchdog looks at grace periods, reminders and reload requests.
 TICK = 0.25
 # How often a pass looks at the time its lookups have taken.
@@ -165,7 +170,7 @@ class Watchdog:
         self._clock = clock
         self._lock = threading.RLock()
         self._table: dict[str, _Entry] = {}
-        self._cache: dict[ImageKey, Judgement] = {}
+        self._cache: dict[ImageKey, tuple[Judgement, float]] = {}  # with when it expires
         self._ledger_up: bool | None = None
         self._ledger_block: int | None = None
         self._ledger_reason = ""
@@ -247,8 +252,8 @@ class Watchdog:
                 log.info("the engine at %s answers again", self._runtime.endpoint)
                 self._engine_up = True
             self._check_ledger()
-            self._cache.clear()
-            judged = self._judge(running, use_cache=False)
+            self._drop_expired(self._clock())
+            judged = self._judge(running, use_cache=True)
             now = self._clock()
             seen = {c.id for c in running}
             for container_id in [cid for cid in self._table if cid not in seen]:
@@ -299,7 +304,7 @@ class Watchdog:
         for change in changes:
             touched |= change.digests
         with self._lock:
-            for key in [k for k, j in self._cache.items() if _touches(k, j.digests, touched)]:
+            for key in [k for k, (j, _) in self._cache.items() if _touches(k, j.digests, touched)]:
                 del self._cache[key]
             hit = [
                 (entry.container, _latest_cause(entry, changes))
@@ -512,6 +517,10 @@ class Watchdog:
 
     # -- judging -----------------------------------------------------------------------------
 
+    def _drop_expired(self, now: float) -> None:
+        for key in [k for k, (_, until) in self._cache.items() if until <= now]:
+            del self._cache[key]
+
     def _judge(self, containers: Sequence[RunningContainer], *, use_cache: bool) -> list[Judgement]:
         """A judgement of each container: exemptions first, then each distinct image once,
         on the executor, each within the lookup time limit."""
@@ -530,9 +539,9 @@ class Watchdog:
                 out[index] = Judgement(verdict, frozenset())
                 continue
             key = image_key(container)
-            cached = self._cache.get(key) if use_cache else None
-            if cached is not None:
-                out[index] = _for_container(cached, container)
+            cached = self._cache.get(key) if use_cache and self._ledger_up is not False else None
+            if cached is not None and cached[1] > now:
+                out[index] = _for_container(cached[0], container)
             else:
                 wanted.setdefault(key, []).append(index)
         if wanted:
@@ -543,7 +552,10 @@ class Watchdog:
                 indexes = wanted[key]
                 judgement = self._judgement_of(future, containers[indexes[0]], host, policy)
                 if judgement.verdict.state is not ContainerState.ERROR:
-                    self._cache[key] = judgement
+                    until = now + config.interval * RECHECK_PASSES
+                    if judgement.valid_until is not None:
+                        until = min(until, judgement.valid_until)
+                    self._cache[key] = (judgement, until)
                 for index in indexes:
                     out[index] = _for_container(judgement, containers[index])
         judged = [j for j in out if j is not None]
@@ -692,6 +704,9 @@ class Watchdog:
             self._ledger_reason = reason
             if block is not None:
                 self._ledger_block = block
+            if not up:
+                # What was judged before the outage is no verdict on the ledger now.
+                self._cache.clear()
         if self._metrics is not None:
             self._metrics.ledger(up, block if up else None)
         if self._tracker is not None:

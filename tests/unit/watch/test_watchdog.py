@@ -27,7 +27,13 @@ from sedis.watch.alerts.tracker import AlertTracker
 from sedis.watch.config import EnforceConfig, WatchConfig
 from sedis.watch.follow import LedgerFollower
 from sedis.watch.metrics import WatchMetrics
-from sedis.watch.watchdog import Reloaded, Watchdog, exit_code_of, verdict_document
+from sedis.watch.watchdog import (
+    RECHECK_PASSES,
+    Reloaded,
+    Watchdog,
+    exit_code_of,
+    verdict_document,
+)
 from tests.unit.service.fakes import FakeDirectory, FakeLedger, FakeStore, make_actor
 from tests.unit.service.images import trusting
 from tests.unit.watch.fakes import (
@@ -240,7 +246,10 @@ def test_each_distinct_image_is_judged_once_per_pass_and_then_cached(
     assert verdict is not None and verdict.state is ContainerState.TRUSTED
     assert verdict.container == "web-new"
     assert flaky.reads.get("records", 0) == 0  # from the cache
-    # A full pass starts afresh.
+    # A full pass reuses the cache, and judges afresh once the recheck period is over.
+    rig.watchdog.full_pass()
+    assert flaky.reads.get("records", 0) == 0
+    rig.clock.advance(rig.watchdog.config.interval * RECHECK_PASSES)
     rig.watchdog.full_pass()
     assert flaky.reads["records"] == 1
 
@@ -254,16 +263,18 @@ def test_a_pass_of_200_containers_over_40_images_judges_each_image_once(
         for replica in range(5):
             runtime.run(container(f"app-{image}-{replica}", config, [manifest]), announce=False)
     rig = make_rig()
-    rig.watchdog.once()  # warm
     flaky.reads.clear()
     started = time.monotonic()
     verdicts = rig.watchdog.full_pass()
     took = time.monotonic() - started
-    print(f"pass of 200 containers over 40 images (in-memory ledger): {took:.3f} s")
+    print(f"cold pass of 200 containers over 40 images (in-memory ledger): {took:.3f} s")
     assert len(verdicts) == 200
     assert {v.state for v in verdicts} == {ContainerState.TRUSTED}
     assert flaky.reads["records"] == 40
     assert took < 5.0
+    flaky.reads.clear()
+    assert len(rig.watchdog.full_pass()) == 200  # warm: from the cache
+    assert flaky.reads.get("records", 0) == 0
 
 
 # -- the ledger's changes ------------------------------------------------------------------
@@ -466,6 +477,32 @@ def test_a_withdrawn_grant_to_this_node_is_not_granted(
     assert after.cause.tx_hash == receipt.tx_hash
     (alert,) = rig.alerts()
     assert (alert.status, alert.previous) == ("NOT_GRANTED", "TRUSTED")
+
+
+def test_a_grant_that_expires_is_judged_again_at_its_expiry_not_only_at_the_recheck(
+    engines: Engines,
+    flaky: FlakyLedger,
+    alice: Actor,
+    runtime: FakeRuntime,
+    make_rig: Callable[..., Rig],
+) -> None:
+    ledger = flaky.inner
+    node = make_actor(engines, "node", FakeDirectory())
+    publish(alice, WEB_MANIFEST, WEB_CONFIG)
+    expires = ledger.now() + 120
+    alice.ledger.grant(WEB_MANIFEST, GrantRequest(node.address, ROOT, digest_of("s"), expires))
+    runtime.run(container("web", WEB_CONFIG, [WEB_MANIFEST]), announce=False)
+    rig = make_rig(node=node.address)
+    rig.clock.now = ledger.now()
+    (before,) = rig.watchdog.full_pass()
+    assert before.state is ContainerState.TRUSTED
+    # No ledger event says so: only time does, well inside the recheck period.
+    ledger.set_time(expires + 1)
+    rig.clock.now = expires + 1
+    assert rig.watchdog.config.interval * RECHECK_PASSES > 121
+    (after,) = rig.watchdog.full_pass()
+    assert after.state is ContainerState.NOT_GRANTED
+    assert "expired" in after.reason
 
 
 # -- enforcement -------------------------------------------------------------------------------
