@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(ipfs-cid debootstrap rpm skopeo umoci oci-image-tool docker-registry busybox-static podman runc
-  docker.io containerd prometheus prometheus-alertmanager influxdb influxdb-client)
+  docker.io containerd prometheus prometheus-alertmanager influxdb influxdb-client chromium fonts-dejavu-core)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

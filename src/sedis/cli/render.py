@@ -7,16 +7,15 @@ on; JSON needs no such step (``json.dumps`` escapes every control character).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from sedis.cli.output import Format, info
 from sedis.core.address import Address
+from sedis.service.shapes import plain, verdict_json, verdict_line
 
 if TYPE_CHECKING:
     from sedis.core.errors import PolicyViolationError
@@ -30,22 +29,6 @@ if TYPE_CHECKING:
     from sedis.service.pull import PullResult
     from sedis.service.query import ImageSummary, Inspection, StatusChange
     from sedis.service.rescan import RescanResult
-
-
-def plain(value: Any) -> Any:
-    """``value`` as JSON data: dataclasses as objects of their fields, enums as their
-    values, addresses checksummed."""
-    if isinstance(value, Address):  # a dataclass too, shown as people write it
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
 
 
 def show(fmt: Format, result: Any, lines: list[str], **extra: Any) -> None:
@@ -148,19 +131,10 @@ def accounts(addresses: Sequence[Address]) -> str:
     return ", ".join(str(a) for a in addresses) or "none"
 
 
-def verdict_json(artifact: str, verdict: Verdict) -> dict[str, Any]:
-    data: dict[str, Any] = {"artifact": artifact, **plain(verdict)}
-    data["exit_code"] = verdict.exit_code
-    return data
-
-
 def verdicts(fmt: Format, judged: list[tuple[str, Verdict]]) -> None:
     for artifact, verdict in judged:
         if fmt == Format.json:
-            data = verdict_json(artifact, verdict)
-            data.pop("scan", None)
-            data.pop("rules", None)
-            sys.stdout.write(json.dumps(data) + "\n")
+            sys.stdout.write(json.dumps(verdict_line(artifact, verdict)) + "\n")
             continue
         checked = f"{artifact} as {verdict.name}" if verdict.name else artifact
         digest = "" if checked == verdict.digest else f"  {verdict.digest}"

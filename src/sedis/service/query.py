@@ -231,6 +231,7 @@ class ImageSummary:
     status: Status
     published_at: int
     root_cid: str
+    scan: Mapping[str, int] | None = None  # counts by severity; None: not scanned
 
 
 def list_images(
@@ -264,4 +265,5 @@ def _summary(record: ImageRecord, tags: list[TagEntry]) -> ImageSummary:
         record.status,
         record.published_at,
         record.root_cid,
+        scan_counts(record.scan),
     )
