@@ -16,7 +16,8 @@ OWNER = Address.parse("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed")
 
 
 def test_addresses_are_checksummed_text_and_enums_their_values() -> None:
-    row = ImageSummary("sha256:" + "a" * 64, ("app:1",), OWNER, Status.TRUSTED, 5, "bafy")
+    counts = {"critical": 0, "high": 1, "medium": 0, "low": 2, "unknown": 0}
+    row = ImageSummary("sha256:" + "a" * 64, ("app:1",), OWNER, Status.TRUSTED, 5, "bafy", counts)
     assert render.plain([row]) == [
         {
             "digest": "sha256:" + "a" * 64,
@@ -25,6 +26,7 @@ def test_addresses_are_checksummed_text_and_enums_their_values() -> None:
             "status": "TRUSTED",
             "published_at": 5,
             "root_cid": "bafy",
+            "scan": counts,
         }
     ]
 
