@@ -67,9 +67,9 @@ def cli_publish(world: ServerWorld, root: Path, name: str, seed: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEDIS_")}
     env.update(SEDIS_HOME=str(world.home), SEDIS_PASSWORD=PASSWORD)
     source = image_layout(root / seed, seed)
+    argv = ["publish", source, "--name", name, "--skip-scan", "--as", "alice", "-o", "json"]
     done = subprocess.run(
-        [sys.executable, "-m", "sedis", "publish", source, "--name", name, "--skip-scan"]
-        + ["--as", "alice", "-o", "json"],
+        [sys.executable, "-m", "sedis", *argv],
         env=env,
         capture_output=True,
         timeout=300,
