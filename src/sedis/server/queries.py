@@ -25,7 +25,7 @@ from sedis.core.errors import InvalidInputError, NotFoundError
 from sedis.core.policy import TrustPolicy, TrustRule
 from sedis.core.records import AuditQuery, KeyEntry, Status
 from sedis.server.context import ServerContext
-from sedis.service import audit, query, trust, verify, vulndb_admin
+from sedis.service import audit, naming, query, trust, verify, vulndb_admin
 from sedis.service.query import ImageSummary
 from sedis.service.shapes import plain, verdict_line
 
@@ -109,6 +109,24 @@ def address_of(parameter: str, text: str) -> Address:
         return Address.parse(_bounded(parameter, text).strip())
     except InvalidInputError as exc:
         raise InvalidInputError(f"{parameter}: {exc}") from None
+
+
+def ref_of(parameter: str, text: str) -> str:
+    """An image on the ledger as ``text`` names it: ``sha256:DIGEST`` or ``NAME[:TAG]``."""
+    ref = _bounded(parameter, text).strip()
+    if naming.is_digest(ref):
+        return ref
+    if ref.startswith("sha256:"):
+        raise InvalidInputError(
+            f"{parameter}: invalid digest {ref!r} (expected sha256:<64 hex digits>)"
+        )
+    try:
+        naming.parse_name(ref)
+    except InvalidInputError as exc:
+        raise InvalidInputError(
+            f"{parameter}: {exc}; an image here is sha256:DIGEST or NAME:TAG"
+        ) from None
+    return ref
 
 
 def status_of(parameter: str, text: str) -> Status:
@@ -242,7 +260,7 @@ def image_document(
 ) -> dict[str, Any]:
     """One image whole, as ``sedis inspect -o json`` prints it."""
     data: dict[str, Any] = plain(
-        query.inspect(ctx.engines, _bounded("ref", ref), policy=ctx.policy, publisher=publisher)
+        query.inspect(ctx.engines, ref_of("ref", ref), policy=ctx.policy, publisher=publisher)
     )
     return data
 
@@ -257,7 +275,7 @@ def verify_document(
     """One image on the ledger judged under the server's policy (narrowed to ``signers``
     when any are named), as ``sedis verify -o json`` prints it. Only ledger references
     are judged: a source (``oci:``, ``docker://``, …) is refused, never opened."""
-    ref = _bounded("image", image).strip()
+    ref = ref_of("image", image)
     policy = trust.with_signers(ctx.policy, signers)
     [verdict] = verify.verify(ctx.engines, [ref], policy=policy, publisher=publisher)
     return verdict_line(ref, verdict)
@@ -294,17 +312,23 @@ def audit_filter(
         chosen = parse_kinds(kinds)
     except InvalidInputError as exc:
         raise InvalidInputError(f"kind: {exc}") from None
+    start = None if not since else parse_time(_bounded("since", since), now, label="since")
+    end = (
+        None
+        if not until
+        else parse_time(_bounded("until", until), now, label="until", end_of_day=True)
+    )
+    if start is not None and end is not None and start > end:
+        raise InvalidInputError("since: the start of the time range is after its end (until)")
     return AuditFilter(
         AuditQuery(
             publisher=address_of("publisher", publisher) if publisher else None,
             actor=address_of("by", by) if by else None,
             kinds=chosen,
-            since=None if not since else parse_time(_bounded("since", since), now, label="since"),
-            until=None
-            if not until
-            else parse_time(_bounded("until", until), now, label="until", end_of_day=True),
+            since=start,
+            until=end,
         ),
-        _bounded("image", image).strip() if image else None,
+        ref_of("image", image) if image else None,
     )
 
 
@@ -373,9 +397,10 @@ def policy_document(policy: TrustPolicy) -> dict[str, Any]:
 
 
 def vulndb_document(ctx: ServerContext) -> dict[str, Any]:
-    """The vulnerability database's sources and snapshot, as ``sedis vulndb status -o json``."""
+    """The vulnerability database's sources and snapshot, as ``sedis vulndb status -o json``
+    prints them (the snapshot's digest under the name ``snapshot``)."""
     data: dict[str, Any] = plain(vulndb_admin.status(ctx.engines))
-    return data
+    return {"path": data.pop("path"), "snapshot": data.pop("digest"), **data}
 
 
 def watch_document(ctx: ServerContext) -> dict[str, Any]:

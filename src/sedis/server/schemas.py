@@ -174,7 +174,7 @@ POLICY = _closed(
         "default": schema_of(Decision),
     },
 )
-VULNDB = object_of(VulnDBStatus)
+VULNDB = object_of(VulnDBStatus, without=("digest",), extra={"snapshot": {"type": "string"}})
 
 WATCH_CONTAINER = object_of(ContainerVerdict)
 WATCH = _closed(
