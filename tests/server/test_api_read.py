@@ -26,7 +26,7 @@ from sedis.server.app import create_app
 from sedis.server.auth import SessionStore
 from sedis.server.context import ServerContext
 from sedis.server.events import EventHub
-from sedis.service import query, vulndb_admin
+from sedis.service import access, query, vulndb_admin
 from sedis.service.engines import Engines
 from sedis.service.trust import load_policy
 from tests.server.world import Published, ServerWorld, free_port, running, token_for
@@ -70,8 +70,11 @@ def served(world: ServerWorld) -> Iterator[Served]:
     world.publish("extra/tool:1.0", "extra-tool")
     hostile = world.publish("ctl/evil:1", "ctl-evil")
     query.set_status(world.engines, world.alice, hostile.digest, Status.UNTRUSTED, HOSTILE_REASON)
-    identity = IdentityStore(world.home).get("alice")
-    world.alice.ledger.register_keys(identity.encryption_key_bytes(), identity.paillier_n_bytes())
+    identities = IdentityStore(world.home)
+    for name, actor in (("alice", world.alice), ("server", world.server)):
+        identity = identities.get(name)
+        actor.ledger.register_keys(identity.encryption_key_bytes(), identity.paillier_n_bytes())
+    access.share(world.engines, world.alice, "acme/db:2.1", str(world.server.address))
     vulndb_admin.import_feeds(world.engines, FEEDS)
     settings = load()
     # The policy the CLI judges by in this home, so that verdicts compare whole.
@@ -270,9 +273,12 @@ def test_the_vulnerability_database_is_what_sedis_vulndb_status_prints(served: S
 def test_the_key_directory(served: Served) -> None:
     alice = served.world.alice.address
     answer = served.client.get("/api/v1/keys", headers=served.viewer)
-    assert answer.status_code == 200 and answer.headers["X-Total-Count"] == "1"
+    assert answer.status_code == 200 and answer.headers["X-Total-Count"] == "2"
     conforms(answer.json(), schemas.KEY_DIRECTORY)
-    [entry] = answer.json()
+    entry, server = answer.json()
+    assert server["address"] == str(served.world.server.address)
+    second = served.client.get("/api/v1/keys?page_size=1&page=2", headers=served.viewer)
+    assert second.json() == [server] and second.headers["X-Total-Count"] == "2"
     registered = served.world.engines.ledger.keys_of(alice)
     assert registered is not None
     assert entry == {
@@ -488,7 +494,23 @@ def test_filters_by_publisher_and_digest(served: Served) -> None:
 
 
 def test_shared_with(served: Served) -> None:
-    client, viewer = served.client, served.viewer
+    client, viewer, world = served.client, served.viewer, served.world
+    server = str(world.server.address)
+    printed = cli(world, "list", "--shared-with-me", "--as", "server")
+    for params in ({"shared_with": server}, {"q": f"shared_with={server.lower()}"}):
+        answer = client.get("/api/v1/images", params=params, headers=viewer)
+        assert answer.status_code == 200 and answer.json() == printed
+        assert [r["names"] for r in printed] == [["acme/db:2.1"]]
+    both = client.get(
+        "/api/v1/images", params={"shared_with": server, "q": "name=~web"}, headers=viewer
+    )
+    assert both.json() == []
+    clash = client.get(
+        "/api/v1/images",
+        params={"shared_with": server, "q": f"shared_with={NOBODY}"},
+        headers=viewer,
+    )
+    assert error_of(clash)[:2] == (400, "BAD_REQUEST")
     for params in ({"shared_with": NOBODY}, {"q": f"shared_with={NOBODY}"}):
         answer = client.get("/api/v1/images", params=params, headers=viewer)
         assert answer.status_code == 200 and answer.json() == []
