@@ -428,6 +428,17 @@ def test_links_use_the_public_url_when_one_is_configured(served: Served) -> None
     assert links_of(answer)["next"].startswith("https://sedis.example:8443/api/v1/audit?")
 
 
+def test_a_forged_host_cannot_break_out_of_a_link(served: Served) -> None:
+    """Starlette reads no such Host into the request's URL: the links keep their own."""
+    answer = served.client.get(
+        "/api/v1/images?page_size=2",
+        headers={**served.viewer, "Host": 'evil.example>; rel="next", <https://x'},
+    )
+    assert answer.status_code == 200
+    assert answer.headers["Link"].count("<") == 3 and answer.headers["Link"].count(">") == 3
+    assert set(links_of(answer)) == {"first", "next", "last"}
+
+
 def test_links_are_absolute_over_real_http(served: Served) -> None:
     world = served.world
     ctx = world.context(world.config())
