@@ -25,7 +25,8 @@ from sedis.core.errors import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: whoever handles an exception sets its __traceback__ (Starlette does).
+@dataclass(eq=False)
 class ApiError(Exception):
     """A refusal the server itself makes (not a use case's): a status, a code, a message."""
 
