@@ -10,18 +10,24 @@ The address's role comes from the server's configuration.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
-
-from fastapi import Request
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
 
 from sedis.core.address import Address
 from sedis.server.config import Role, ServeConfig
 from sedis.server.errors import ApiError
+
+if TYPE_CHECKING:
+    # Only for annotations: ``sedis login`` composes its message with this module and
+    # should not pay for the web framework's import.
+    from fastapi import Request
 
 SESSION_COOKIE = "sedis_session"
 CSRF_COOKIE = "sedis_csrf"
@@ -126,3 +132,181 @@ def anonymous(config: ServeConfig) -> Caller:
     if not config.anonymous_read:
         raise ApiError(401, "UNAUTHORIZED", "sign in first: this server allows no anonymous reads")
     return Caller(None, Role.viewer, "anonymous")
+
+
+def session_of(request: Request, sessions: SessionStore) -> tuple[str, Session] | None:
+    """The live session a request's credentials name (bearer token first), with its secret."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, secret = header.partition(" ")
+        secret = secret.strip()
+        if scheme.lower() == "bearer" and secret:
+            session = sessions.find(secret)
+            if session is not None and session.via == "token":
+                return secret, session
+        return None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        session = sessions.find(cookie)
+        if session is not None and session.via == "session":
+            return cookie, session
+    return None
+
+
+# -- nonces ----------------------------------------------------------------------------
+
+NonceState = Literal["fresh", "used", "expired", "unknown"]
+
+
+class NonceStore:
+    """Sign-in nonces: random, each good for one sign-in within ``ttl`` seconds.
+
+    At most ``capacity`` nonces wait to be used; issuing one more forgets the
+    oldest, which is the nearest to expiring anyway. Used nonces are
+    remembered (as many, until they would have expired) only to tell a replay
+    from a nonce never issued.
+    """
+
+    def __init__(
+        self, ttl: int, *, capacity: int = 10_000, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._ttl = ttl
+        self._capacity = capacity
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._waiting: OrderedDict[str, float] = OrderedDict()  # nonce -> expires at
+        self._used: OrderedDict[str, float] = OrderedDict()
+
+    def issue(self) -> tuple[str, float]:
+        """A new nonce (letters and digits, as EIP-4361 asks) and when it expires."""
+        nonce = secrets.token_hex(16)
+        with self._lock:
+            now = self._clock()
+            expires_at = now + self._ttl
+            self._forget_expired(now)
+            while len(self._waiting) >= self._capacity:
+                self._waiting.popitem(last=False)
+            self._waiting[nonce] = expires_at
+        return nonce, expires_at
+
+    def take(self, nonce: str) -> NonceState:
+        """Use ``nonce`` up: "fresh" if it was ours, unused and unexpired, else what it was."""
+        with self._lock:
+            now = self._clock()
+            expires_at = self._waiting.pop(nonce, None)
+            if expires_at is None:
+                return "used" if nonce in self._used else "unknown"
+            if expires_at <= now:
+                return "expired"
+            self._used[nonce] = expires_at
+            while len(self._used) > self._capacity:
+                self._used.popitem(last=False)
+            return "fresh"
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+    def _forget_expired(self, now: float) -> None:
+        # Both are in order of issue, so of expiry: the expired ones lead.
+        for table in (self._waiting, self._used):
+            while table and next(iter(table.values())) <= now:
+                table.popitem(last=False)
+
+
+# -- rate limit ------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """At most ``per_minute`` requests per client address a minute (a token bucket each).
+
+    The table holds at most ``capacity`` addresses. When it is full of
+    addresses still being held back, newcomers share one bucket: memory stays
+    fixed, and cycling through many addresses buys no more requests than one.
+    """
+
+    _SHARED = "*"
+
+    def __init__(
+        self, per_minute: int, *, capacity: int = 4096, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._burst = float(max(1, per_minute))
+        self._rate = self._burst / 60.0  # tokens a second
+        self._capacity = capacity
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+
+    def admit(self, client: str) -> float | None:
+        """None if ``client`` may go on; else the seconds until it may try again."""
+        with self._lock:
+            now = self._clock()
+            key = client
+            if key not in self._buckets and len(self._buckets) >= self._capacity:
+                self._drop_refilled(now)
+                if len(self._buckets) >= self._capacity:
+                    key = self._SHARED
+            tokens, at = self._buckets.get(key, (self._burst, now))
+            tokens = min(self._burst, tokens + (now - at) * self._rate)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                return max(1.0, math.ceil((1.0 - tokens) / self._rate))
+            self._buckets[key] = (tokens - 1.0, now)
+            return None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._buckets)
+
+    def _drop_refilled(self, now: float) -> None:
+        # A bucket that has filled up again holds back nothing: as good as absent.
+        for key in [
+            k
+            for k, (tokens, at) in self._buckets.items()
+            if tokens + (now - at) * self._rate >= self._burst
+        ]:
+            del self._buckets[key]
+
+
+# -- the message -----------------------------------------------------------------------
+
+STATEMENT = "Sign in to sedis."
+
+
+def siwe_time(at: float) -> str:
+    """An instant as EIP-4361 writes it: ISO 8601 in UTC, to the millisecond."""
+    moment = datetime.fromtimestamp(at, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def compose_message(
+    *,
+    domain: str,
+    uri: str,
+    address: Address,
+    chain_id: int,
+    nonce: str,
+    issued_at: float,
+    expires_at: float | None,
+    statement: str = STATEMENT,
+) -> str:
+    """The EIP-4361 message that signs ``address`` in at ``domain`` with ``nonce``.
+
+    Laid out field by field as the specification (and the ``siwe`` library
+    that checks it) writes it, so that what is signed is what is checked.
+    """
+    lines = [
+        f"{domain} wants you to sign in with your Ethereum account:",
+        address.checksummed,
+        "",
+        statement,
+        "",
+        f"URI: {uri}",
+        "Version: 1",
+        f"Chain ID: {chain_id}",
+        f"Nonce: {nonce}",
+        f"Issued At: {siwe_time(issued_at)}",
+    ]
+    if expires_at is not None:
+        lines.append(f"Expiration Time: {siwe_time(expires_at)}")
+    return "\n".join(lines)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sedis.core.policy import TrustPolicy
-from sedis.server.auth import SessionStore
+from sedis.server.auth import NonceStore, RateLimiter, SessionStore
 from sedis.server.config import ServeConfig
 from sedis.server.events import EventHub
 from sedis.service.engines import Actor, Engines
@@ -84,6 +84,10 @@ class ServerContext:
     reported: ReportedWatchState = field(default_factory=ReportedWatchState)
     image_list: ImageListCache = field(default_factory=ImageListCache)
     clock: Callable[[], float] = time.time
+    nonces: NonceStore = field(default_factory=lambda: NonceStore(ServeConfig().nonce_ttl))
+    sign_ins: RateLimiter = field(
+        default_factory=lambda: RateLimiter(ServeConfig().sign_in_per_minute)
+    )
 
     @classmethod
     def build(
@@ -104,4 +108,6 @@ class ServerContext:
             SessionStore(config.session_ttl, clock),
             EventHub(engines.ledger, interval=poll_interval),
             clock=clock,
+            nonces=NonceStore(config.nonce_ttl, clock=clock),
+            sign_ins=RateLimiter(config.sign_in_per_minute, clock=clock),
         )
