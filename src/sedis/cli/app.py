@@ -23,6 +23,7 @@ from sedis.cli import (
     identity_cmds,
     image_cmds,
     ledger_cmds,
+    login_cmd,
     scan_cmds,
     store_cmds,
     watch_cmds,
@@ -52,6 +53,7 @@ app.command("scan")(scan_cmds.scan)
 app.add_typer(scan_cmds.vulndb_app, name="vulndb")
 app.command("audit")(audit_cmds.audit)
 app.command("watch")(watch_cmds.watch)
+app.command("login")(login_cmd.login)
 
 
 def _version(value: bool) -> None:
