@@ -222,6 +222,17 @@ def test_a_cookie_sign_in_sets_a_strict_http_only_session(
     assert me["expires_at"] == got["expires_at"]
 
 
+def test_a_new_cookie_sign_in_ends_the_old_session(server: Server, world: ServerWorld) -> None:
+    sign_in(server, world.viewer, offered(server, world.viewer), mode="cookie")
+    planted = server.client.cookies[SESSION_COOKIE]
+    answer = sign_in(server, world.admin, offered(server, world.admin), mode="cookie")
+    assert answer.status_code == 200
+    assert server.client.get("/test/reader").json()["address"] == world.admin.address
+    server.client.cookies.clear()
+    old = server.client.get("/test/reader", cookies={SESSION_COOKIE: planted})
+    assert old.status_code == 401
+
+
 def test_on_tls_the_cookies_are_secure(world: ServerWorld) -> None:
     server = serve(world, tls_cert=Path("cert.pem"), tls_key=Path("key.pem"))
     answer = server.client.get("/api/v1/auth/nonce", params={"address": world.viewer.address})

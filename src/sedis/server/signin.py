@@ -220,7 +220,7 @@ def sign_in(request: Request, response: Response, body: SignInRequest) -> Any:
             expires_at=int(session.expires_at),
             token=secret,
         )
-    return _cookie_session(ctx, response, address, role)
+    return _cookie_session(ctx, request, response, address, role)
 
 
 @router.post(
@@ -242,7 +242,7 @@ def token_to_session(request: Request, response: Response) -> SessionAnswer:
     _, token = found
     # The session lives no longer than the token it came from.
     left = max(1, int(token.expires_at - ctx.clock()))
-    return _cookie_session(ctx, response, caller.address, caller.role, ttl=left)
+    return _cookie_session(ctx, request, response, caller.address, caller.role, ttl=left)
 
 
 @router.get(
@@ -363,8 +363,21 @@ def verified_signer(ctx: ServerContext, text: str, signature: str) -> Address:
 
 
 def _cookie_session(
-    ctx: ServerContext, response: Response, address: Address, role: Role, *, ttl: int | None = None
+    ctx: ServerContext,
+    request: Request,
+    response: Response,
+    address: Address,
+    role: Role,
+    *,
+    ttl: int | None = None,
 ) -> SessionAnswer:
+    """A new cookie session; the one the browser had, if any, ends: a cookie someone
+    planted before the sign-in is worth nothing after it."""
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:
+        found = ctx.sessions.find(previous)
+        if found is not None and found.via == "session":
+            ctx.sessions.close(previous)
     secret, session = ctx.sessions.open(address, "session", ttl=ttl)
     assert session.csrf is not None  # every cookie session has one
     max_age = max(1, int(session.expires_at - ctx.clock()))
