@@ -479,6 +479,15 @@ def test_sign_out_ends_a_token(server: Server, world: ServerWorld) -> None:
     assert again.status_code == 401
 
 
+def test_a_token_whose_role_was_taken_away_can_still_sign_out(world: ServerWorld) -> None:
+    server = serve(world)
+    token = sign_in(server, world.viewer, offered(server, world.viewer)).json()["token"]
+    server.ctx.config = world.config(roles={})
+    assert "no role" in refusal(server.client.get("/test/reader", headers=bearer(token)), 403)
+    assert server.client.post("/api/v1/auth/signout", headers=bearer(token)).status_code == 204
+    assert server.ctx.sessions.find(token) is None
+
+
 @pytest.mark.parametrize("mode", ["token", "cookie"])
 def test_an_expired_session_is_refused(server: Server, world: ServerWorld, mode: str) -> None:
     got = sign_in(server, world.viewer, offered(server, world.viewer), mode=mode).json()

@@ -281,10 +281,11 @@ def me(request: Request) -> MeAnswer:
 def sign_out(request: Request) -> Response:
     """Close the session or token the request brings, and clear the cookies."""
     ctx = context(request)
-    if "authorization" in request.headers:
-        # A dead or malformed token is refused, as on every other route.
-        caller_of(request, ctx.config, ctx.sessions)
     found = session_of(request, ctx.sessions)
+    if found is None and "authorization" in request.headers:
+        # A dead or malformed token is refused, as on every other route; a dead
+        # cookie is cleared all the same.
+        raise ApiError(401, "UNAUTHORIZED", "the bearer token is unknown or has expired")
     if found is not None:
         ctx.sessions.close(found[0])
     answer = Response(status_code=204)
