@@ -270,3 +270,6 @@ def test_login_over_tls_with_a_private_ca(sedis: Run, world: ServerWorld, tmp_pa
         assert me.status_code == 200 and me.json()["address"] == str(world.alice.address)
         missing = login(sedis, world, url, "--as", "alice", "--ca-file", str(tmp_path / "no"))
         assert "no such file" in one_line_error(missing)
+        (tmp_path / "junk.pem").write_text("not a certificate\n")
+        junk = login(sedis, world, url, "--as", "alice", "--ca-file", str(tmp_path / "junk.pem"))
+        assert "not a PEM certificate" in one_line_error(junk) and junk.code == 2

@@ -79,6 +79,8 @@ def login(
     token = answer.get("token")
     if not isinstance(token, str) or not token:
         raise CorruptError(f"{origin} answered the sign-in without a token")
+    if str(answer.get("address", "")).lower() != account.address.lower():
+        raise CorruptError(f"{origin} answered the sign-in for another address")
     saved = save_token(settings.home, origin, answer)
 
     def text() -> None:
@@ -179,7 +181,10 @@ def _client(ca_file: Path | None) -> httpx.Client:
     if ca_file is not None:
         import ssl
 
-        verify = ssl.create_default_context(cafile=str(ca_file))
+        try:
+            verify = ssl.create_default_context(cafile=str(ca_file))
+        except (ssl.SSLError, OSError) as exc:
+            raise InvalidInputError(f"--ca-file {ca_file}: not a PEM certificate ({exc})") from None
     return httpx.Client(timeout=_TIMEOUT, verify=verify, follow_redirects=False)
 
 
