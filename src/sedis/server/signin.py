@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from sedis.core.address import Address
 from sedis.core.errors import InvalidInputError
+from sedis.server import schemas
 from sedis.server.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -51,17 +52,6 @@ _SHOWN = 80  # characters of a caller's value quoted back in a refusal
 
 
 # -- bodies ---------------------------------------------------------------------------
-
-
-class ErrorItem(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """Every refusal: one or more codes, each with a message for people."""
-
-    errors: list[ErrorItem]
 
 
 RoleName = Literal["viewer", "operator", "admin"]
@@ -111,19 +101,27 @@ class MeAnswer(BaseModel):
 
 
 def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of a route's refusals, each an error body."""
     described = {
-        400: "The request is malformed.",
+        400: "The request is malformed; the message names what.",
         401: "No credentials, dead credentials, or a sign-in refused (the message says why).",
         403: "The address signed in, but this server grants it no role.",
         429: "Too many requests from this address: wait Retry-After seconds.",
         503: "The ledger is unavailable.",
     }
-    answers: dict[int | str, dict[str, Any]] = {}
-    for status in statuses:
-        answers[status] = {"model": ErrorBody, "description": described[status]}
-    answers[429]["headers"] = {
-        "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+    error = {"application/json": {"schema": schemas.ERROR}}
+    answers: dict[int | str, dict[str, Any]] = {
+        status: {"description": described[status], "content": error} for status in statuses
     }
+    answers[429]["headers"] = {
+        "Retry-After": {
+            "description": "Seconds to wait.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+    # Validation errors are answered as 400, never as FastAPI's 422.
+    answers["default"] = {"description": "Any other refusal.", "content": error}
     return answers
 
 
