@@ -4,6 +4,7 @@ and the rate limit, each by the attack it stops."""
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from sedis.server.auth import (
 from sedis.server.config import ServeConfig
 from sedis.server.context import ServerContext
 from sedis.server.deps import reader
-from tests.server.world import ServerWorld
+from tests.server.world import ServerWorld, running
 
 ORIGIN = "http://127.0.0.1:8480"
 DOMAIN = "127.0.0.1:8480"
@@ -537,3 +538,19 @@ def test_many_addresses_cannot_outgrow_or_escape_the_limit() -> None:
     clock.now += 60  # every bucket full again: the table makes room for newcomers
     assert limiter.admit("192.168.1.1") is None
     assert len(limiter) <= 101
+
+
+def test_a_nonce_raced_by_many_sign_ins_signs_in_once(world: ServerWorld) -> None:
+    import httpx
+
+    server = serve(world)
+    message = offered(server, world.viewer)
+    body = {"message": message, "signature": sign(world.viewer, message), "mode": "token"}
+    with running(server.ctx) as url:
+
+        def attempt(_: int) -> int:
+            return httpx.post(url + "/api/v1/auth/signin", json=body, timeout=30).status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = sorted(pool.map(attempt, range(8)))
+    assert statuses == [200] + [401] * 7
