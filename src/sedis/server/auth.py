@@ -5,6 +5,11 @@ message for a nonce the server issued. The server then holds a session for
 it: a cookie for a browser, or a bearer token for a script (what ``sedis
 login`` gets). Each session's secret is random and kept only as its hash.
 The address's role comes from the server's configuration.
+
+Here too: the nonce store (single use, short-lived, bounded), the per-address
+rate limit of the sign-in routes (fixed memory), and the layout of the
+message itself, which ``sedis login`` composes with this module alone (it
+imports neither the web framework nor the ``siwe`` library).
 """
 
 from __future__ import annotations
