@@ -273,3 +273,18 @@ def test_login_over_tls_with_a_private_ca(sedis: Run, world: ServerWorld, tmp_pa
         (tmp_path / "junk.pem").write_text("not a certificate\n")
         junk = login(sedis, world, url, "--as", "alice", "--ca-file", str(tmp_path / "junk.pem"))
         assert "not a PEM certificate" in one_line_error(junk) and junk.code == 2
+
+
+def test_composing_the_message_needs_no_web_framework() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from sedis.cli import login_cmd; "
+        "login_cmd.signed_message({'nonce': 'abcdef0123456789', 'chain_id': 1, "
+        "'statement': 'Sign in to sedis.', 'expires_at': 2000000000}, "
+        "'http://127.0.0.1:1', '127.0.0.1:1', '0x' + '11' * 20); "
+        "print([m for m in ('fastapi', 'starlette', 'siwe', 'web3') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
