@@ -1,7 +1,532 @@
-"""(being written)"""
+"""The actions under ``/api/v1``: status, share, unshare, attest, rescan, and watchdog reports.
+
+Each is performed by the server's own identity (``ctx.actor``), only for a
+caller whose role the configuration allows for it (``deps.acting``). After
+the action, the server records who asked: an attestation of kind
+``sedis.request`` on the same record, whose stored payload names the action,
+the caller's address, the request id and the action's transactions. The
+answer is the use case's JSON (as the CLI's ``-o json``) with the
+transaction, its block and that record.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import time
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
-router = APIRouter(prefix="/api/v1")
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sedis.core.address import Address
+from sedis.core.errors import InvalidInputError, SedisError
+from sedis.core.records import Status
+from sedis.server import deps
+from sedis.server.auth import Caller
+from sedis.server.context import ServerContext
+from sedis.server.errors import ApiError
+from sedis.service.engines import Actor
+from sedis.service.shapes import plain
+
+router = APIRouter(prefix="/api/v1", tags=["actions"])
+
+MAX_REF = 300
+MAX_REASON = 1000
+MAX_KIND = 32  # the contract holds a kind in 32 bytes
+MAX_PAYLOAD = 64 * 1024
+MAX_REPORTED = 10_000
+MAX_REPORT_BYTES = 16 * 1024 * 1024
+# Kinds the server writes itself: a caller may neither make nor take back one.
+_RESERVED_KIND_PREFIX = "sedis."
+
+_ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+Ref = Annotated[str, Path(min_length=1, max_length=MAX_REF, description="NAME:TAG or sha256:…")]
+AddressText = Annotated[str, Field(pattern=_ADDRESS_PATTERN)]
+AddressPath = Annotated[str, Path(pattern=_ADDRESS_PATTERN)]
+KindPath = Annotated[str, Path(min_length=1, max_length=MAX_KIND)]
+PublisherQuery = Annotated[
+    str | None,
+    Query(pattern=_ADDRESS_PATTERN, description="Whose record, when several have one."),
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StatusBody(_Body):
+    status: Literal["TRUSTED", "UNTRUSTED", "UNSUPPORTED", "REVOKED"]
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+
+
+class ShareBody(_Body):
+    to: AddressText
+    expires: str | None = Field(default=None, max_length=16, description="e.g. 30d, 12h")
+
+
+class AttestBody(_Body):
+    kind: str = Field(min_length=1, max_length=MAX_KIND, pattern=r"^[A-Za-z0-9._:/-]+$")
+    payload: str | None = Field(default=None, max_length=MAX_PAYLOAD)
+
+
+_Short = Annotated[str, Field(max_length=256)]
+_Long = Annotated[str, Field(max_length=4096)]
+
+
+class ReportedCause(_Body):
+    event: _Short
+    actor: _Short
+    block: int | None = None
+    tx_hash: _Short | None = None
+    at: int | float | None = None
+
+
+class ReportedContainer(_Body):
+    """One container's verdict, as ``sedis watch --once -o json`` prints it."""
+
+    container: _Short
+    container_id: _Short
+    image: _Long
+    image_id: _Short
+    digests: list[_Short] = Field(default_factory=list, max_length=64)
+    digest: _Short | None = None
+    state: Literal[
+        "TRUSTED",
+        "UNTRUSTED",
+        "UNSUPPORTED",
+        "REVOKED",
+        "UNKNOWN",
+        "NOT_GRANTED",
+        "EXEMPT",
+        "ERROR",
+    ]
+    reason: _Long
+    decision: _Short
+    policy: _Long
+    publishers: list[_Short] = Field(default_factory=list, max_length=256)
+    vouching: list[_Short] = Field(default_factory=list, max_length=256)
+    block: int | None = None
+    judged_at: float
+    exemption: _Long | None = None
+    cause: ReportedCause | None = None
+    host: _Short
+
+
+class WatchReport(_Body):
+    host: str = Field(min_length=1, max_length=256)
+    containers: list[ReportedContainer] = Field(max_length=MAX_REPORTED)
+
+
+# -- response schemas ------------------------------------------------------------------------
+
+_ERROR = {
+    "type": "object",
+    "required": ["errors"],
+    "properties": {
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            },
+        }
+    },
+}
+_TX = {"type": ["string", "null"], "pattern": "^0x[0-9a-f]{64}$"}
+_BLOCK = {"type": ["integer", "null"], "minimum": 0}
+_ADDRESS = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
+_DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
+_REQUEST = {
+    "type": "object",
+    "required": ["caller", "request_id", "recorded"],
+    "properties": {
+        "caller": _ADDRESS,
+        "request_id": {"type": "string"},
+        "recorded": {
+            "type": "object",
+            "required": ["transaction", "block"],
+            "properties": {"transaction": _TX, "block": _BLOCK},
+        },
+    },
+}
+
+
+def _result(properties: dict[str, Any]) -> dict[str, Any]:
+    every = {"transaction": _TX, "block": _BLOCK, "request": _REQUEST, **properties}
+    return {"type": "object", "required": sorted(every), "properties": every}
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_STATUS_RESULT = _result(
+    {
+        "digest": _DIGEST,
+        "status": {"type": "string", "enum": [s.value for s in Status]},
+        "reason": {"type": "string"},
+    }
+)
+_SHARE_RESULT = _result(
+    {
+        "digest": _DIGEST,
+        "recipient": _ADDRESS,
+        "manifest_cid": {"type": "string"},
+        "expires_at": {"type": ["integer", "null"]},
+        "transactions": _STRINGS,
+    }
+)
+_UNSHARE_RESULT = _result(
+    {
+        "digest": _DIGEST,
+        "recipient": _ADDRESS,
+        "rotated": {"type": "boolean"},
+        "epoch": {"type": "integer"},
+        "regranted": {"type": "array", "items": _ADDRESS},
+        "transactions": _STRINGS,
+        "released": _STRINGS,
+    }
+)
+_ATTEST_RESULT = _result(
+    {
+        "digest": _DIGEST,
+        "publisher": _ADDRESS,
+        "kind": {"type": "string"},
+        "index": {"type": "integer"},
+        "payload_hash": {"type": "string"},
+        "cid": {"type": "string"},
+    }
+)
+_ATTEST_REVOKE_RESULT = _result(
+    {
+        "digest": _DIGEST,
+        "publisher": _ADDRESS,
+        "kind": {"type": "string"},
+        "indexes": {"type": "array", "items": {"type": "integer"}},
+        "transactions": _STRINGS,
+    }
+)
+_RESCAN_RESULT = _result(
+    {
+        "digest": _DIGEST,
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "report_digest": {"type": "string"},
+        "vulndb_digest": {"type": "string"},
+        "envelope_cid": {"type": "string"},
+        "sealed_for": {"type": "array", "items": _ADDRESS},
+        "publisher": _ADDRESS,
+    }
+)
+_REPORT_RESULT = {
+    "type": "object",
+    "required": ["host", "containers", "caller"],
+    "properties": {
+        "host": {"type": "string"},
+        "containers": {"type": "integer"},
+        "caller": _ADDRESS,
+    },
+}
+
+
+def _responses(ok: dict[str, Any], *statuses: int) -> dict[int | str, dict[str, Any]]:
+    every: dict[int | str, dict[str, Any]] = {
+        200: {"description": "done", "content": {"application/json": {"schema": ok}}}
+    }
+    refusals = {
+        400: "bad input",
+        401: "not signed in",
+        403: "role, CSRF or ledger permission refused",
+        404: "no such image, grant or attestation",
+        409: "the ledger's contract refused it",
+        422: "unused: bad input is 400",
+        503: "the ledger is unavailable, the server has no funds or no identity",
+        **{s: "refused" for s in statuses},
+    }
+    for status, description in refusals.items():
+        if status == 422:
+            continue
+        every[status] = {
+            "description": description,
+            "content": {"application/json": {"schema": _ERROR}},
+        }
+    return every
+
+
+# -- the routes ------------------------------------------------------------------------------
+
+
+def _acting(action: str) -> Any:
+    return Depends(deps.acting(action))
+
+
+Context = Annotated[ServerContext, Depends(deps.context)]
+
+
+@router.post(
+    "/images/{ref:path}/status",
+    responses=_responses(_STATUS_RESULT),
+    summary="Append a status change to the server's own record of an image",
+)
+def set_status(
+    ref: Ref,
+    body: StatusBody,
+    request: Request,
+    ctx: Context,
+    caller: Annotated[Caller, _acting("status")],
+) -> Any:
+    from sedis.service import query
+
+    actor = _actor(ctx)
+    result = query.set_status(ctx.engines, actor, ref, Status[body.status], body.reason)
+    return _answered(
+        ctx, request, caller, "status", result, actor.address, result.digest, [result.transaction]
+    )
+
+
+@router.post(
+    "/images/{ref:path}/grants",
+    responses=_responses(_SHARE_RESULT),
+    summary="Share the server's own record of an image with an address",
+)
+def share(
+    ref: Ref,
+    body: ShareBody,
+    request: Request,
+    ctx: Context,
+    caller: Annotated[Caller, _acting("share")],
+) -> Any:
+    from sedis.core.durations import parse_duration
+    from sedis.service import access
+
+    actor = _actor(ctx)
+    recipient = Address.parse(body.to)
+    expires_at = int(time.time()) + parse_duration(body.expires) if body.expires else None
+    result = access.share(ctx.engines, actor, ref, str(recipient), expires_at=expires_at)
+    return _answered(
+        ctx, request, caller, "share", result, actor.address, result.digest, result.transactions
+    )
+
+
+@router.delete(
+    "/images/{ref:path}/grants/{address}",
+    responses=_responses(_UNSHARE_RESULT),
+    summary="Revoke an address's grant; rotate=true also re-encrypts for those who remain",
+)
+def unshare(
+    ref: Ref,
+    address: AddressPath,
+    request: Request,
+    ctx: Context,
+    caller: Annotated[Caller, _acting("unshare")],
+    rotate: bool = False,
+) -> Any:
+    from sedis.service import access
+
+    actor = _actor(ctx)
+    recipient = Address.parse(address)
+    result = access.unshare(ctx.engines, actor, ref, str(recipient), rotate=rotate)
+    return _answered(
+        ctx, request, caller, "unshare", result, actor.address, result.digest, result.transactions
+    )
+
+
+@router.post(
+    "/images/{ref:path}/attestations",
+    responses=_responses(_ATTEST_RESULT),
+    summary="Attest to a record of an image, as the server",
+)
+def attest(
+    ref: Ref,
+    body: AttestBody,
+    request: Request,
+    ctx: Context,
+    caller: Annotated[Caller, _acting("attest")],
+    publisher: PublisherQuery = None,
+) -> Any:
+    from sedis.service import attest as attesting
+
+    _not_reserved(body.kind)
+    actor = _actor(ctx)
+    payload = None if body.payload is None else body.payload.encode()
+    result = attesting.attest(
+        ctx.engines,
+        actor,
+        ref,
+        body.kind,
+        payload=payload,
+        policy=ctx.policy,
+        publisher=_publisher(publisher),
+    )
+    return _answered(
+        ctx, request, caller, "attest", result, result.publisher, result.digest,
+        [result.transaction],
+    )  # fmt: skip
+
+
+@router.delete(
+    "/images/{ref:path}/attestations/{kind}",
+    responses=_responses(_ATTEST_REVOKE_RESULT),
+    summary="Take back the server's live attestations of a kind on a record",
+)
+def revoke_attestation(
+    ref: Ref,
+    kind: KindPath,
+    request: Request,
+    ctx: Context,
+    caller: Annotated[Caller, _acting("attest")],
+    publisher: PublisherQuery = None,
+) -> Any:
+    from sedis.service import attest as attesting
+
+    _not_reserved(kind)
+    actor = _actor(ctx)
+    result = attesting.revoke(
+        ctx.engines, actor, ref, kind, policy=ctx.policy, publisher=_publisher(publisher)
+    )
+    return _answered(
+        ctx, request, caller, "unattest", result, result.publisher, result.digest,
+        result.transactions,
+    )  # fmt: skip
+
+
+@router.post(
+    "/images/{ref:path}/rescan",
+    responses=_responses(_RESCAN_RESULT),
+    summary="Scan an image again with today's database, and attest to the scan",
+)
+def rescan(
+    ref: Ref,
+    request: Request,
+    ctx: Context,
+    caller: Annotated[Caller, _acting("rescan")],
+    publisher: PublisherQuery = None,
+) -> Any:
+    from sedis.service import rescan as rescanning
+
+    actor = _actor(ctx)
+    result = rescanning.rescan(
+        ctx.engines, actor, ref, policy=ctx.policy, publisher=_publisher(publisher)
+    )
+    return _answered(
+        ctx, request, caller, "rescan", result, result.publisher, result.digest,
+        [result.transaction],
+    )  # fmt: skip
+
+
+@router.post(
+    "/watch/report",
+    responses=_responses(_REPORT_RESULT, 413),
+    summary="A watchdog on another host reports its containers' verdicts",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": WatchReport.model_json_schema()}},
+        }
+    },
+)
+async def watch_report(
+    request: Request,
+    ctx: Context,
+    caller: Annotated[Caller, _acting("watch-report")],
+) -> Any:
+    raw = await _bounded_body(request, MAX_REPORT_BYTES)
+    try:
+        report = WatchReport.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(p) for p in error.get("loc", ()))
+            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        raise ApiError(400, "BAD_REQUEST", "; ".join(problems) or "invalid report") from None
+    documents = [c.model_dump() for c in report.containers]
+    ctx.reported.report(report.host, documents)
+    return {"host": report.host, "containers": len(documents), "caller": str(caller.address)}
+
+
+# -- the pieces ------------------------------------------------------------------------------
+
+
+def _actor(ctx: ServerContext) -> Actor:
+    if ctx.actor is None:  # deps.acting refuses first; this keeps the type checker sure
+        raise ApiError(
+            503, "NO_IDENTITY", "this server has no identity of its own, so it cannot act"
+        )
+    return ctx.actor
+
+
+def _publisher(text: str | None) -> Address | None:
+    return None if text is None else Address.parse(text)
+
+
+def _not_reserved(kind: str) -> None:
+    if kind.lower().startswith(_RESERVED_KIND_PREFIX):
+        raise InvalidInputError(
+            f"attestations of kind {kind!r} are the server's own records; "
+            f"no caller may make or revoke one"
+        )
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "TOO_LARGE", f"the body is larger than {limit // (1024 * 1024)} MiB")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(
+                413, "TOO_LARGE", f"the body is larger than {limit // (1024 * 1024)} MiB"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answered(
+    ctx: ServerContext,
+    request: Request,
+    caller: Caller,
+    action: str,
+    result: Any,
+    publisher: Address,
+    digest: str,
+    transactions: Sequence[str],
+) -> dict[str, Any]:
+    """The use case's JSON with its transaction and block, once the caller is recorded."""
+    from sedis.service.attest import record_request
+
+    actor = _actor(ctx)
+    if caller.address is None:  # deps.acting admits only signed-in callers
+        raise ApiError(401, "UNAUTHORIZED", "sign in first")
+    request_id: str = request.state.request_id
+    transaction = transactions[-1] if transactions else None
+    block: int | None = result.block
+    try:
+        recorded = record_request(
+            ctx.engines,
+            actor,
+            publisher=publisher,
+            digest=digest,
+            action=action,
+            caller=caller.address,
+            request_id=request_id,
+            transactions=transactions,
+        )
+    except SedisError as exc:
+        made = (
+            f"in transaction {transaction} (block {block})"
+            if transaction
+            else "with no transaction"
+        )
+        raise ApiError(
+            503,
+            "UNRECORDED",
+            f"the {action} was made {made}, but recording who asked for it failed: {exc}",
+        ) from exc
+    data: dict[str, Any] = plain(result)
+    data["transaction"] = transaction
+    data["block"] = block
+    data["request"] = {
+        "caller": str(caller.address),
+        "request_id": request_id,
+        "recorded": {"transaction": recorded.transaction, "block": recorded.block},
+    }
+    return data

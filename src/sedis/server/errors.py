@@ -25,7 +25,8 @@ from sedis.core.errors import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: the framework sets ``__traceback__`` on what it catches.
+@dataclass(eq=False)
 class ApiError(Exception):
     """A refusal the server itself makes (not a use case's): a status, a code, a message."""
 
