@@ -24,6 +24,7 @@ from sedis.cli import (
     image_cmds,
     ledger_cmds,
     scan_cmds,
+    serve_cmds,
     store_cmds,
     watch_cmds,
 )
@@ -52,6 +53,7 @@ app.command("scan")(scan_cmds.scan)
 app.add_typer(scan_cmds.vulndb_app, name="vulndb")
 app.command("audit")(audit_cmds.audit)
 app.command("watch")(watch_cmds.watch)
+app.command("serve")(serve_cmds.serve)
 
 
 def _version(value: bool) -> None:

@@ -161,6 +161,17 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, port
 
 
+def parse_public_url(text: str) -> str:
+    """An http:// or https:// URL with a host and no user, query or fragment."""
+    text = text.strip()
+    if not _PUBLIC_URL.match(text):
+        raise InvalidInputError(
+            f"invalid public URL {text[:80]!r}: use http:// or https:// with a host, "
+            "and no query or user"
+        )
+    return text.rstrip("/")
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -264,12 +275,10 @@ class _Reader:
                 raise self.refuse(("server", "listen"), str(exc)) from None
         public_url = self.string(server, ("server", "public_url"))
         if public_url is not None:
-            if not _PUBLIC_URL.match(public_url):
-                raise self.refuse(
-                    ("server", "public_url"),
-                    "must be an http:// or https:// URL with a host, and no query or user",
-                )
-            changes["public_url"] = public_url.rstrip("/")
+            try:
+                changes["public_url"] = parse_public_url(public_url)
+            except InvalidInputError as exc:
+                raise self.refuse(("server", "public_url"), str(exc)) from None
         cert = self.path(server, ("server", "tls_cert"))
         key = self.path(server, ("server", "tls_key"))
         if (cert is None) != (key is None):

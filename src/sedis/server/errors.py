@@ -25,7 +25,7 @@ from sedis.core.errors import (
 )
 
 
-# Not frozen: the framework sets ``__traceback__`` on what it catches.
+# Not frozen: raising sets an exception's __traceback__, which a frozen dataclass refuses.
 @dataclass(eq=False)
 class ApiError(Exception):
     """A refusal the server itself makes (not a use case's): a status, a code, a message."""
