@@ -226,6 +226,25 @@ _REPORT_RESULT = {
 }
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` put in place of the references to them, for a body
+    schema that OpenAPI holds inside an operation rather than in its components."""
+    defs: dict[str, Any] = schema.pop("$defs", {})
+
+    def resolved(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolved(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolved(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolved(v) for v in node]
+        return node
+
+    inlined: dict[str, Any] = resolved(schema)
+    return inlined
+
+
 def _responses(ok: dict[str, Any], *statuses: int) -> dict[int | str, dict[str, Any]]:
     every: dict[int | str, dict[str, Any]] = {
         200: {"description": "done", "content": {"application/json": {"schema": ok}}}
@@ -418,7 +437,7 @@ def rescan(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": WatchReport.model_json_schema()}},
+            "content": {"application/json": {"schema": _inlined(WatchReport.model_json_schema())}},
         }
     },
 )
