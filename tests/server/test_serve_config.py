@@ -212,3 +212,10 @@ def test_the_password_from_a_file(tmp_path: Path) -> None:
 def test_an_identity_without_a_password_source() -> None:
     with pytest.raises(ConfigError, match="needs its password from --password-env"):
         read_password(ServeConfig(identity="server"))
+
+
+def test_the_example_configuration_loads() -> None:
+    example = Path(__file__).parents[2] / "deploy" / "serve.example.toml"
+    config = load_serve_config(example)
+    assert (config.host, config.port, config.identity) == ("127.0.0.1", 8480, "sedis-server")
+    assert config.action_roles == DEFAULT_ACTION_ROLES and not config.anonymous_read
