@@ -370,3 +370,43 @@ def test_a_watch_report_is_bounded(world: ServerWorld) -> None:
     )
     assert errors_of(odd)[:2] == (400, "BAD_REQUEST")
     assert ctx.reported.documents() == []
+
+
+def test_a_revocation_is_recorded_too(world: ServerWorld) -> None:
+    digest = own_image(world, "srv/revoke:1")
+    ctx = world.context()
+    answer = client_of(ctx).post(
+        f"/api/v1/images/{digest}/status",
+        json={"status": "REVOKED", "reason": "key leaked"},
+        headers=as_(world, ctx, world.operator),
+    )
+    assert answer.status_code == 200, answer.text
+    record = world.engines.ledger.image(world.server.address, digest)
+    assert record is not None and record.status is Status.REVOKED
+    (payload,) = recorded_request(world, world.server.address, digest)
+    assert payload["action"] == "status" and payload["caller"] == world.operator.address
+
+
+def test_an_action_whose_caller_could_not_be_recorded_says_what_was_done(
+    world: ServerWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sedis.core.errors import UnavailableError
+    from sedis.service import attest
+
+    def ledger_gone(*args: object, **kwargs: object) -> None:
+        raise UnavailableError("cannot reach the ledger node")
+
+    digest = own_image(world, "srv/unrecorded:1")
+    monkeypatch.setattr(attest, "record_request", ledger_gone)
+    ctx = world.context()
+    answer = client_of(ctx).post(
+        f"/api/v1/images/{digest}/status",
+        json={"status": "UNTRUSTED", "reason": "CVE"},
+        headers=as_(world, ctx, world.operator),
+    )
+    status, code, message = errors_of(answer)
+    assert (status, code) == (503, "UNRECORDED")
+    (change,) = world.engines.ledger.status_history(world.server.address, digest)[1:]
+    assert change.status is Status.UNTRUSTED
+    assert message.startswith("the status change was made in transaction 0x")
+    assert message.endswith("but recording who asked for it failed: cannot reach the ledger node")

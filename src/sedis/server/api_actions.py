@@ -36,6 +36,15 @@ MAX_KIND = 32  # the contract holds a kind in 32 bytes
 MAX_PAYLOAD = 64 * 1024
 MAX_REPORTED = 10_000
 MAX_REPORT_BYTES = 16 * 1024 * 1024
+# What each action made, for a message that says it was made.
+_DONE = {
+    "status": "status change",
+    "share": "grant",
+    "unshare": "grant's revocation",
+    "attest": "attestation",
+    "unattest": "attestation's revocation",
+    "rescan": "scan attestation",
+}
 # Kinds the server writes itself: a caller may neither make nor take back one.
 _RESERVED_KIND_PREFIX = "sedis."
 
@@ -538,7 +547,8 @@ def _answered(
         raise ApiError(
             503,
             "UNRECORDED",
-            f"the {action} was made {made}, but recording who asked for it failed: {exc}",
+            f"the {_DONE.get(action, action)} was made {made}, but recording who asked for it "
+            f"failed: {exc}",
         ) from exc
     data: dict[str, Any] = plain(result)
     data["transaction"] = transaction
