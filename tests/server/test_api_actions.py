@@ -29,6 +29,19 @@ def client_of(ctx: ServerContext) -> TestClient:
     return TestClient(create_app(ctx, start_events=False))
 
 
+def documented(ctx: ServerContext, method: str, template: str, answer: Any) -> Any:
+    """``answer``'s JSON, checked against the schema the OpenAPI document gives it."""
+    import jsonschema
+
+    document = create_app(ctx, start_events=False).openapi()
+    responses = document["paths"]["/api/v1" + template][method]["responses"]
+    response = responses.get(str(answer.status_code), responses["default"])
+    schema = response["content"]["application/json"]["schema"]
+    data = answer.json()
+    jsonschema.Draft202012Validator(schema).validate(data)
+    return data
+
+
 def own_image(world: ServerWorld, name: str) -> str:
     """An image published by the server's own identity: its digest."""
     seed = "own-" + name.replace("/", "-").replace(":", "-")
@@ -68,7 +81,7 @@ def test_a_status_change_by_an_operator_is_on_the_ledger_with_the_caller(
         headers=headers,
     )
     assert answer.status_code == 200, answer.text
-    data = answer.json()
+    data = documented(ctx, "post", "/images/{ref}/status", answer)
     assert (data["digest"], data["status"], data["reason"]) == (
         digest,
         "UNTRUSTED",
@@ -101,7 +114,7 @@ def test_share_and_unshare_with_rotation_by_an_admin(world: ServerWorld) -> None
         f"/api/v1/images/{digest}/grants", json={"to": alice, "expires": "30d"}, headers=admin
     )
     assert shared.status_code == 200, shared.text
-    data = shared.json()
+    data = documented(ctx, "post", "/images/{ref}/grants", shared)
     assert data["recipient"] == alice and data["expires_at"] is not None
     assert data["transaction"] == data["transactions"][-1] and isinstance(data["block"], int)
     grant = world.engines.ledger.grant_of(world.server.address, digest, world.alice.address)
@@ -112,7 +125,7 @@ def test_share_and_unshare_with_rotation_by_an_admin(world: ServerWorld) -> None
         f"/api/v1/images/{digest}/grants/{alice}", params={"rotate": "true"}, headers=admin
     )
     assert removed.status_code == 200, removed.text
-    gone = removed.json()
+    gone = documented(ctx, "delete", "/images/{ref}/grants/{address}", removed)
     assert gone["rotated"] is True and gone["recipient"] == alice
     assert isinstance(gone["block"], int)
     grant = world.engines.ledger.grant_of(world.server.address, digest, world.alice.address)
@@ -254,6 +267,7 @@ def test_a_revert_is_409_with_the_contracts_reason(world: ServerWorld) -> None:
         headers=as_(world, ctx, world.operator),
     )
     status, code, message = errors_of(answer)
+    documented(ctx, "post", "/images/{ref}/status", answer)
     assert (status, code) == (409, "CONFLICT")
     assert message == f"{world.server.address}'s record of {digest} is already TRUSTED"
     assert recorded_request(world, world.server.address, digest) == []
@@ -270,7 +284,7 @@ def test_attest_and_revoke_on_another_publishers_record(world: ServerWorld) -> N
         headers=operator,
     )
     assert made.status_code == 200, made.text
-    data = made.json()
+    data = documented(ctx, "post", "/images/{ref}/attestations", made)
     assert data["publisher"] == str(world.alice.address) and data["kind"] == "approved"
     assert world.engines.store.read_bytes(data["cid"], 1024) == b'{"ticket":"SEC-1"}'
     taken = client.delete(
@@ -279,7 +293,8 @@ def test_attest_and_revoke_on_another_publishers_record(world: ServerWorld) -> N
         headers=operator,
     )
     assert taken.status_code == 200, taken.text
-    assert taken.json()["indexes"] == [data["index"]]
+    revoked = documented(ctx, "delete", "/images/{ref}/attestations/{kind}", taken)
+    assert revoked["indexes"] == [data["index"]]
     ledger = world.engines.ledger
     mine = [
         a
@@ -303,7 +318,7 @@ def test_a_rescan_attests_a_scan_and_the_caller(world: ServerWorld) -> None:
         headers=as_(world, ctx, world.operator),
     )
     assert answer.status_code == 200, answer.text
-    data = answer.json()
+    data = documented(ctx, "post", "/images/{ref}/rescan", answer)
     assert data["digest"] == digest and isinstance(data["block"], int)
     kinds = [a.kind for a in world.engines.ledger.attestations(world.server.address, digest)]
     assert kinds == ["scan", REQUEST_KIND]
@@ -341,7 +356,11 @@ def test_a_watch_report_feeds_the_reported_state(world: ServerWorld) -> None:
         headers=operator,
     )
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"host": "node-1", "containers": 2, "caller": world.operator.address}
+    assert documented(ctx, "post", "/watch/report", answer) == {
+        "host": "node-1",
+        "containers": 2,
+        "caller": world.operator.address,
+    }
     assert [d["container"] for d in ctx.reported.documents()] == ["web", "db"]
     assert list(ctx.reported.reported_at()) == ["node-1"]
 

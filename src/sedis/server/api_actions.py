@@ -254,27 +254,27 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
     return inlined
 
 
-def _responses(ok: dict[str, Any], *statuses: int) -> dict[int | str, dict[str, Any]]:
+def _responses(
+    ok: dict[str, Any], more: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """A route's answer and its refusals' error bodies (``default`` also keeps FastAPI
+    from documenting a 422 that this app never sends: bad input is 400)."""
+    error = {"application/json": {"schema": _ERROR}}
     every: dict[int | str, dict[str, Any]] = {
-        200: {"description": "done", "content": {"application/json": {"schema": ok}}}
+        200: {"description": "OK", "content": {"application/json": {"schema": ok}}}
     }
     refusals = {
-        400: "bad input",
-        401: "not signed in",
-        403: "role, CSRF or ledger permission refused",
-        404: "no such image, grant or attestation",
-        409: "the ledger's contract refused it",
-        422: "unused: bad input is 400",
-        503: "the ledger is unavailable, the server has no funds or no identity",
-        **{s: "refused" for s in statuses},
+        400: "Bad input.",
+        401: "Not signed in.",
+        403: "The caller's role, its CSRF header, or the ledger's permission refused it.",
+        404: "No such image, grant or attestation.",
+        409: "The ledger's contract refused it.",
+        503: "The ledger is unavailable, or the server has no funds or no identity.",
+        **(more or {}),
     }
     for status, description in refusals.items():
-        if status == 422:
-            continue
-        every[status] = {
-            "description": description,
-            "content": {"application/json": {"schema": _ERROR}},
-        }
+        every[status] = {"description": description, "content": error}
+    every["default"] = {"description": "Any other refusal.", "content": error}
     return every
 
 
@@ -441,7 +441,7 @@ def rescan(
 
 @router.post(
     "/watch/report",
-    responses=_responses(_REPORT_RESULT, 413),
+    responses=_responses(_REPORT_RESULT, {413: "The body is larger than 16 MiB."}),
     summary="A watchdog on another host reports its containers' verdicts",
     openapi_extra={
         "requestBody": {
