@@ -153,7 +153,7 @@ def test_it_serves_logs_each_request_without_credentials_and_stops_on_sigterm(
     servers.append(server)
     url = f"http://127.0.0.1:{port}"
     server.ready(url)
-    started = server.wait_for("serving")
+    started = server.wait_for("info starting http://")
     assert "acting as 0x" in started and PASSWORD not in started
     health = httpx.get(url + "/api/v1/health", timeout=5)
     assert health.status_code == 200 and health.json()["ok"] is True
@@ -273,3 +273,18 @@ def test_a_wrong_password_and_a_readable_password_file(home: Path, tmp_path: Pat
     password.chmod(0o644)
     readable = run_serve(home, *listen, "--password-file", str(password))
     assert readable.returncode == 6 and "is readable by everyone" in one_line(readable)
+
+
+def test_an_address_in_use_is_a_clear_error(home: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_serve(home, "--listen", f"127.0.0.1:{port}")
+    assert done.returncode == 5, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[-1] == f"sedis: could not listen on 127.0.0.1:{port}"
+    assert any("address already in use" in line for line in lines)
+    assert all(line.startswith(("sedis serve: ", "sedis: ")) for line in lines), lines

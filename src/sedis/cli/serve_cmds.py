@@ -202,13 +202,17 @@ def _run(config: ServeConfig, policy_file: Path | None) -> None:
                 access_log=False,
                 server_header=False,
                 lifespan="on",
+                log_config=None,  # its logs go through this command's one-line handler
             )
         )
         who = f"acting as {actor.address}" if actor is not None else "reads only (no identity)"
-        log.info("serving %s on %s:%d, %s, under %s", config.origin, config.host, config.port,
+        log.info("starting %s on %s:%d, %s, under %s", config.origin, config.host, config.port,
                  who, policy.source)  # fmt: skip
         with _quiet_signals():
-            server.run()
+            try:
+                server.run()
+            except SystemExit:  # uvicorn's answer to an address it cannot bind
+                server.started = False
         if not server.started:
             from sedis.core.errors import UnavailableError
 
@@ -324,11 +328,16 @@ def _logging() -> Iterator[None]:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLineFormatter())
     debug = logging.getLogger("sedis").isEnabledFor(logging.DEBUG)
-    loggers = [logging.getLogger(name) for name in (_LOGGER, "sedis.watch")]
+    levels = {
+        _LOGGER: logging.DEBUG if debug else logging.INFO,
+        "sedis.watch": logging.DEBUG if debug else logging.INFO,
+        "uvicorn.error": logging.DEBUG if debug else logging.WARNING,
+    }
+    loggers = [logging.getLogger(name) for name in levels]
     saved = [(logger.level, logger.propagate) for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG if debug else logging.INFO)
+        logger.setLevel(levels[logger.name])
         logger.propagate = False
     try:
         yield
