@@ -429,3 +429,29 @@ def test_an_action_whose_caller_could_not_be_recorded_says_what_was_done(
     assert change.status is Status.UNTRUSTED
     assert message.startswith("the status change was made in transaction 0x")
     assert message.endswith("but recording who asked for it failed: cannot reach the ledger node")
+
+
+def test_unshare_without_rotation_and_again(world: ServerWorld) -> None:
+    digest = own_image(world, "srv/unshare:1")
+    ledger_admin.register_keys(load(), "alice", lambda: PASSWORD)
+    ctx = world.context()
+    client = client_of(ctx)
+    admin = as_(world, ctx, world.admin)
+    alice = str(world.alice.address)
+    shared = client.post(f"/api/v1/images/{digest}/grants", json={"to": alice}, headers=admin)
+    assert shared.status_code == 200, shared.text
+    assert shared.json()["expires_at"] is None
+    url = f"/api/v1/images/{digest}/grants/{alice}"
+    removed = client.delete(url, headers=admin)
+    assert removed.status_code == 200, removed.text
+    gone = documented(ctx, "delete", "/images/{ref}/grants/{address}", removed)
+    assert gone["rotated"] is False and gone["transaction"] == gone["transactions"][0]
+    grant = world.engines.ledger.grant_of(world.server.address, digest, world.alice.address)
+    assert grant is not None and grant.revoked_at is not None
+    again = client.delete(url, headers=admin)
+    status, code, message = errors_of(again)
+    assert (status, code) == (404, "NOT_FOUND") and "holds no live grant" in message
+    bad = client.delete(f"/api/v1/images/{digest}/grants/alice", headers=admin)
+    assert errors_of(bad)[:2] == (400, "BAD_REQUEST")
+    operator = client.delete(url, headers=as_(world, ctx, world.operator))
+    assert errors_of(operator)[:2] == (403, "FORBIDDEN")
