@@ -388,6 +388,13 @@ def test_a_watch_report_is_bounded(world: ServerWorld) -> None:
         headers=operator,
     )
     assert errors_of(odd)[:2] == (400, "BAD_REQUEST")
+    elsewhere = client.post(
+        "/api/v1/watch/report",
+        json={"host": "node-1", "containers": [verdict("x", host="node-2")]},
+        headers=operator,
+    )
+    status, code, message = errors_of(elsewhere)
+    assert (status, code) == (400, "BAD_REQUEST") and "is on host 'node-2'" in message
     assert ctx.reported.documents() == []
 
 

@@ -464,6 +464,14 @@ async def watch_report(
             where = ".".join(str(p) for p in error.get("loc", ()))
             problems.append(f"{where}: {error.get('msg', 'invalid')}")
         raise ApiError(400, "BAD_REQUEST", "; ".join(problems) or "invalid report") from None
+    for container in report.containers:
+        if container.host != report.host:
+            raise ApiError(
+                400,
+                "BAD_REQUEST",
+                f"container {container.container!r} is on host {container.host!r}, "
+                f"but the report is for {report.host!r}",
+            )
     documents = [c.model_dump() for c in report.containers]
     ctx.reported.report(report.host, documents)
     return {"host": report.host, "containers": len(documents), "caller": str(caller.address)}
