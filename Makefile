@@ -35,6 +35,8 @@ bench: $(SYNCED) peers
 	$(PY) -m bench.ledger
 	$(PY) -m bench.audit
 	$(PY) -m bench.pipeline
+	$(PY) -m bench.watch
+	$(PY) -m bench.server
 
 peers:
 	bash tools/install-peers.sh

@@ -148,8 +148,12 @@ def free_port() -> int:
 def running(ctx: ServerContext, **uvicorn_options: Any) -> Iterator[str]:
     """The app for ``ctx`` served by uvicorn on a thread: its base URL."""
     port = free_port()
+    # A live-update stream never ends by itself: without a bound on the graceful
+    # shutdown, a client still listening would keep the server (and its ledger
+    # follower) running past the test.
+    options: dict[str, Any] = {"timeout_graceful_shutdown": 3, **uvicorn_options}
     config = uvicorn.Config(
-        create_app(ctx), host="127.0.0.1", port=port, log_level="warning", **uvicorn_options
+        create_app(ctx), host="127.0.0.1", port=port, log_level="warning", **options
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

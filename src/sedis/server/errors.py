@@ -25,7 +25,7 @@ from sedis.core.errors import (
 )
 
 
-# Not frozen: raising sets an exception's __traceback__, which a frozen dataclass refuses.
+# Not frozen: whoever handles an exception sets its __traceback__ (Starlette does).
 @dataclass(eq=False)
 class ApiError(Exception):
     """A refusal the server itself makes (not a use case's): a status, a code, a message."""
