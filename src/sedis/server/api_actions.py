@@ -21,11 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sedis.core.address import Address
 from sedis.core.errors import InvalidInputError, SedisError
 from sedis.core.records import Status
-from sedis.server import deps
+from sedis.server import deps, schemas
 from sedis.server.auth import Caller
 from sedis.server.context import ServerContext
 from sedis.server.errors import ApiError
+from sedis.service.access import ShareResult, UnshareResult
+from sedis.service.attest import AttestResult, AttestRevokeResult
 from sedis.service.engines import Actor
+from sedis.service.query import StatusChange
+from sedis.service.rescan import RescanResult
 from sedis.service.shapes import plain
 
 router = APIRouter(prefix="/api/v1", tags=["actions"])
@@ -127,112 +131,46 @@ class WatchReport(_Body):
 
 
 # -- response schemas ------------------------------------------------------------------------
+# Each action's answer is its result's JSON (the schema made from its dataclass, so a
+# field added there is documented with it) with the transaction, its block and the
+# record of who asked.
 
-_ERROR = {
-    "type": "object",
-    "required": ["errors"],
-    "properties": {
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-            },
-        }
-    },
-}
-_TX = {"type": ["string", "null"], "pattern": "^0x[0-9a-f]{64}$"}
-_BLOCK = {"type": ["integer", "null"], "minimum": 0}
-_ADDRESS = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
-_DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
-_REQUEST = {
-    "type": "object",
-    "required": ["caller", "request_id", "recorded"],
-    "properties": {
-        "caller": _ADDRESS,
+_TRANSACTION_OR_NONE: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+_BLOCK_OR_NONE: dict[str, Any] = {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+
+
+def _closed(title: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "title": title,
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+_REQUEST = _closed(
+    "RequestRecord",
+    {
+        "caller": schemas.ADDRESS,
         "request_id": {"type": "string"},
-        "recorded": {
-            "type": "object",
-            "required": ["transaction", "block"],
-            "properties": {"transaction": _TX, "block": _BLOCK},
-        },
+        "recorded": _closed(
+            "Recorded", {"transaction": {"type": "string"}, "block": _BLOCK_OR_NONE}
+        ),
     },
-}
-
-
-def _result(properties: dict[str, Any]) -> dict[str, Any]:
-    every = {"transaction": _TX, "block": _BLOCK, "request": _REQUEST, **properties}
-    return {"type": "object", "required": sorted(every), "properties": every}
-
-
-_STRINGS = {"type": "array", "items": {"type": "string"}}
-_STATUS_RESULT = _result(
-    {
-        "digest": _DIGEST,
-        "status": {"type": "string", "enum": [s.value for s in Status]},
-        "reason": {"type": "string"},
-    }
 )
-_SHARE_RESULT = _result(
-    {
-        "digest": _DIGEST,
-        "recipient": _ADDRESS,
-        "manifest_cid": {"type": "string"},
-        "expires_at": {"type": ["integer", "null"]},
-        "transactions": _STRINGS,
-    }
+_ONE_TRANSACTION = {"request": _REQUEST}
+_SOME_TRANSACTIONS = {"transaction": _TRANSACTION_OR_NONE, "request": _REQUEST}
+_STATUS_RESULT = schemas.object_of(StatusChange, extra=_ONE_TRANSACTION)
+_SHARE_RESULT = schemas.object_of(ShareResult, extra=_SOME_TRANSACTIONS)
+_UNSHARE_RESULT = schemas.object_of(UnshareResult, extra=_SOME_TRANSACTIONS)
+_ATTEST_RESULT = schemas.object_of(AttestResult, extra=_ONE_TRANSACTION)
+_ATTEST_REVOKE_RESULT = schemas.object_of(AttestRevokeResult, extra=_SOME_TRANSACTIONS)
+_RESCAN_RESULT = schemas.object_of(RescanResult, extra=_ONE_TRANSACTION)
+_REPORT_RESULT = _closed(
+    "WatchReportTaken",
+    {"host": {"type": "string"}, "containers": {"type": "integer"}, "caller": schemas.ADDRESS},
 )
-_UNSHARE_RESULT = _result(
-    {
-        "digest": _DIGEST,
-        "recipient": _ADDRESS,
-        "rotated": {"type": "boolean"},
-        "epoch": {"type": "integer"},
-        "regranted": {"type": "array", "items": _ADDRESS},
-        "transactions": _STRINGS,
-        "released": _STRINGS,
-    }
-)
-_ATTEST_RESULT = _result(
-    {
-        "digest": _DIGEST,
-        "publisher": _ADDRESS,
-        "kind": {"type": "string"},
-        "index": {"type": "integer"},
-        "payload_hash": {"type": "string"},
-        "cid": {"type": "string"},
-    }
-)
-_ATTEST_REVOKE_RESULT = _result(
-    {
-        "digest": _DIGEST,
-        "publisher": _ADDRESS,
-        "kind": {"type": "string"},
-        "indexes": {"type": "array", "items": {"type": "integer"}},
-        "transactions": _STRINGS,
-    }
-)
-_RESCAN_RESULT = _result(
-    {
-        "digest": _DIGEST,
-        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-        "report_digest": {"type": "string"},
-        "vulndb_digest": {"type": "string"},
-        "envelope_cid": {"type": "string"},
-        "sealed_for": {"type": "array", "items": _ADDRESS},
-        "publisher": _ADDRESS,
-    }
-)
-_REPORT_RESULT = {
-    "type": "object",
-    "required": ["host", "containers", "caller"],
-    "properties": {
-        "host": {"type": "string"},
-        "containers": {"type": "integer"},
-        "caller": _ADDRESS,
-    },
-}
 
 
 def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
@@ -259,7 +197,7 @@ def _responses(
 ) -> dict[int | str, dict[str, Any]]:
     """A route's answer and its refusals' error bodies (``default`` also keeps FastAPI
     from documenting a 422 that this app never sends: bad input is 400)."""
-    error = {"application/json": {"schema": _ERROR}}
+    error = {"application/json": {"schema": schemas.ERROR}}
     every: dict[int | str, dict[str, Any]] = {
         200: {"description": "OK", "content": {"application/json": {"schema": ok}}}
     }
