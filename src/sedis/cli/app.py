@@ -25,6 +25,7 @@ from sedis.cli import (
     ledger_cmds,
     login_cmd,
     scan_cmds,
+    serve_cmds,
     store_cmds,
     watch_cmds,
 )
@@ -54,6 +55,7 @@ app.add_typer(scan_cmds.vulndb_app, name="vulndb")
 app.command("audit")(audit_cmds.audit)
 app.command("watch")(watch_cmds.watch)
 app.command("login")(login_cmd.login)
+app.command("serve")(serve_cmds.serve)
 
 
 def _version(value: bool) -> None:

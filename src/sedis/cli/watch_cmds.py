@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from sedis.watch.alerts.base import AlertChannel
     from sedis.watch.config import WatchConfig
     from sedis.watch.runtime.base import ContainerRuntime
-    from sedis.watch.watchdog import Reloaded
+    from sedis.watch.watchdog import Reloaded, Watchdog
 
 _LOGGER = "sedis.watch"
 # Time given to InfluxDB and the alert channels to deliver what is queued at exit.
@@ -281,43 +281,10 @@ def _table(verdicts: Sequence[ContainerVerdict]) -> None:
 
 
 def _watch(config_file: Path | None, flags: _Flags, config: WatchConfig) -> None:
-    from sedis.watch.alerts.dispatch import AlertDispatcher
-    from sedis.watch.alerts.tracker import AlertTracker
-    from sedis.watch.metrics import WatchMetrics, serve_metrics
-    from sedis.watch.watchdog import Watchdog
-
     log = logging.getLogger(_LOGGER)
-    start = _reloaded(config)
     with ExitStack() as stack:
         engines = stack.enter_context(_engines())
-        runtime = _runtime(config)
-        host = _host(config, runtime)
-        metrics = WatchMetrics()
-        channels = _channels(config)
-        dispatcher = AlertDispatcher(channels, on_result=metrics.alert_sent)
-        stack.callback(dispatcher.close, _FLUSH_SECONDS)
-        influx = _influx(config, stack)
-        tracker = AlertTracker(
-            host,
-            reminder=config.alerts.reminder,
-            ledger_grace=config.alerts.ledger_unreachable_after,
-        )
-        watchdog = Watchdog(
-            engines,
-            runtime,
-            start.policy,
-            config,
-            node=start.node,
-            host=host,
-            metrics=metrics,
-            influx=influx,
-            dispatcher=dispatcher,
-            tracker=tracker,
-        )
-        if config.listen is not None:
-            server = serve_metrics(metrics, config.listen[0], config.listen[1], watchdog.health)
-            stack.callback(server.close)
-            log.info("metrics on %s/metrics", server.url)
+        watchdog = build_watchdog(config, engines, stack)
 
         def reload() -> Reloaded:
             return _reloaded(_configuration(config_file, flags))
@@ -325,8 +292,8 @@ def _watch(config_file: Path | None, flags: _Flags, config: WatchConfig) -> None
         log.info(
             "watching %s on %s under %s (every %gs, ledger every %gs%s)",
             config.engine,
-            host,
-            start.policy.source,
+            watchdog.host,
+            watchdog.policy.source,
             config.interval,
             config.poll,
             _enforcing(config),
@@ -335,6 +302,54 @@ def _watch(config_file: Path | None, flags: _Flags, config: WatchConfig) -> None
             watchdog.run(reload)
         log.info("stopping: delivering what is queued")
         watchdog.flush(_FLUSH_SECONDS)
+
+
+def build_watchdog(config: WatchConfig, engines: Any, stack: ExitStack) -> Watchdog:
+    """The long-running watchdog that ``config`` describes, on ``engines``: its metrics
+    served, its alert channels and InfluxDB connected; ``stack`` closes what it opens."""
+    from sedis.watch.alerts.dispatch import AlertDispatcher
+    from sedis.watch.alerts.tracker import AlertTracker
+    from sedis.watch.metrics import WatchMetrics, serve_metrics
+    from sedis.watch.watchdog import Watchdog
+
+    log = logging.getLogger(_LOGGER)
+    start = _reloaded(config)
+    runtime = _runtime(config)
+    host = _host(config, runtime)
+    metrics = WatchMetrics()
+    channels = _channels(config)
+    dispatcher = AlertDispatcher(channels, on_result=metrics.alert_sent)
+    stack.callback(dispatcher.close, _FLUSH_SECONDS)
+    influx = _influx(config, stack)
+    tracker = AlertTracker(
+        host,
+        reminder=config.alerts.reminder,
+        ledger_grace=config.alerts.ledger_unreachable_after,
+    )
+    watchdog = Watchdog(
+        engines,
+        runtime,
+        start.policy,
+        config,
+        node=start.node,
+        host=host,
+        metrics=metrics,
+        influx=influx,
+        dispatcher=dispatcher,
+        tracker=tracker,
+    )
+    if config.listen is not None:
+        server = serve_metrics(metrics, config.listen[0], config.listen[1], watchdog.health)
+        stack.callback(server.close)
+        log.info("metrics on %s/metrics", server.url)
+    return watchdog
+
+
+def reloader(config_file: Path) -> Callable[[], Reloaded]:
+    """What reads the watch configuration at ``config_file`` and its policy again."""
+    from sedis.watch.config import load_watch_config
+
+    return lambda: _reloaded(load_watch_config(config_file))
 
 
 def _enforcing(config: WatchConfig) -> str:

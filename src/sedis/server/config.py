@@ -7,11 +7,20 @@ or a file that the configuration names.
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
+import stat
+import tomllib
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 from sedis.core.address import Address
+from sedis.core.durations import parse_duration
+from sedis.core.errors import ConfigError, InvalidInputError, NotFoundError
+from sedis.core.tomltext import KEY, shown, syntax_error, unquote
 
 
 class Role(IntEnum):
@@ -79,3 +88,331 @@ class ServeConfig:
         if address is not None and address in self.roles:
             return self.roles[address]
         return Role.viewer if self.anonymous_read else None
+
+
+# -- the configuration file ------------------------------------------------------------------
+
+MAX_CONFIG_BYTES = 1 << 20
+_TOP_KEYS = {"server", "identity", "roles", "actions", "watch"}
+_SERVER_KEYS = {
+    "listen",
+    "public_url",
+    "tls_cert",
+    "tls_key",
+    "anonymous_read",
+    "chain_id",
+    "nonce_ttl",
+    "session_ttl",
+    "sign_in_per_minute",
+}
+_IDENTITY_KEYS = {"name", "password_env", "password_file"}
+_WATCH_KEYS = {"config"}
+_ROLE_NAMES = {r.name for r in Role}
+_TABLE = re.compile(r"\s*\[\s*([A-Za-z0-9_.\s-]*?)\s*\]\s*(?:#.*)?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_IDENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PUBLIC_URL = re.compile(r"^https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(/[^\s?#]*)?$")
+_MAX_ADDRESSES = 10_000
+
+
+def load_serve_config(path: Path) -> ServeConfig:
+    """The configuration in the TOML file at ``path``; a refusal is one line naming the
+    file, the line and the key. Relative paths in it are taken from its directory."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise NotFoundError(f"no serve configuration file at {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"the serve configuration {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the serve configuration {path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise InvalidInputError(f"{path}: larger than 1 MiB, which no serve configuration needs")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: a serve configuration is UTF-8 text") from None
+    return parse_serve_config(text, str(path), base=path.parent)
+
+
+def parse_serve_config(text: str, source: str, *, base: Path | None = None) -> ServeConfig:
+    """The configuration that ``text`` (TOML from ``source``) writes."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise syntax_error(source, text, str(error)) from None
+    except RecursionError:
+        raise InvalidInputError(
+            f"{source}: nested too deeply to be a serve configuration"
+        ) from None
+    return _Reader(source, _key_lines(text), base).config(data)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8480`` for IPv6), with a host named and a port from 1."""
+    from sedis.watch.config import parse_listen as host_and_port
+
+    host, port = host_and_port(text)
+    if not host or port == 0:
+        raise InvalidInputError(
+            f"invalid listen address {text[:80]!r}: name the host and a port from 1 to 65535"
+        )
+    return host, port
+
+
+def parse_public_url(text: str) -> str:
+    """An http:// or https:// URL with a host and no user, query or fragment."""
+    text = text.strip()
+    if not _PUBLIC_URL.match(text):
+        raise InvalidInputError(
+            f"invalid public URL {text[:80]!r}: use http:// or https:// with a host, "
+            "and no query or user"
+        )
+    return text.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_password(config: ServeConfig) -> str:
+    """The identity's password: from the environment variable the configuration names, or
+    the first line of its file, which nobody but its owner and group may read."""
+    if config.password_env is not None:
+        value = os.environ.get(config.password_env)
+        if not value:
+            raise ConfigError(
+                f"the password of identity {config.identity!r} is to come from "
+                f"${config.password_env}, which is not set"
+            )
+        return value
+    path = config.password_file
+    if path is None:
+        raise ConfigError(
+            f"the identity {config.identity!r} needs its password from --password-env VAR "
+            "or --password-file FILE"
+        )
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            raw = f.read(4097)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the password file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"the password file {path} is not a regular file")
+    if mode & stat.S_IROTH:
+        raise ConfigError(
+            f"the password file {path} is readable by everyone: chmod o-r (or 600) it first"
+        )
+    try:
+        first = raw.decode("utf-8").splitlines()[0] if raw.strip() else ""
+    except UnicodeDecodeError:
+        raise ConfigError(f"the password file {path} is not UTF-8 text") from None
+    if len(raw) > 4096 or not first:
+        raise ConfigError(f"the password file {path} must hold the password on its first line")
+    return first
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Where each table starts and each key is first written (tomllib gives no lines)."""
+    lines: dict[tuple[str, ...], int] = {}
+    section: tuple[str, ...] = ()
+    in_string: str | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if in_string is not None:
+            if line.count(in_string) % 2:
+                in_string = None
+            continue
+        header = _TABLE.match(line)
+        if header is not None and header.group(1):
+            section = tuple(p.strip() for p in header.group(1).split("."))
+            lines.setdefault(section, number)
+            continue
+        key = KEY.match(line)
+        if key is not None:
+            lines.setdefault((*section, unquote(key.group(1))), number)
+        for quote in ('"""', "'''"):
+            if line.count(quote) % 2:
+                in_string = quote
+                break
+    return lines
+
+
+class _Reader:
+    def __init__(self, source: str, lines: dict[tuple[str, ...], int], base: Path | None) -> None:
+        self.source = source
+        self.lines = lines
+        self.base = base
+
+    def refuse(self, where: tuple[str, ...], problem: str) -> InvalidInputError:
+        path = where
+        while path and path not in self.lines:
+            path = path[:-1]
+        line = self.lines.get(path, 1)
+        key = ".".join(where) or "(top)"
+        return InvalidInputError(f"{self.source}:{line}: key {shown(key, 60)}: {problem}")
+
+    def config(self, data: dict[str, Any]) -> ServeConfig:
+        self.known(data, _TOP_KEYS, ())
+        server = self.table(data, "server")
+        identity = self.table(data, "identity")
+        watch = self.table(data, "watch")
+        self.known(server, _SERVER_KEYS, ("server",))
+        self.known(identity, _IDENTITY_KEYS, ("identity",))
+        self.known(watch, _WATCH_KEYS, ("watch",))
+        changes: dict[str, Any] = {}
+        listen = self.string(server, ("server", "listen"))
+        if listen is not None:
+            try:
+                changes["host"], changes["port"] = parse_listen(listen)
+            except InvalidInputError as exc:
+                raise self.refuse(("server", "listen"), str(exc)) from None
+        public_url = self.string(server, ("server", "public_url"))
+        if public_url is not None:
+            try:
+                changes["public_url"] = parse_public_url(public_url)
+            except InvalidInputError as exc:
+                raise self.refuse(("server", "public_url"), str(exc)) from None
+        cert = self.path(server, ("server", "tls_cert"))
+        key = self.path(server, ("server", "tls_key"))
+        if (cert is None) != (key is None):
+            missing = "tls_key" if key is None else "tls_cert"
+            raise self.refuse(("server", missing), "TLS needs both tls_cert and tls_key")
+        changes["tls_cert"], changes["tls_key"] = cert, key
+        changes["anonymous_read"] = self.boolean(server, ("server", "anonymous_read"), False)
+        if "chain_id" in server:
+            changes["chain_id"] = self.integer(server, ("server", "chain_id"), 1, 2**63 - 1)
+        changes["nonce_ttl"] = self.seconds(server, ("server", "nonce_ttl"), 300, 10, 3600)
+        changes["session_ttl"] = self.seconds(
+            server, ("server", "session_ttl"), 8 * 3600, 60, 30 * 86400
+        )
+        if "sign_in_per_minute" in server:
+            changes["sign_in_per_minute"] = self.integer(
+                server, ("server", "sign_in_per_minute"), 1, 100_000
+            )
+        changes.update(self.identity(identity))
+        changes["roles"] = self.roles(self.table(data, "roles"))
+        changes["action_roles"] = self.actions(self.table(data, "actions"))
+        changes["watch_config"] = self.path(watch, ("watch", "config"))
+        return ServeConfig(**changes)
+
+    def identity(self, table: dict[str, Any]) -> dict[str, Any]:
+        name = self.string(table, ("identity", "name"))
+        if name is not None and not _IDENTITY_NAME.match(name):
+            raise self.refuse(("identity", "name"), "must be an identity's name")
+        env = self.string(table, ("identity", "password_env"))
+        if env is not None and not _ENV_NAME.match(env):
+            raise self.refuse(("identity", "password_env"), "must name an environment variable")
+        file = self.path(table, ("identity", "password_file"))
+        if env is not None and file is not None:
+            raise self.refuse(
+                ("identity", "password_file"), "give password_env or password_file, not both"
+            )
+        if name is None and (env is not None or file is not None):
+            which = "password_env" if env is not None else "password_file"
+            raise self.refuse(("identity", which), "a password needs the identity's name")
+        return {"identity": name, "password_env": env, "password_file": file}
+
+    def roles(self, table: dict[str, Any]) -> dict[Address, Role]:
+        roles: dict[Address, Role] = {}
+        for role_name, raw in table.items():
+            where = ("roles", role_name)
+            if role_name not in _ROLE_NAMES:
+                raise self.refuse(where, f"not a role (known: {', '.join(sorted(_ROLE_NAMES))})")
+            if isinstance(raw, str):
+                raw = [raw]
+            if not isinstance(raw, list) or len(raw) > _MAX_ADDRESSES:
+                raise self.refuse(where, f"must be a list of at most {_MAX_ADDRESSES} addresses")
+            for item in raw:
+                try:
+                    address = Address.parse(item)
+                except InvalidInputError as exc:
+                    raise self.refuse(where, str(exc)) from None
+                if address in roles:
+                    raise self.refuse(
+                        where, f"{address} is already given the role {roles[address].name}"
+                    )
+                roles[address] = Role[role_name]
+        return roles
+
+    def actions(self, table: dict[str, Any]) -> dict[str, Role]:
+        chosen = dict(DEFAULT_ACTION_ROLES)
+        for action, raw in table.items():
+            where = ("actions", action)
+            if action not in DEFAULT_ACTION_ROLES:
+                known = ", ".join(sorted(DEFAULT_ACTION_ROLES))
+                raise self.refuse(where, f"not an action (known: {known})")
+            if not isinstance(raw, str) or raw.strip().lower() not in _ROLE_NAMES:
+                raise self.refuse(where, "must name a role: viewer, operator or admin")
+            chosen[action] = Role[raw.strip().lower()]
+        return chosen
+
+    # -- values ------------------------------------------------------------------------------
+
+    def known(self, table: dict[str, Any], keys: set[str], where: tuple[str, ...]) -> None:
+        for key in table:
+            if key == "password":
+                raise self.refuse(
+                    (*where, key),
+                    "a password is never written here: name it with password_env or password_file",
+                )
+            if key not in keys:
+                raise self.refuse(
+                    (*where, key), f"not a key here (known: {', '.join(sorted(keys))})"
+                )
+
+    def table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
+        raw = data.get(key, {})
+        if not isinstance(raw, dict):
+            raise self.refuse((key,), "must be a table")
+        return raw
+
+    def string(self, data: dict[str, Any], where: tuple[str, ...]) -> str | None:
+        raw = data.get(where[-1])
+        if raw is None:
+            return None
+        if not isinstance(raw, str) or not raw.strip():
+            raise self.refuse(where, "must be a string that is not empty")
+        if len(raw) > 4096 or not raw.isprintable():
+            raise self.refuse(where, "must be one line of printable text, at most 4096 long")
+        return raw.strip()
+
+    def path(self, data: dict[str, Any], where: tuple[str, ...]) -> Path | None:
+        text = self.string(data, where)
+        if text is None:
+            return None
+        path = Path(text).expanduser()
+        return self.base / path if not path.is_absolute() and self.base is not None else path
+
+    def boolean(self, data: dict[str, Any], where: tuple[str, ...], default: bool) -> bool:
+        raw = data.get(where[-1], default)
+        if not isinstance(raw, bool):
+            raise self.refuse(where, "must be true or false")
+        return raw
+
+    def integer(self, data: dict[str, Any], where: tuple[str, ...], low: int, high: int) -> int:
+        raw = data.get(where[-1])
+        if not isinstance(raw, int) or isinstance(raw, bool) or not low <= raw <= high:
+            raise self.refuse(where, f"must be a whole number from {low} to {high}")
+        return raw
+
+    def seconds(
+        self, data: dict[str, Any], where: tuple[str, ...], default: int, low: int, high: int
+    ) -> int:
+        raw = data.get(where[-1], default)
+        if isinstance(raw, str):
+            try:
+                raw = parse_duration(raw)
+            except InvalidInputError as exc:
+                raise self.refuse(where, str(exc)) from None
+        if not isinstance(raw, int) or isinstance(raw, bool) or not low <= raw <= high:
+            raise self.refuse(
+                where, f'must be seconds from {low} to {high}, or a duration such as "5m"'
+            )
+        return raw

@@ -48,6 +48,7 @@ from sedis.core.records import (
     GrantRequest,
     ImageRecord,
     Status,
+    TxReceipt,
     digest_from_bytes,
 )
 from sedis.crypto import keywrap
@@ -106,6 +107,7 @@ class ShareResult:
     manifest_cid: str
     expires_at: int | None
     transactions: tuple[str, ...] = ()
+    block: int | None = None  # the block the grant landed in
 
 
 def share(
@@ -125,8 +127,10 @@ def share(
         )
     if expires_at is not None and expires_at <= now:
         raise InvalidInputError("the grant would have expired already: give a later expiry")
-    cid, tx_hash = grant_to(engines, actor, record, address, expires_at)
-    return ShareResult(record.digest, address, cid, expires_at, (tx_hash,))
+    cid, receipt = grant_receipt(engines, actor, record, address, expires_at)
+    return ShareResult(
+        record.digest, address, cid, expires_at, (receipt.tx_hash,), receipt.block_number
+    )
 
 
 def grant_to(
@@ -138,14 +142,26 @@ def grant_to(
 ) -> tuple[str, str]:
     """Wrap the image's current keys for ``address`` (and the owner) in a new share
     manifest and grant it on the ledger; return the manifest's CID and the transaction."""
+    cid, receipt = grant_receipt(engines, actor, record, address, expires_at)
+    return cid, receipt.tx_hash
+
+
+def grant_receipt(
+    engines: Engines,
+    actor: Actor,
+    record: ImageRecord,
+    address: Address,
+    expires_at: int | None = None,
+) -> tuple[str, TxReceipt]:
+    """As ``grant_to``, with the whole receipt of the grant."""
     keys = [actor.keys.public_key]
     if address != actor.address:
         keys.append(usable_key(engines, actor, address))
     view = owner_view(engines, actor.address, record)
     image = sealing.open_share(view, actor.keys.private_key())
     cid, share_hash = _add_share(engines.store, image, keys)
-    tx = actor.ledger.grant(record.digest, GrantRequest(address, cid, share_hash, expires_at))
-    return cid, tx.tx_hash
+    receipt = actor.ledger.grant(record.digest, GrantRequest(address, cid, share_hash, expires_at))
+    return cid, receipt
 
 
 def _add_share(store: ContentStore, image: sealing.SealedImage, keys: list[JWK]) -> tuple[str, str]:
@@ -184,6 +200,7 @@ class UnshareResult:
     regranted: tuple[Address, ...] = ()
     transactions: tuple[str, ...] = ()
     released: tuple[str, ...] = ()  # store pins dropped by a rotation
+    block: int | None = None  # the block of its last transaction; None when it sent none
 
 
 def unshare(
@@ -206,7 +223,14 @@ def unshare(
         raise NotFoundError(f"{address} holds no live grant to {record.digest}")
     epoch = owner_view(engines, actor.address, record).epoch
     receipt = actor.ledger.revoke_grant(record.digest, address)
-    return UnshareResult(record.digest, address, False, epoch, transactions=(receipt.tx_hash,))
+    return UnshareResult(
+        record.digest,
+        address,
+        False,
+        epoch,
+        transactions=(receipt.tx_hash,),
+        block=receipt.block_number,
+    )
 
 
 def _rotate(engines: Engines, actor: Actor, record: ImageRecord, address: Address) -> UnshareResult:
@@ -255,6 +279,7 @@ def _rotate(engines: Engines, actor: Actor, record: ImageRecord, address: Addres
     grants: list[GrantRequest] = []
     regranted: list[Address] = []
     transactions: list[str] = []
+    block: int | None = None
     target = image
     if reseal:
         for blob in image.blobs():  # every plaintext checked before any new ciphertext
@@ -269,7 +294,9 @@ def _rotate(engines: Engines, actor: Actor, record: ImageRecord, address: Addres
         regranted.append(g.recipient)
     revoke = [address] if removed.revoked_at is None else []
     if revoke or grants:
-        transactions.append(actor.ledger.change_grants(digest, revoke, grants).tx_hash)
+        receipt = actor.ledger.change_grants(digest, revoke, grants)
+        transactions.append(receipt.tx_hash)
+        block = receipt.block_number
 
     keep = {g.manifest_cid for g in grants}
     keep.update(g.manifest_cid for g in remaining if g not in movers)
@@ -287,6 +314,7 @@ def _rotate(engines: Engines, actor: Actor, record: ImageRecord, address: Addres
         tuple(regranted),
         tuple(transactions),
         tuple(str(cid) for cid in released),
+        block,
     )
 
 

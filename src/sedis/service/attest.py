@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sedis.core.address import Address
@@ -22,6 +23,9 @@ from sedis.core.policy import TrustPolicy
 from sedis.core.records import AuditQuery, ImageRecord
 from sedis.service import trust
 from sedis.service.engines import Actor, Engines
+
+# The kind of the attestation by which a server records who asked it for an action.
+REQUEST_KIND = "sedis.request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,7 @@ class AttestResult:
     payload_hash: str
     transaction: str
     cid: str = ""  # where the payload is stored, when one was given
+    block: int | None = None  # the block the attestation landed in
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,7 @@ class AttestRevokeResult:
     kind: str
     indexes: tuple[int, ...]  # the attestations revoked
     transactions: tuple[str, ...]
+    block: int | None = None  # the block of the last revocation
 
 
 def payload_hash(kind: str, record: ImageRecord, payload: bytes | None) -> str:
@@ -66,7 +72,13 @@ def attest(
     publisher: Address | None = None,
 ) -> AttestResult:
     """Attest ``kind`` about the record ``ref`` names (see ``target``), as the actor."""
-    record = target(engines, policy, ref, publisher)
+    return attest_record(engines, actor, target(engines, policy, ref, publisher), kind, payload)
+
+
+def attest_record(
+    engines: Engines, actor: Actor, record: ImageRecord, kind: str, payload: bytes | None
+) -> AttestResult:
+    """Attest ``kind`` about ``record``, as the actor; the payload, if any, is stored."""
     digest_of_payload = payload_hash(kind, record, payload)
     cid = ""
     if payload is not None:
@@ -74,7 +86,14 @@ def attest(
     receipt = actor.ledger.attest(record.publisher, record.digest, kind, digest_of_payload, cid)
     index = _index_of(engines, actor, record, receipt.tx_hash)
     return AttestResult(
-        record.digest, record.publisher, kind, index, digest_of_payload, receipt.tx_hash, cid
+        record.digest,
+        record.publisher,
+        kind,
+        index,
+        digest_of_payload,
+        receipt.tx_hash,
+        cid,
+        receipt.block_number,
     )
 
 
@@ -102,13 +121,56 @@ def revoke(
             f"you have no live {kind!r} attestation of {record.publisher}'s record of "
             f"{record.digest} to revoke"
         )
-    transactions = tuple(
-        actor.ledger.revoke_attestation(record.publisher, record.digest, a.index).tx_hash
-        for a in mine
-    )
+    receipts = [
+        actor.ledger.revoke_attestation(record.publisher, record.digest, a.index) for a in mine
+    ]
     return AttestRevokeResult(
-        record.digest, record.publisher, kind, tuple(a.index for a in mine), transactions
+        record.digest,
+        record.publisher,
+        kind,
+        tuple(a.index for a in mine),
+        tuple(r.tx_hash for r in receipts),
+        receipts[-1].block_number,
     )
+
+
+def request_payload(
+    action: str, caller: Address, request_id: str, transactions: Sequence[str]
+) -> bytes:
+    """The canonical JSON that a ``sedis.request`` attestation's payload holds."""
+    return json.dumps(
+        {
+            "action": action,
+            "caller": str(caller),
+            "request_id": request_id,
+            "transactions": list(transactions),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def record_request(
+    engines: Engines,
+    actor: Actor,
+    *,
+    publisher: Address,
+    digest: str,
+    action: str,
+    caller: Address,
+    request_id: str,
+    transactions: Sequence[str],
+) -> AttestResult:
+    """Record on the ledger who asked for an action that ``actor`` (a server's identity)
+    performed on ``publisher``'s record of ``digest``: an attestation of kind
+    ``sedis.request`` whose stored payload names the action, the caller, the request and
+    the action's transactions, so the audit log shows who asked, not only who signed."""
+    record = engines.ledger.image(publisher, digest)
+    if record is None:
+        raise NotFoundError(f"{publisher} has no record of {digest}")
+    payload = request_payload(action, caller, request_id, transactions)
+    return attest_record(engines, actor, record, REQUEST_KIND, payload)
 
 
 def target(

@@ -34,6 +34,7 @@ class StatusChange:
     status: Status
     reason: str
     transaction: str
+    block: int | None = None  # the block the change landed in
 
 
 def set_status(
@@ -42,7 +43,7 @@ def set_status(
     """Append a status change to the history of the actor's own record of an image."""
     record = trust.own_record(engines, actor, ref)
     receipt = actor.ledger.set_status(record.digest, status, reason)
-    return StatusChange(record.digest, status, reason, receipt.tx_hash)
+    return StatusChange(record.digest, status, reason, receipt.tx_hash, receipt.block_number)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ class RescanResult:
     transaction: str
     sealed_for: tuple[Address, ...]
     publisher: Address  # whose record the scan attestation is about
+    block: int | None = None  # the block the scan attestation landed in
 
 
 def rescan(
@@ -106,6 +107,7 @@ def rescan(
         tx.tx_hash,
         tuple(sorted(keys)),
         record.publisher,
+        tx.block_number,
     )
 
 

@@ -53,6 +53,7 @@ def test_an_attestation_without_a_payload_hashes_what_it_says(
         "sha256:" + hashlib.sha256(said).hexdigest(),
         result.transaction,
         "",
+        write.receipt.block_number,
     )
     (made,) = ledger.attestations(alice.address, digest)
     assert (made.attester, made.kind, made.payload_hash, made.cid, made.index) == (

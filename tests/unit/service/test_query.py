@@ -29,8 +29,9 @@ def test_a_status_change_is_recorded_with_its_reason(
 ) -> None:
     ledger.advance(30)
     change = query.set_status(engines, alice, "app:v1", Status.UNTRUSTED, "CVE-2026-0001")
+    receipt = ledger.sent[-1].receipt
     assert change == query.StatusChange(
-        digest, Status.UNTRUSTED, "CVE-2026-0001", ledger.sent[-1].receipt.tx_hash
+        digest, Status.UNTRUSTED, "CVE-2026-0001", receipt.tx_hash, receipt.block_number
     )
     record = ledger.image(alice.address, digest)
     assert record is not None and record.status is Status.UNTRUSTED
