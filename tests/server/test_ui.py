@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 
 import pytest
@@ -53,7 +53,8 @@ def scene(world: ServerWorld) -> Scene:
     ledger_admin.register_keys(load(), "alice", lambda: PASSWORD)
     access.share(world.engines, world.server, result.digest, str(world.alice.address))
     set_status(world.engines, world.server, result.digest, Status.UNTRUSTED, HOSTILE_REASON)
-    return Scene(world, Published("ops/own:1.0", result.digest), world.alice.address, world.server.address)
+    own = Published("ops/own:1.0", result.digest)
+    return Scene(world, own, world.alice.address, world.server.address)
 
 
 def context_for(scene: Scene, **changes: object) -> ServerContext:
@@ -62,8 +63,6 @@ def context_for(scene: Scene, **changes: object) -> ServerContext:
     roles = dict(config.roles)
     roles[scene.alice] = Role.viewer
     roles[scene.server] = Role.viewer
-    from dataclasses import replace
-
     return world.context(replace(config, roles=roles))
 
 
@@ -407,9 +406,7 @@ def test_the_event_stream_needs_a_reader(ctx: ServerContext, scene: Scene) -> No
     assert refused.json()["errors"][0]["code"] == "UNAUTHORIZED"
 
 
-def test_a_session_for_the_account_reads_as_its_address(
-    ctx: ServerContext, scene: Scene
-) -> None:
+def test_a_session_for_the_account_reads_as_its_address(ctx: ServerContext, scene: Scene) -> None:
     account: LocalAccount = scene.world.operator
     page = client_as(ctx, account.address).get("/images").text
     assert f'title="{Address.parse(account.address)}"' in page and "operator" in page
