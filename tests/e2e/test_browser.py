@@ -182,10 +182,10 @@ def test_signing_in_with_a_token(site: Site) -> None:
     try:
         page = context.new_page()
         page.goto(site.url + "/signin?next=/policy")
-        page.get_by_label("Token").fill("not-a-token")
+        page.get_by_label("Token", exact=True).fill("not-a-token")
         page.get_by_role("button", name="Sign in with a token").click()
         expect(page.locator("#signin-message")).to_contain_text("Not signed in")
-        page.get_by_label("Token").fill(secret)
+        page.get_by_label("Token", exact=True).fill(secret)
         page.get_by_role("button", name="Sign in with a token").click()
         expect(page).to_have_url(site.url + "/policy", timeout=WAIT_MS)
         expect(page.locator(".who")).to_contain_text("viewer")

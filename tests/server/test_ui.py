@@ -241,17 +241,22 @@ def test_the_sealed_report_is_linked_only_for_those_who_can_open_it(
     assert "readable by the publisher and grantees" in stranger
 
 
-def test_a_grantee_whose_grant_was_revoked_sees_no_report_link(scene: Scene) -> None:
-    world = scene.world
-    ref = image_layout(world.home.parent / "src-server-two", "server-two")
+def publish_server_image(world: ServerWorld, seed: str) -> str:
+    """A scanned image published by the server's own identity: its digest."""
+    ref = image_layout(world.home.parent / f"src-{seed}", seed)
     with open_source(ref) as source:
         hook = scanning.gate(world.engines.vulndb, scanning.ScanPolicy(None))
-        result = publish.publish(world.engines, world.server, source, scan=hook)
-    access.share(world.engines, world.server, result.digest, str(scene.alice))
+        return publish.publish(world.engines, world.server, source, scan=hook).digest
+
+
+def test_a_grantee_whose_grant_was_revoked_sees_no_report_link(scene: Scene) -> None:
+    world = scene.world
+    digest = publish_server_image(world, "server-two")
+    access.share(world.engines, world.server, digest, str(scene.alice))
     ctx = context_for(scene)
-    assert report_links(client_as(ctx, scene.alice).get(f"/images/{result.digest}").text)
-    access.unshare(world.engines, world.server, result.digest, str(scene.alice))
-    page = client_as(ctx, scene.alice).get(f"/images/{result.digest}").text
+    assert report_links(client_as(ctx, scene.alice).get(f"/images/{digest}").text)
+    access.unshare(world.engines, world.server, digest, str(scene.alice))
+    page = client_as(ctx, scene.alice).get(f"/images/{digest}").text
     assert report_links(page) == [] and "revoked" in page
 
 
@@ -287,6 +292,15 @@ def test_actions_are_offered_only_to_roles_that_may_take_them(
 def test_the_server_changes_only_its_own_records(ctx: ServerContext, scene: Scene) -> None:
     alices = client_as(ctx, scene.world.admin.address).get(image_path(scene.world.images[0]))
     assert action_buttons(alices.text) == {"attest"}
+
+
+def test_a_revoked_record_offers_no_status_change_or_share(scene: Scene) -> None:
+    world = scene.world
+    revoked = publish_server_image(world, "server-revoked")
+    set_status(world.engines, world.server, revoked, Status.REVOKED, "gone")
+    page = client_as(context_for(scene), world.admin.address).get(f"/images/{revoked}").text
+    assert action_buttons(page) == {"attest", "unshare"}
+    assert "REVOKED" in page
 
 
 def test_the_configured_action_roles_decide(scene: Scene) -> None:
@@ -410,3 +424,30 @@ def test_a_session_for_the_account_reads_as_its_address(ctx: ServerContext, scen
     account: LocalAccount = scene.world.operator
     page = client_as(ctx, account.address).get("/images").text
     assert f'title="{Address.parse(account.address)}"' in page and "operator" in page
+
+
+def luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted((luminance(a), luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_badges_and_text_meet_wcag_aa_contrast(viewer: TestClient) -> None:
+    css = viewer.get("/static/app.css").text
+    badges = dict(re.findall(r"\.badge-([a-z]+)[^{]*\{ background: (#[0-9a-f]{6}); \}", css))
+    assert set(STATUSES_LOWER) <= set(badges)
+    for name, background in badges.items():
+        assert contrast(background, "#ffffff") >= 4.5, name
+    colours = dict(re.findall(r"--([a-z]+): (#[0-9a-f]{6});", css))
+    for text in ("text", "muted", "link", "danger"):
+        for ground in ("bg", "panel"):
+            assert contrast(colours[text], colours[ground]) >= 4.5, (text, ground)
+    assert contrast(colours["focus"], colours["bg"]) >= 3  # a focus ring: non-text contrast
+
+
+STATUSES_LOWER = tuple(s.value.lower() for s in Status)

@@ -310,6 +310,8 @@ def image_page(request: Request, ref: str) -> Response:
     if not own:
         # The server acts as its own identity: it changes, shares and unshares its own records.
         allowed -= {"status", "share", "unshare"}
+    if record["status"] == Status.REVOKED.value:
+        allowed -= {"status", "share"}  # final: the contract refuses both
     return _render(
         request,
         "image.html",
