@@ -189,6 +189,11 @@ def test_signing_in_with_a_token(site: Site) -> None:
         page.get_by_role("button", name="Sign in with a token").click()
         expect(page).to_have_url(site.url + "/policy", timeout=WAIT_MS)
         expect(page.locator(".who")).to_contain_text("viewer")
+        if site.has_route(r"/api/v1/auth/signout"):
+            page.get_by_role("button", name="Sign out").click()
+            expect(page).to_have_url(re.compile(r"/signin$"), timeout=WAIT_MS)
+            page.goto(site.url + "/images")
+            expect(page).to_have_url(re.compile(r"/signin\?next="))
     finally:
         context.close()
 
@@ -228,6 +233,14 @@ def test_a_published_image_appears_without_a_reload(site: Site) -> None:
         expect(row.locator(".badge")).to_have_text(re.compile(r"TRUSTED"))
         assert page.evaluate("window.sedisNotReloaded") is True
         expect(page.get_by_label("Name contains")).to_have_value("typing, not submitted")
+        # Focus inside the part that is swapped in stays where it was.
+        link = row.get_by_role("link", name="ops/live:1.0")
+        link.focus()
+        focused = page.evaluate("document.activeElement.id")
+        second = publish_as_server(site.world, "ops/live-again:1.0")
+        expect(page.locator(f'tr[data-digest="{second.digest}"]')).to_be_visible(timeout=WAIT_MS)
+        assert focused and page.evaluate("document.activeElement.id") == focused
+        expect(page.locator("#announce")).to_contain_text("Updated to ledger block")
         assert errors == []
     finally:
         context.close()

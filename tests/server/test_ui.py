@@ -411,6 +411,22 @@ def test_a_partial_request_answers_the_live_region_only(viewer: TestClient) -> N
     assert "<html" in whole.text and 'id="live"' in whole.text
 
 
+def test_the_pages_follow_the_api_event_stream_once_there_is_one() -> None:
+    from fastapi import FastAPI
+
+    from sedis.server import ui
+
+    bare = FastAPI()
+    ui.mount(bare)
+    assert bare.state.sedis_events_url == ui.EVENTS_PRIVATE
+    with_api = FastAPI()
+    with_api.add_api_route(ui.EVENTS_API, lambda: None)
+    ui.mount(with_api)
+    assert with_api.state.sedis_events_url == ui.EVENTS_API
+    paths = {getattr(r, "path", "") for r in with_api.routes}
+    assert ui.EVENTS_PRIVATE not in paths
+
+
 def test_the_event_stream_needs_a_reader(ctx: ServerContext, scene: Scene) -> None:
     app = create_app(ctx, start_events=False)
     url = app.state.sedis_events_url
