@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from sedis.config import load
 from sedis.core.address import Address
+from sedis.core.errors import UnavailableError
 from sedis.core.records import Status
 from sedis.oci.transports import open_source
 from sedis.server.app import create_app
@@ -143,7 +144,13 @@ def test_a_signed_in_address_without_a_role_is_refused(ctx: ServerContext, scene
 
 def test_sign_in_sends_people_back_only_into_this_site(viewer: TestClient) -> None:
     assert 'data-next="/audit?kind=tag"' in viewer.get("/signin?next=/audit?kind=tag").text
-    for hostile in ("//evil.example/x", "https://evil.example/", "javascript:alert(1)"):
+    hostile_targets = (
+        "//evil.example/x",
+        "/\\evil.example/x",
+        "https://evil.example/",
+        "javascript:alert(1)",
+    )
+    for hostile in hostile_targets:
         page = viewer.get("/signin", params={"next": hostile}).text
         assert 'data-next="/images"' in page and "evil" not in page
 
@@ -159,6 +166,20 @@ def test_hostile_ledger_text_is_escaped(viewer: TestClient, scene: Scene) -> Non
     page = viewer.get(image_path(scene.own)).text
     assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in page
     assert "\\x1b[2J\\u202egnp.exe\\r\\nforged line" in page
+
+
+def test_a_ledger_that_cannot_be_read_is_a_page_that_says_so(
+    viewer: TestClient, ctx: ServerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down() -> None:
+        raise UnavailableError("the ledger node at 127.0.0.1:8545 did not answer")
+
+    monkeypatch.setattr(ctx.engines.ledger, "info", down)
+    answer = viewer.get("/images")
+    assert answer.status_code == 503
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "did not answer" in answer.text and 'role="alert"' in answer.text
+    assert "X-Sedis-Block" not in answer.headers
 
 
 def test_visible_writes_every_control_and_format_character_as_an_escape() -> None:

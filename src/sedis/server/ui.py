@@ -11,8 +11,11 @@ that changed (``#live``), so the filters a person is typing survive.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -50,6 +53,8 @@ _STATUS_ICON = {
     "REVOKED": "\u2298",
     "UNKNOWN": "?",
 }
+# A path on this site: one slash, then no slash or backslash (browsers read "/\\x" as "//x").
+_SAME_SITE_PATH = re.compile(r"/(?![/\\])[^\\\s]*")
 _NAV = (("/images", "Images"), ("/audit", "Audit log"), ("/watch", "Watch"), ("/policy", "Policy"))
 
 
@@ -160,7 +165,10 @@ def _render(
 ) -> HTMLResponse:
     ctx = _ctx(request)
     partial = request.headers.get(PARTIAL_HEADER) == "1"
-    block = ctx.engines.ledger.info().block_number
+    try:
+        block: int | None = ctx.engines.ledger.info().block_number
+    except SedisError:  # the page says what failed; the footer just goes without
+        block = None
     page = _ENV.get_template(template).render(
         **data,
         partial=partial,
@@ -173,7 +181,8 @@ def _render(
     response = HTMLResponse(page, status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Vary"] = PARTIAL_HEADER
-    response.headers["X-Sedis-Block"] = str(block)
+    if block is not None:
+        response.headers["X-Sedis-Block"] = str(block)
     return response
 
 
@@ -406,12 +415,12 @@ def signin_page(request: Request) -> Response:
     except ApiError:
         caller = None
     target = _text(request, "next") or "/images"
-    if not target.startswith("/") or target.startswith("//"):
+    if not _SAME_SITE_PATH.fullmatch(target):
         target = "/images"  # only ever back into this site
     return _render(request, "signin.html", caller, {"next": target})
 
 
-def home(_: Request) -> Response:
+def home(request: Request) -> Response:
     return RedirectResponse("/images", 303)
 
 
@@ -434,6 +443,23 @@ def caller_or_redirect(request: Request) -> Caller:
         raise ApiError(401, "UNAUTHORIZED", "sign in first") from None
     except _Refused as exc:
         raise ApiError(exc.status, "FORBIDDEN", exc.message) from None
+
+
+def _as_page(endpoint: Callable[..., Response]) -> Callable[..., Response]:
+    """``endpoint``, with what the ledger or store refuses shown as a page, not as JSON."""
+
+    @functools.wraps(endpoint)
+    def page(request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return endpoint(request, *args, **kwargs)
+        except SedisError as exc:
+            status, _ = status_of(exc)
+            caller = None
+            with contextlib.suppress(_Redirect, _Refused, ApiError):
+                caller = _caller(request)
+            return _render(request, "error.html", caller, {"message": str(exc)}, status=status)
+
+    return page
 
 
 def mount(app: FastAPI) -> None:
@@ -462,6 +488,10 @@ def mount(app: FastAPI) -> None:
     ]
     for path, endpoint in pages:
         app.add_api_route(
-            path, endpoint, methods=["GET"], include_in_schema=False, response_class=HTMLResponse
+            path,
+            _as_page(endpoint),
+            methods=["GET"],
+            include_in_schema=False,
+            response_class=HTMLResponse,
         )
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")

@@ -56,7 +56,8 @@
   }
 
   function safeNext(next) {
-    return next && next.startsWith("/") && !next.startsWith("//") ? next : "/images";
+    // One slash, then neither slash nor backslash: browsers read "/\\x" as "//x".
+    return next && /^\/(?![\/\\])[^\\\s]*$/.test(next) ? next : "/images";
   }
 
   // -- sign-in --------------------------------------------------------------------------
