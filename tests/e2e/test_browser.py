@@ -21,13 +21,14 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from sedis.config import load
 from sedis.core.address import Address
 from sedis.oci.transports import open_source
 from sedis.server.auth import CSRF_COOKIE, SESSION_COOKIE
 from sedis.server.context import ServerContext
-from sedis.service import publish
+from sedis.service import ledger_admin, publish
 from sedis.service.naming import parse_name
-from tests.server.world import Published, ServerWorld, image_layout, running, server_world
+from tests.server.world import PASSWORD, Published, ServerWorld, image_layout, running, server_world
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +84,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
     shots = tmp_path_factory.mktemp("browser-screenshots")
     with server_world(tmp_path_factory.mktemp("browser-world")) as world:
+        # alice's keys in the key directory, so that the server can share with her.
+        ledger_admin.register_keys(load(), "alice", lambda: PASSWORD)
         ctx = world.context()
         with running(ctx) as url, sync_playwright() as playwright:
             paths = httpx.get(url + "/api/v1/openapi.json", timeout=10).json()["paths"]
@@ -168,8 +171,9 @@ def test_a_wallet_of_an_address_without_a_role_is_told_so(site: Site) -> None:
     try:
         page.goto(site.url + "/signin")
         page.get_by_role("button", name="Sign in with a browser wallet").click()
-        expect(page.locator("#signin-message")).to_contain_text("no role", timeout=WAIT_MS)
+        expect(page.locator("#signin-message")).to_contain_text("Not signed in", timeout=WAIT_MS)
         expect(page).to_have_url(re.compile(r"/signin"))
+        assert SESSION_COOKIE not in {c["name"] for c in context.cookies()}
     finally:
         context.close()
 
@@ -320,6 +324,66 @@ def test_a_viewer_sees_no_revoke_and_the_api_refuses_it(site: Site) -> None:
         context.close()
     record = world.engines.ledger.image(world.server.address, target.digest)
     assert record is not None and record.status.value == "TRUSTED"
+
+
+DONE = re.compile(r"Done: transaction 0x[0-9a-f]{64} in block \d+")
+
+
+def test_an_operator_attests_from_the_page(site: Site) -> None:
+    world = site.world
+    target = world.images[1]
+    context = signed_in(site, world.operator)
+    try:
+        page = context.new_page()
+        page.goto(site.url + f"/images/{target.digest}")
+        live_on(page)
+        # Not the server's own record: it may attest about it, but not change or share it.
+        expect(page.get_by_role("button", name="Change status or revoke…")).to_have_count(0)
+        if not site.has_route(r"/api/v1/images/\{ref\}/attestations"):
+            pytest.skip("the server has no attest action route yet")
+        page.get_by_role("button", name="Attest…").click()
+        dialog = page.get_by_role("dialog", name="Attest about this record")
+        expect(dialog).to_contain_text("vouches for this record")
+        dialog.get_by_label("Kind").fill("qa.reviewed")
+        dialog.get_by_label("Payload (optional text)").fill("looked at it <b>closely</b>")
+        dialog.get_by_role("button", name="Confirm the attestation").click()
+        expect(page.locator("#action-result")).to_contain_text(DONE, timeout=WAIT_MS)
+        table = page.locator('section[aria-labelledby="h-attest"]')
+        expect(table).to_contain_text("qa.reviewed", timeout=WAIT_MS)
+    finally:
+        context.close()
+
+
+def test_an_admin_shares_and_unshares_from_the_page(site: Site) -> None:
+    world = site.world
+    target = publish_as_server(world, "ops/shared:1.0")
+    recipient = str(world.alice.address)
+    context = signed_in(site, world.admin)
+    try:
+        page = context.new_page()
+        page.goto(site.url + f"/images/{target.digest}")
+        live_on(page)
+        grants = page.locator('section[aria-labelledby="h-grants"]')
+        if not site.has_route(r"/api/v1/images/\{ref\}/grants"):
+            pytest.skip("the server has no share action route yet")
+        page.get_by_role("button", name="Share…").click()
+        dialog = page.get_by_role("dialog", name="Share this image")
+        dialog.get_by_label("Recipient address").fill(recipient)
+        dialog.get_by_label("Lapses after (e.g. 30d; empty: never)").fill("30d")
+        dialog.get_by_role("button", name="Confirm sharing").click()
+        expect(page.locator("#action-result")).to_contain_text(DONE, timeout=WAIT_MS)
+        expect(grants).to_contain_text(recipient, timeout=WAIT_MS)
+
+        page.get_by_role("button", name=f"Unshare from {recipient}…").click()
+        dialog = page.get_by_role("dialog", name="Unshare this image")
+        expect(dialog).to_contain_text(f"The grant to {recipient} is revoked")
+        dialog.get_by_label("Rotate the keys").uncheck()
+        dialog.get_by_role("button", name="Confirm unsharing").click()
+        expect(page.locator("#action-result")).to_contain_text(DONE, timeout=WAIT_MS)
+        row = grants.locator("tr", has_text=recipient)
+        expect(row).to_contain_text("revoked", timeout=WAIT_MS)
+    finally:
+        context.close()
 
 
 # -- the pages as people see them ----------------------------------------------------

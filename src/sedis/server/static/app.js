@@ -180,8 +180,9 @@
           const answer = await api(method, url, body);
           dialog.close();
           form.reset();
-          say(result, "Done: transaction " + answer.transaction + " in block " + answer.block + ".");
-          result.dataset.transaction = answer.transaction;
+          const made = answer.transactions || [];
+          const transaction = answer.transaction || made[made.length - 1] || "(none needed)";
+          say(result, "Done: transaction " + transaction + " in block " + answer.block + ".");
           refresh();
         } catch (error) {
           dialog.close();
