@@ -20,7 +20,7 @@ from sedis.server.app import create_app
 from sedis.server.auth import SESSION_COOKIE
 from sedis.server.config import Role
 from sedis.server.context import ServerContext
-from sedis.server.ui import visible
+from sedis.server.ui import EVENTS, visible
 from sedis.service import access, ledger_admin, publish, scanning
 from sedis.service.naming import parse_name
 from sedis.service.query import set_status
@@ -206,11 +206,12 @@ def test_the_images_list_filters_sorts_and_pages(viewer: TestClient, scene: Scen
 
 def test_bad_filters_are_named_not_crashed_on(viewer: TestClient) -> None:
     cases = {
-        "/images?status=SHINY": "no such status",
-        "/images?publisher=0xnope": "not an Ethereum address",
+        "/images?status=SHINY": "unknown status",
+        "/images?publisher=0xnope": "is not an address",
         "/images?page=0": "a page number is 1 or more",
         "/images?page=x": "whole number",
         "/images?sort=colour": "cannot sort by",
+        "/images?q=colour=red": "q:",
         "/audit?kind=dance": "unknown event kind",
         "/audit?since=yesterday-ish": "invalid time",
         "/audit?image=nobody/none:1": "nobody has tagged",
@@ -432,27 +433,9 @@ def test_a_partial_request_answers_the_live_region_only(viewer: TestClient) -> N
     assert "<html" in whole.text and 'id="live"' in whole.text
 
 
-def test_the_pages_follow_the_api_event_stream_once_there_is_one() -> None:
-    from fastapi import FastAPI
-
-    from sedis.server import ui
-
-    bare = FastAPI()
-    ui.mount(bare)
-    assert bare.state.sedis_events_url == ui.EVENTS_PRIVATE
-    with_api = FastAPI()
-    with_api.add_api_route(ui.EVENTS_API, lambda: None)
-    ui.mount(with_api)
-    assert with_api.state.sedis_events_url == ui.EVENTS_API
-    paths = {getattr(r, "path", "") for r in with_api.routes}
-    assert ui.EVENTS_PRIVATE not in paths
-
-
-def test_the_event_stream_needs_a_reader(ctx: ServerContext, scene: Scene) -> None:
-    app = create_app(ctx, start_events=False)
-    url = app.state.sedis_events_url
-    client = TestClient(app)
-    refused = client.get(url)
+def test_the_pages_follow_the_api_event_stream(viewer: TestClient, ctx: ServerContext) -> None:
+    assert f'data-events="{EVENTS}"' in viewer.get("/images").text
+    refused = TestClient(create_app(ctx, start_events=False)).get(EVENTS)
     assert refused.status_code == 401
     assert refused.json()["errors"][0]["code"] == "UNAUTHORIZED"
 

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -23,28 +23,22 @@ from urllib.parse import urlencode
 import jinja2
 import markupsafe
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
-from fastapi.routing import APIRoute
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from sedis.core.address import Address
-from sedis.core.audit import as_row, iso_time, parse_kinds, parse_time
+from sedis.core.audit import as_row, iso_time
 from sedis.core.errors import InvalidInputError, NotFoundError, SedisError
-from sedis.core.records import AuditQuery, Status
+from sedis.core.records import Status
 from sedis.server import queries
 from sedis.server.auth import Caller, anonymous, caller_of
 from sedis.server.context import ServerContext
 from sedis.server.errors import ApiError, status_of
 from sedis.service.audit import audit
-from sedis.service.shapes import plain
 
 _HERE = Path(__file__).parent
 PARTIAL_HEADER = "X-Partial"
-EVENTS_API = "/api/v1/events"
-EVENTS_PRIVATE = "/ui/events"
+EVENTS = "/api/v1/events"  # the API's server-sent events, which the script follows
 PAGE_SIZE = 50
-# A watchdog that has not reported for this long is shown as stale.
-STALE_AFTER = 300.0
 STATUSES = tuple(s.value for s in Status)
 _STATUS_ICON = {
     "TRUSTED": "\u2713",
@@ -175,7 +169,7 @@ def _render(
         caller=caller,
         nav=_NAV,
         path=request.url.path,
-        events_url=request.app.state.sedis_events_url,
+        events_url=EVENTS,
         block=block,
     )
     response = HTMLResponse(page, status)
@@ -189,16 +183,6 @@ def _render(
 def _text(request: Request, name: str) -> str | None:
     value = request.query_params.get(name, "").strip()
     return value or None
-
-
-def _address(request: Request, name: str, label: str) -> Address | None:
-    value = _text(request, name)
-    if value is None:
-        return None
-    try:
-        return Address.parse(value)
-    except (ValueError, SedisError):
-        raise InvalidInputError(f"{label} is not an Ethereum address: {value!r}") from None
 
 
 def _number(request: Request, name: str, default: int) -> int:
@@ -246,17 +230,13 @@ def images_page(request: Request) -> Response:
     rows: list[Any] = []
     paging = {"number": 1, "last": 1, "total": 0, "prev": None, "next": None}
     try:
-        status = None
-        if status_text is not None:
-            if status_text.upper() not in STATUSES:
-                raise InvalidInputError(f"no such status {status_text!r}")
-            status = Status(status_text.upper())
-        where = queries.ImageFilter(
+        where = queries.image_filter(
             name=form["name"] or None,
-            publisher=_address(request, "publisher", "the publisher"),
-            status=status,
-            sort=sort.lstrip("-"),
-            descending=sort.startswith("-"),
+            publisher=form["publisher"] or None,
+            status=status_text,
+            shared_with=_text(request, "shared_with"),
+            sort=sort,
+            q=_text(request, "q"),
         )
         page = queries.Page(_number(request, "page", 1), PAGE_SIZE)
         rows, total = queries.image_rows(ctx, where, page)
@@ -308,8 +288,9 @@ def image_page(request: Request, ref: str) -> Response:
     caller = _caller(request)
     ctx = _ctx(request)
     try:
-        publisher = _address(request, "publisher", "the publisher")
-        doc = queries.image_document(ctx, ref, publisher)
+        chosen = _text(request, "publisher")
+        publisher = None if chosen is None else queries.address_of("publisher", chosen)
+        doc = queries.image_document(ctx, queries.ref_of("image", ref), publisher)
     except (InvalidInputError, NotFoundError) as exc:
         status, _ = status_of(exc)
         return _render(request, "error.html", caller, {"message": str(exc)}, status=status)
@@ -348,16 +329,16 @@ def audit_page(request: Request) -> Response:
     rows: list[dict[str, Any]] = []
     paging = {"number": 1, "last": 1, "total": 0, "prev": None, "next": None}
     try:
-        now = int(time.time())
-        since, until = form["since"], form["until"]
-        query = AuditQuery(
-            publisher=_address(request, "publisher", "the publisher"),
-            actor=_address(request, "by", "by"),
-            kinds=parse_kinds([form["kind"]]) if form["kind"] else None,
-            since=parse_time(since, now, label="since") if since else None,
-            until=parse_time(until, now, label="until", end_of_day=True) if until else None,
+        where = queries.audit_filter(
+            now=int(time.time()),
+            image=form["image"] or None,
+            publisher=form["publisher"] or None,
+            by=form["by"] or None,
+            kinds=[form["kind"]] if form["kind"] else [],
+            since=form["since"] or None,
+            until=form["until"] or None,
         )
-        log = audit(ctx.engines, query, image=form["image"] or None)
+        log = audit(ctx.engines, where.query, image=where.image)
         newest_first = list(reversed(log.events))
         page = queries.Page(_number(request, "page", 1), PAGE_SIZE)
         rows = [as_row(e) for e in page.of(newest_first)]
@@ -377,18 +358,12 @@ def audit_page(request: Request) -> Response:
 def watch_page(request: Request) -> Response:
     caller = _caller(request)
     ctx = _ctx(request)
-    now = ctx.clock()
-    containers = [d for state in ctx.watch for d in state.documents()]
-    containers += ctx.reported.documents()
-    hosts = [
-        {"host": host, "reported_at": int(at), "stale": now - at > STALE_AFTER}
-        for host, at in sorted(ctx.reported.reported_at().items())
-    ]
+    document = queries.watch_document(ctx)
     return _render(
         request,
         "watch.html",
         caller,
-        {"containers": containers, "hosts": hosts, "in_process": bool(ctx.watch)},
+        {**document, "in_process": bool(ctx.watch)},
     )
 
 
@@ -399,12 +374,7 @@ def policy_page(request: Request) -> Response:
         request,
         "policy.html",
         caller,
-        {
-            "source": policy.source,
-            "default": plain(policy.default),
-            "rules": [plain(rule) for rule in policy.rules],
-            "implicit": policy.implicit,
-        },
+        {**queries.policy_document(policy), "implicit": policy.implicit},
     )
 
 
@@ -422,27 +392,6 @@ def signin_page(request: Request) -> Response:
 
 def home(request: Request) -> Response:
     return RedirectResponse("/images", 303)
-
-
-async def _private_events(request: Request) -> Response:
-    """The ledger's changes for the pages, while the API serves no event stream itself."""
-    caller_or_redirect(request)
-    stream: AsyncIterator[str] = _ctx(request).events.stream()
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
-
-
-def caller_or_redirect(request: Request) -> Caller:
-    """The caller, or a 401 (an event stream cannot follow a redirect to sign in)."""
-    try:
-        return _caller(request)
-    except _Redirect:
-        raise ApiError(401, "UNAUTHORIZED", "sign in first") from None
-    except _Refused as exc:
-        raise ApiError(exc.status, "FORBIDDEN", exc.message) from None
 
 
 def _as_page(endpoint: Callable[..., Response]) -> Callable[..., Response]:
@@ -473,10 +422,6 @@ def mount(app: FastAPI) -> None:
     async def refused(request: Request, exc: _Refused) -> Response:
         return _render(request, "error.html", None, {"message": exc.message}, status=exc.status)
 
-    has_events = any(isinstance(r, APIRoute) and r.path == EVENTS_API for r in app.routes)
-    app.state.sedis_events_url = EVENTS_API if has_events else EVENTS_PRIVATE
-    if not has_events:
-        app.add_api_route(EVENTS_PRIVATE, _private_events, include_in_schema=False)
     pages: list[tuple[str, Any]] = [
         ("/", home),
         ("/images", images_page),
