@@ -180,6 +180,7 @@ def test_a_ledger_that_cannot_be_read_is_a_page_that_says_so(
     assert answer.headers["content-type"].startswith("text/html")
     assert "did not answer" in answer.text and 'role="alert"' in answer.text
     assert "X-Sedis-Block" not in answer.headers
+    assert "The ledger did not answer" in answer.text
 
 
 def test_visible_writes_every_control_and_format_character_as_an_escape() -> None:
@@ -435,6 +436,7 @@ def test_a_partial_request_answers_the_live_region_only(viewer: TestClient) -> N
 
 def test_the_pages_follow_the_api_event_stream(viewer: TestClient, ctx: ServerContext) -> None:
     assert f'data-events="{EVENTS}"' in viewer.get("/images").text
+    assert 'data-events=""' in viewer.get("/signin").text
     refused = TestClient(create_app(ctx, start_events=False)).get(EVENTS)
     assert refused.status_code == 401
     assert refused.json()["errors"][0]["code"] == "UNAUTHORIZED"

@@ -169,7 +169,8 @@ def _render(
         caller=caller,
         nav=_NAV,
         path=request.url.path,
-        events_url=EVENTS,
+        # The sign-in page has nothing that the ledger's events change.
+        events_url=None if template == "signin.html" else EVENTS,
         block=block,
     )
     response = HTMLResponse(page, status)
@@ -374,7 +375,7 @@ def policy_page(request: Request) -> Response:
         request,
         "policy.html",
         caller,
-        {**queries.policy_document(policy), "implicit": policy.implicit},
+        queries.policy_document(policy),
     )
 
 
