@@ -23,11 +23,13 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from sedis.config import load
 from sedis.core.address import Address
+from sedis.core.records import Status
 from sedis.oci.transports import open_source
 from sedis.server.auth import CSRF_COOKIE, SESSION_COOKIE
 from sedis.server.context import ServerContext
 from sedis.service import ledger_admin, publish
 from sedis.service.naming import parse_name
+from sedis.service.query import set_status
 from tests.server.world import PASSWORD, Published, ServerWorld, image_layout, running, server_world
 
 pytestmark = pytest.mark.integration
@@ -329,6 +331,26 @@ def test_a_viewer_sees_no_revoke_and_the_api_refuses_it(site: Site) -> None:
 
 
 DONE = re.compile(r"Done: transaction 0x[0-9a-f]{64} in block \d+")
+
+
+def test_an_image_page_follows_changes_made_elsewhere(site: Site) -> None:
+    world = site.world
+    target = publish_as_server(world, "ops/elsewhere:1.0")
+    context = signed_in(site, world.viewer)
+    try:
+        page = context.new_page()
+        page.goto(site.url + f"/images/{target.digest}")
+        live_on(page)
+        page.evaluate("window.sedisNotReloaded = true")
+        set_status(world.engines, world.server, target.digest, Status.UNSUPPORTED, "end of life")
+        summary = page.locator('section[aria-labelledby="h-summary"]')
+        expect(summary.locator(".badge").first).to_have_text(
+            re.compile("UNSUPPORTED"), timeout=WAIT_MS
+        )
+        expect(page.locator(".timeline")).to_contain_text("end of life")
+        assert page.evaluate("window.sedisNotReloaded") is True
+    finally:
+        context.close()
 
 
 def test_an_operator_attests_from_the_page(site: Site) -> None:
