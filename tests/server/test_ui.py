@@ -473,3 +473,33 @@ def test_the_badges_and_text_meet_wcag_aa_contrast(viewer: TestClient) -> None:
 
 
 STATUSES_LOWER = tuple(s.value.lower() for s in Status)
+
+
+def test_the_watch_page_shows_reported_hosts_and_containers(scene: Scene) -> None:
+    ctx = context_for(scene)
+    verdict = {
+        "container": "web<img src=x onerror=alert(1)>",
+        "container_id": "c0ffee",
+        "image": "acme/web:1.0",
+        "digest": scene.world.images[0].digest,
+        "state": "TRUSTED",
+        "reason": "trusted: recorded by alice\x1b[0m",
+        "host": "edge-1",
+    }
+    ctx.reported.report("edge-1", [verdict])
+    page = client_as(ctx, scene.world.viewer.address).get("/watch").text
+    assert "edge-1" in page and "reported" in page and "STALE" not in page
+    assert "web&lt;img src=x onerror=alert(1)&gt;" in page and "<img" not in page
+    assert "\\x1b[0m" in page and "\x1b" not in page
+    assert f'href="/images/{scene.world.images[0].digest}"' in page
+    assert re.search(r'badge-trusted">.*TRUSTED', page)
+
+
+def test_a_host_that_stopped_reporting_is_shown_as_stale(scene: Scene) -> None:
+    from sedis.server.context import ReportedWatchState
+
+    ctx = context_for(scene)
+    ctx.reported = ReportedWatchState(clock=lambda: 1_000.0)  # reported long ago
+    ctx.reported.report("edge-old", [])
+    page = client_as(ctx, scene.world.viewer.address).get("/watch").text
+    assert re.search(r"edge-old</strong> reported .*STALE</span>", page)
