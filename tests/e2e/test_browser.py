@@ -221,7 +221,8 @@ def test_a_published_image_appears_without_a_reload(site: Site) -> None:
         # The filter being typed survives the live update.
         page.get_by_label("Name contains").fill("typing, not submitted")
         page.evaluate("window.sedisNotReloaded = true")
-        published = publish_as_server(site.world, "ops/live:1.0")
+        # The real CLI, in a process of its own, publishes into the ledger the page follows.
+        published = site.world.cli_publish("ops/live:1.0", "live")
         row = page.locator(f'tr[data-digest="{published.digest}"]')
         expect(row).to_be_visible(timeout=WAIT_MS)
         expect(row).to_contain_text("ops/live:1.0")

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.world import PASSWORD, ServerWorld, image_layout, running, token_for
+from tests.server.world import ServerWorld, running, token_for
 
 CLIENTS = 100
 PUBLISHES = 3
@@ -63,22 +60,6 @@ class Heard:
         self._stop.set()
 
 
-def cli_publish(world: ServerWorld, root: Path, name: str, seed: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEDIS_")}
-    env.update(SEDIS_HOME=str(world.home), SEDIS_PASSWORD=PASSWORD)
-    source = image_layout(root / seed, seed)
-    argv = ["publish", source, "--name", name, "--skip-scan", "--as", "alice", "-o", "json"]
-    done = subprocess.run(
-        [sys.executable, "-m", "sedis", *argv],
-        env=env,
-        capture_output=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    digest: str = json.loads(done.stdout)["digest"]
-    return digest
-
-
 async def readers(
     url: str, headers: dict[str, str], digests: list[str], stop: asyncio.Event
 ) -> tuple[int, list[str], list[tuple[float, set[str]]]]:
@@ -121,7 +102,7 @@ def test_hundred_readers_while_the_cli_publishes(world: ServerWorld, tmp_path: P
 
         def publish_all() -> None:
             for i in range(PUBLISHES):
-                published.append(cli_publish(world, tmp_path, f"load/app-{i}:1.0", f"load-{i}"))
+                published.append(world.cli_publish(f"load/app-{i}:1.0", f"load-{i}").digest)
 
         async def scenario() -> tuple[int, list[str], list[tuple[float, set[str]]]]:
             stop = asyncio.Event()

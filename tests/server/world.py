@@ -12,8 +12,11 @@ sign-in tests do sign in, with SIWE).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -104,6 +107,18 @@ class ServerWorld:
         with open_source(ref) as source:
             result = publish.publish(self.engines, self.alice, source, name=parse_name(name))
         return Published(name, result.digest)
+
+    def cli_publish(self, name: str, seed: str, *, as_name: str = "alice") -> Published:
+        """A publish by the real ``sedis publish`` process, into this world's home."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEDIS_")}
+        env.update(SEDIS_HOME=str(self.home), SEDIS_PASSWORD=PASSWORD)
+        source = image_layout(self.home.parent / f"cli-{seed}", seed)
+        argv = ["publish", source, "--name", name, "--skip-scan", "--as", as_name, "-o", "json"]
+        done = subprocess.run(
+            [sys.executable, "-m", "sedis", *argv], env=env, capture_output=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        return Published(name, json.loads(done.stdout)["digest"])
 
 
 def token_for(ctx: ServerContext, account: LocalAccount) -> dict[str, str]:
