@@ -112,6 +112,15 @@ def test_every_page_renders_for_a_signed_in_viewer(viewer: TestClient, scene: Sc
     assert viewer.get("/").headers["location"] == "/images"
 
 
+def test_publishers_and_actors_are_shown_in_full(viewer: TestClient, scene: Scene) -> None:
+    # A shortened address ("0x6F22…12DC") is cheap to imitate with a vanity key.
+    alice = str(scene.world.alice.address)
+    for path in ("/images", "/audit", image_path(scene.world.images[0])):
+        text = viewer.get(path).text
+        assert f'<code class="addr">{alice}</code>' in text, path
+        assert alice[:6] + "…" not in text, path
+
+
 def test_a_page_without_a_session_redirects_to_sign_in(ctx: ServerContext) -> None:
     anonymous = client_as(ctx, None)
     for path in (*PAGES, "/images/acme/web:1.0"):
