@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from sedis.config import load
 from sedis.core.address import Address
+from sedis.core.errors import PermissionDeniedError
 from sedis.core.records import GrantRequest
 from sedis.crypto.layer_cipher import new_private_options
 from sedis.oci import model
@@ -24,7 +25,7 @@ from sedis.server.app import create_app
 from sedis.server.auth import SESSION_COOKIE
 from sedis.server.config import Role
 from sedis.server.context import ServerContext
-from sedis.service import access, ledger_admin, publish, rescan, sealing
+from sedis.service import access, ledger_admin, publish, reports, rescan, sealing
 from sedis.service.engines import Actor
 from sedis.service.naming import parse_name
 from sedis.service.scanning import ScanPolicy, gate
@@ -233,6 +234,20 @@ def test_a_rescans_report_is_read_by_its_number(scene: Scene) -> None:
         assert sha256(content) == done.report_digest
         assert headers["content-disposition"].endswith('-scan1.cdx.json"')
     assert report_of(scene.ctx, world.viewer.address, digest, scan="1")[0] == 403
+
+
+def test_the_use_case_opens_a_report_with_the_actors_own_key(scene: Scene) -> None:
+    world = scene.world
+    policy = world.policy
+    mine = reports.read_report(world.engines, world.alice, scene.alices, policy=policy)
+    assert (mine.kind, mine.by, mine.scan) == ("publish", scene.alice, 0)
+    assert sha256(mine.content) == mine.report_digest
+    assert mine.report_digest == ledger_report_digest(world, scene.alice, scene.alices)
+    granted = reports.read_report(world.engines, world.alice, scene.served, policy=policy)
+    assert granted.publisher == scene.server and granted.media_type == CYCLONEDX
+    assert sha256(granted.content) == ledger_report_digest(world, scene.server, scene.served)
+    with pytest.raises(PermissionDeniedError, match="live grant"):
+        reports.read_report(world.engines, world.server, scene.alices, policy=policy)
 
 
 # -- reports that do not check out ---------------------------------------------------
