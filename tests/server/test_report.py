@@ -10,6 +10,7 @@ import re
 import time
 from dataclasses import dataclass, replace
 
+import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
@@ -21,6 +22,7 @@ from sedis.crypto.layer_cipher import new_private_options
 from sedis.oci import model
 from sedis.oci.checked import CheckedBlob
 from sedis.oci.transports import open_source
+from sedis.server import schemas
 from sedis.server.app import create_app
 from sedis.server.auth import SESSION_COOKIE
 from sedis.server.config import Role
@@ -101,7 +103,9 @@ def report_of(
 
 
 def refusal(content: bytes) -> tuple[str, str]:
-    [error] = json.loads(content)["errors"]
+    body = json.loads(content)
+    jsonschema.Draft202012Validator(schemas.ERROR).validate(body)
+    [error] = body["errors"]
     return error["code"], error["message"]
 
 
@@ -136,6 +140,7 @@ def test_the_publisher_and_a_grantee_get_the_exact_sealed_report(scene: Scene) -
         bodies.append(content)
     assert bodies[0] == bodies[1]
     document = json.loads(bodies[0])
+    jsonschema.Draft202012Validator(schemas.CYCLONEDX).validate(document)
     assert document["bomFormat"] == "CycloneDX"
 
 
