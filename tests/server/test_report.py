@@ -335,6 +335,45 @@ def test_a_report_corrupted_in_the_store_is_refused(scene: Scene) -> None:
     assert "bomFormat" not in content.decode()
 
 
+def test_a_hostile_rescan_envelope_is_refused(scene: Scene) -> None:
+    """Anyone may attest a scan: an envelope about another image, or with a descriptor
+    that is no sealed report, opens nothing."""
+    world = scene.world
+    digest = scanned(world, world.server, "hostile-envelope")
+    genuine = genuine_report(world, digest).descriptor.to_json()
+    payload = ledger_report_digest(world, scene.server, digest)
+    envelopes = [
+        {"image": scene.served, "report": genuine},
+        {"image": digest, "report": {**genuine, "mediaType": "text/html"}},
+        {"image": digest, "report": {**genuine, "size": "12"}},
+        {"image": digest, "report": "ipfs://nothing"},
+    ]
+    for number, envelope in enumerate(envelopes, start=1):
+        doc = {"mediaType": rescan.ENVELOPE_TYPE, **envelope}
+        cid = world.engines.store.add_bytes(json.dumps(doc).encode(), pin=True).cid
+        world.alice.ledger.attest(scene.server, digest, rescan.SCAN_KIND, payload, str(cid))
+        status, content, _ = report_of(scene.ctx, scene.server, digest, scan=str(number))
+        assert (status, refusal(content)[0]) == (502, "BAD_UPSTREAM_DATA"), envelope
+
+
+def test_a_rescan_report_not_sealed_for_the_server_is_refused(scene: Scene) -> None:
+    world = scene.world
+    digest = scanned(world, world.server, "sealed-for-others")
+    checked = CheckedBlob.of_bytes(b'{"bomFormat":"CycloneDX","specVersion":"1.6"}', CYCLONEDX)
+    sealed = sealing.seal_blob(
+        world.engines.store, checked, sealing.REPORT_MEDIA_TYPE, new_private_options(checked.digest)
+    )
+    descriptor = sealed.descriptor.to_json()
+    descriptor["annotations"] = sealing.wrap_for(sealed, [world.alice.keys.public_key])
+    doc = {"mediaType": rescan.ENVELOPE_TYPE, "image": digest, "report": descriptor}
+    cid = world.engines.store.add_bytes(json.dumps(doc).encode(), pin=True).cid
+    world.alice.ledger.attest(scene.server, digest, rescan.SCAN_KIND, checked.digest, str(cid))
+    status, content, _ = report_of(scene.ctx, scene.server, digest, scan="1")
+    code, message = refusal(content)
+    assert (status, code) == (403, "FORBIDDEN")
+    assert f"not sealed for the key of {scene.server}" in message
+
+
 # -- the image page ------------------------------------------------------------------
 
 
