@@ -411,6 +411,7 @@ def test_no_link_where_the_server_cannot_open_the_report(scene: Scene) -> None:
     without_identity = context_of(scene.world, acting=False)
     page = client_as(without_identity, scene.alice).get(f"/images/{scene.served}").text
     assert report_links(page) == []
+    assert "this server has no identity to open it with" in page
 
 
 def test_a_rescan_row_links_its_own_report(scene: Scene) -> None:

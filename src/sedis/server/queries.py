@@ -15,7 +15,7 @@ message, so that the API's 400 and the UI's notice say the same thing.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -349,7 +349,7 @@ def scan_report(
         )
 
 
-def may_read_report(doc: dict[str, Any], address: Address | None) -> bool:
+def may_read_report(doc: Mapping[str, Any], address: Address | None) -> bool:
     """Whether ``address`` may read the sealed reports of the record an image document
     shows whole: its publisher, or a grantee whose grant is live at the document's time."""
     if address is None:
@@ -366,7 +366,7 @@ def may_read_report(doc: dict[str, Any], address: Address | None) -> bool:
     )
 
 
-def report_url(doc: dict[str, Any], scan: int) -> str:
+def report_url(doc: Mapping[str, Any], scan: int) -> str:
     """Where the API serves one scan's report of the record an image document shows."""
     record = doc["record"]
     query_string = urlencode({"publisher": record["publisher"], "scan": str(scan)})

@@ -272,15 +272,13 @@ _SORTS = (
 def _report_links(ctx: ServerContext, caller: Caller, doc: Mapping[str, Any]) -> list[str | None]:
     """Per scan of the record shown, the API's link to its sealed report: only for a caller
     who may read it, and only when the server's own identity can open it."""
-    data = dict(doc)
-    if ctx.actor is None or not queries.may_read_report(data, ctx.actor.address):
-        return [None for _ in doc["scans"]]
-    if not queries.may_read_report(data, caller.address):
+    server = None if ctx.actor is None else ctx.actor.address
+    if not (queries.may_read_report(doc, server) and queries.may_read_report(doc, caller.address)):
         return [None for _ in doc["scans"]]
     return [
         None
         if s["not_scanned"] or not (s["report_cid"] or s["envelope_cid"])
-        else queries.report_url(data, number)
+        else queries.report_url(doc, number)
         for number, s in enumerate(doc["scans"])
     ]
 
