@@ -258,7 +258,7 @@ def test_the_image_page_shows_its_history_grants_scans_and_tags(
 
 
 def report_links(page: str) -> list[str]:
-    return re.findall(r'href="ipfs://([^"]+)"', page)
+    return re.findall(r'href="(/api/v1/images/[^"]+/report[^"]*)"', page)
 
 
 def test_the_sealed_report_is_linked_only_for_those_who_can_open_it(

@@ -15,13 +15,15 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from sedis.server import queries, schemas
+from sedis.server.auth import Caller
 from sedis.server.context import ServerContext
 from sedis.server.deps import context, reader
 from sedis.server.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_TEXT, Page
+from sedis.service.reports import CYCLONEDX_JSON
 
 
 class EscapedJSONResponse(JSONResponse):
@@ -34,6 +36,10 @@ class EscapedJSONResponse(JSONResponse):
 
 class EventStreamResponse(StreamingResponse):
     media_type = "text/event-stream"
+
+
+class CycloneDXResponse(Response):
+    media_type = CYCLONEDX_JSON
 
 
 TAG = "read"
@@ -162,6 +168,68 @@ def list_images(
     paging = Page(page, page_size)
     rows, total = queries.image_rows(ctx, where, paging)
     return _paged(request, ctx, rows, total, paging)
+
+
+_REPORT_HEADERS = {
+    "Content-Disposition": {
+        "description": "attachment, with a file name made of the image digest's hex digits.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {
+        "description": "no-store: a sealed report is kept by no cache.",
+        "required": True,
+        "schema": {"const": "no-store"},
+    },
+}
+_REPORT_WHY = {
+    403: "The signed-in address has no role here; or the caller is anonymous, or neither the "
+    "record's publisher nor a live grantee; or the server's own identity is neither, so it "
+    "cannot open the report (code SERVER_NOT_GRANTED).",
+    404: "No such image or record, or no such scan, or one with no report (published "
+    "without a scan).",
+    502: "The sealed report in the store does not check out (its size, HMAC or digest): "
+    "nothing of it is sent.",
+    503: "The ledger or the store cannot be reached, or the server has no identity of its "
+    "own (code NO_IDENTITY).",
+}
+
+
+def _report_responses() -> dict[int | str, dict[str, Any]]:
+    out = _responses(
+        schemas.CYCLONEDX, 400, 401, media_type=CYCLONEDX_JSON, headers=_REPORT_HEADERS
+    )
+    error = {"application/json": {"schema": schemas.ERROR}}
+    for status, why in _REPORT_WHY.items():
+        out[status] = {"description": why, "content": error}
+    out["default"] = out.pop("default")
+    return out
+
+
+# Before the route of one image: that one's path would take ".../report" in as its ref.
+@router.get(
+    "/images/{ref:path}/report",
+    response_class=CycloneDXResponse,
+    responses=_report_responses(),
+    summary="A scan's sealed report (CycloneDX JSON), opened by the server for the record's "
+    "publisher or a live grantee",
+)
+def scan_report(
+    request: Request,
+    caller: Annotated[Caller, Depends(reader)],
+    ref: str = Path(..., max_length=MAX_TEXT, description="sha256:DIGEST or NAME:TAG"),
+    publisher: str | None = _text("Whose record's report.", pattern=_ADDRESS_PATTERN),
+    scan: int = Query(
+        0, ge=0, le=10**6, description="Which scan: 0 the one made at publish, then each rescan."
+    ),
+) -> CycloneDXResponse:
+    chosen = queries.address_of("publisher", publisher) if publisher else None
+    document = queries.scan_report(context(request), caller, ref, chosen, scan)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{document.filename}"',
+        "Cache-Control": "no-store",
+    }
+    return CycloneDXResponse(document.content, headers=headers)
 
 
 @router.get(

@@ -15,18 +15,22 @@ message, so that the API's 400 and the UI's notice say the same thing.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from sedis.core.address import Address
 from sedis.core.audit import as_row, parse_kinds, parse_time
 from sedis.core.errors import InvalidInputError, NotFoundError
 from sedis.core.policy import TrustPolicy, TrustRule
 from sedis.core.records import AuditQuery, KeyEntry, Status
+from sedis.server.auth import Caller
 from sedis.server.context import ServerContext
-from sedis.service import audit, naming, query, trust, verify, vulndb_admin
+from sedis.server.errors import ApiError
+from sedis.service import audit, naming, query, reports, trust, verify, vulndb_admin
 from sedis.service.query import ImageSummary
+from sedis.service.reports import ScanReportDocument
 from sedis.service.shapes import plain, verdict_line
 
 MAX_PAGE_SIZE = 500
@@ -279,6 +283,94 @@ def verify_document(
     policy = trust.with_signers(ctx.policy, signers)
     [verdict] = verify.verify(ctx.engines, [ref], policy=policy, publisher=publisher)
     return verdict_line(ref, verdict)
+
+
+# -- sealed scan reports ----------------------------------------------------------------
+
+
+def scan_report(
+    ctx: ServerContext,
+    caller: Caller,
+    ref: str,
+    publisher: Address | None = None,
+    scan: int = reports.PUBLISH_SCAN,
+) -> ScanReportDocument:
+    """A scan's sealed report, opened by the server's identity for a caller who may read
+    it: the record's publisher or a live grantee, as the ledger says, in one block.
+
+    The server opens it with its own key, so it can only for a record that it
+    published or holds a live grant of; a caller is never shown more than that
+    caller could open with its own key.
+    """
+    engines = ctx.engines
+    with engines.ledger.pinned():
+        record = reports.report_record(
+            engines, ref_of("ref", ref), policy=ctx.policy, publisher=publisher
+        )
+        reports.scan_on_ledger(engines, record, scan)  # no such report: 404, whoever asks
+        whose = f"{record.publisher}'s record of {record.digest}"
+        if caller.address is None:
+            raise ApiError(
+                403,
+                "FORBIDDEN",
+                f"sign in: the sealed scan reports of {whose} are for its publisher and "
+                "grantees only",
+            )
+        if not reports.may_read(engines, record, caller.address):
+            raise ApiError(
+                403,
+                "FORBIDDEN",
+                f"{caller.address} neither published {record.digest} nor holds a live grant "
+                f"of {whose}, so its sealed scan reports are not for you",
+            )
+        actor = ctx.actor
+        if actor is None:
+            raise ApiError(
+                503,
+                "NO_IDENTITY",
+                "this server has no identity of its own, so it cannot open sealed reports",
+            )
+        if not reports.may_read(engines, record, actor.address):
+            raise ApiError(
+                403,
+                "SERVER_NOT_GRANTED",
+                f"this server's identity {actor.address} holds no live grant of {whose}, "
+                "so the server cannot open its sealed reports: read them with your own "
+                f"identity (sedis pull), or have {record.publisher} share the image with "
+                f"{actor.address}",
+            )
+        return reports.read_report(
+            engines,
+            actor,
+            record.digest,
+            policy=ctx.policy,
+            publisher=record.publisher,
+            scan=scan,
+        )
+
+
+def may_read_report(doc: Mapping[str, Any], address: Address | None) -> bool:
+    """Whether ``address`` may read the sealed reports of the record an image document
+    shows whole: its publisher, or a grantee whose grant is live at the document's time."""
+    if address is None:
+        return False
+    me = str(address)
+    if doc["record"]["publisher"] == me:
+        return True
+    now = doc["now"]
+    return any(
+        g["recipient"] == me
+        and g["revoked_at"] is None
+        and (g["expires_at"] is None or now < g["expires_at"])
+        for g in doc["grants"]
+    )
+
+
+def report_url(doc: Mapping[str, Any], scan: int) -> str:
+    """Where the API serves one scan's report of the record an image document shows."""
+    record = doc["record"]
+    query_string = urlencode({"publisher": record["publisher"], "scan": str(scan)})
+    return f"/api/v1/images/{record['digest']}/report?{query_string}"
 
 
 # -- the audit log ----------------------------------------------------------------------

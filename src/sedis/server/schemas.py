@@ -194,4 +194,12 @@ WATCH = _closed(
     },
 )
 
+# A sealed scan report, opened: a CycloneDX document, whatever else it holds.
+CYCLONEDX = {
+    "type": "object",
+    "title": "CycloneDX",
+    "properties": {"bomFormat": {"const": "CycloneDX"}, "specVersion": {"type": "string"}},
+    "required": ["bomFormat", "specVersion"],
+}
+
 HEALTH = _closed("Health", {"ok": {"const": True}, "block": {"type": "integer", "minimum": 0}})

@@ -269,20 +269,18 @@ _SORTS = (
 )
 
 
-def _may_read_report(caller: Caller, doc: Mapping[str, Any]) -> bool:
-    """The publisher and each live grantee hold the key that opens the sealed report."""
-    if caller.address is None:
-        return False
-    me = str(caller.address)
-    if doc["record"]["publisher"] == me:
-        return True
-    now = doc["now"]
-    return any(
-        g["recipient"] == me
-        and g["revoked_at"] is None
-        and (g["expires_at"] is None or g["expires_at"] > now)
-        for g in doc["grants"]
-    )
+def _report_links(ctx: ServerContext, caller: Caller, doc: Mapping[str, Any]) -> list[str | None]:
+    """Per scan of the record shown, the API's link to its sealed report: only for a caller
+    who may read it, and only when the server's own identity can open it."""
+    server = None if ctx.actor is None else ctx.actor.address
+    if not (queries.may_read_report(doc, server) and queries.may_read_report(doc, caller.address)):
+        return [None for _ in doc["scans"]]
+    return [
+        None
+        if s["not_scanned"] or not (s["report_cid"] or s["envelope_cid"])
+        else queries.report_url(doc, number)
+        for number, s in enumerate(doc["scans"])
+    ]
 
 
 def image_page(request: Request, ref: str) -> Response:
@@ -311,7 +309,8 @@ def image_page(request: Request, ref: str) -> Response:
             "ref": ref,
             "doc": doc,
             "record": record,
-            "may_read_report": _may_read_report(caller, doc),
+            "may_read_report": queries.may_read_report(doc, caller.address),
+            "report_links": _report_links(ctx, caller, doc),
             "allowed": allowed,
             "statuses": STATUSES,
             "server_address": None if ctx.actor is None else str(ctx.actor.address),

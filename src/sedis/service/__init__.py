@@ -32,6 +32,8 @@ export             ``export.export(engines, actor, image,       ``ExportResult``
                    sink, policy=...)``
 rescan             ``rescan.rescan(engines, actor, image,       ``RescanResult``
                    policy=...)``
+read a report      ``reports.read_report(engines, actor,        ``ScanReportDocument``
+                   image, policy=...)``
 scan               ``scanning.scan_artifact(engines, target,    ``ScanOutcome``
                    fail_on=...)``
 judge a container  ``containers.judge_container(engines,        ``Judgement``

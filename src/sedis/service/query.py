@@ -113,7 +113,7 @@ def inspect(
         named = trust.resolve(engines, policy, ref, publisher)
         digest = named.digest
         evaluation = trust.judge(engines, policy, digest, trust.names_of(ref))
-        record = _chosen(evaluation, publisher or named.publisher)
+        record = chosen_record(evaluation, publisher or named.publisher)
         who = record.publisher
         tags = tuple(ledger.tags_of(who, digest))
         attestations = next(
@@ -149,7 +149,7 @@ def inspect(
     )
 
 
-def _chosen(evaluation: Evaluation, publisher: Address | None) -> ImageRecord:
+def chosen_record(evaluation: Evaluation, publisher: Address | None) -> ImageRecord:
     """The record to show: ``publisher``'s, else the first that counted, else the first."""
     digest = evaluation.digest
     if not evaluation.evidence:
