@@ -44,7 +44,7 @@ _log.addHandler(logging.NullHandler())
 REPORT_PATH = "/api/v1/watch/report"
 _BACKOFF_INITIAL = 0.5
 _ERROR_BODY = 4096
-_ERROR_MESSAGE = 300  # of the server's reason, in a log line
+_ERROR_MESSAGE = 300  # characters of the server's reason in a log line
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,9 +230,11 @@ class ServerReporter:
                 else:
                     recovered = False
                     self._last_error = detail
-                    delay = min(self._backoff_max, wait if wait is not None else backoff)
+                    # The server's Retry-After may ask for more than the backoff, never less.
+                    delay = min(self._backoff_max, max(backoff, wait or 0.0))
+                    delay = max(delay, self._min_interval)
                     backoff = min(self._backoff_max, backoff * 2)
-                    self._not_before = self._clock() + max(delay, self._min_interval)
+                    self._not_before = self._clock() + delay
                     if outcome == "refused":
                         self._refused += 1
                         self._dropped += 1
@@ -298,17 +300,22 @@ def _what_it_says(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reason(body: bytes) -> str:
-    """The server's own message (``{"errors":[{"message"}]}``), else its text; escaped."""
+    """The server's own message (``{"errors":[{"message"}]}``), else its text; control
+    characters blanked, cut short."""
     text = body.decode("utf-8", "replace")
     try:
         document = json.loads(text)
-        message = document["errors"][0]["message"]
+    except ValueError:
+        pass
+    else:
+        text = ""
+        try:
+            message = document["errors"][0]["message"]
+        except (LookupError, TypeError):
+            message = None
         if isinstance(message, str):
             text = message
-    except (ValueError, LookupError, TypeError):
-        pass
-    shown = printable(" ".join(text.split()))
-    return shown if len(shown) <= _ERROR_MESSAGE else shown[: _ERROR_MESSAGE - 1] + "\u2026"
+    return printable(" ".join(text.split()), _ERROR_MESSAGE)
 
 
 def _retry_after(value: str) -> float | None:
