@@ -19,6 +19,7 @@ again only when its reason changes.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import ssl
@@ -29,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -81,6 +83,12 @@ class ServerReporter:
             raise ConfigError("the report timeout and backoff must be positive")
         self.url = base
         self.host = host
+        if not base.startswith("https://") and not _loopback(base):
+            _log.warning(
+                "reporting to %s over plain HTTP: the token crosses the network unencrypted; "
+                "use https://",
+                base,
+            )
         self._endpoint = base + REPORT_PATH
         self._buffer = buffer
         self._min_interval = min_interval
@@ -141,16 +149,20 @@ class ServerReporter:
             self._changed.notify_all()
 
     def flush(self, timeout: float) -> bool:
-        """Wait until every queued report is sent (or refused); False if ``timeout`` passed
-        first."""
+        """Wait until every queued report is sent (or refused), trying at once; False if
+        ``timeout`` passed first, or the next try after a failure would come after it."""
         deadline = time.monotonic() + timeout
         with self._lock:
+            due_by = self._clock() + timeout
             if self._queue:
                 self._not_before = min(self._not_before, self._clock())
                 self._changed.notify_all()
             while self._queue or self._inflight is not None:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._thread.is_alive():
+                    return False
+                failed = self._inflight is None and self._last_error is not None
+                if failed and self._not_before > due_by:
                     return False
                 self._changed.wait(left)
             return True
@@ -321,6 +333,16 @@ def _reason(body: bytes) -> str:
 def _retry_after(value: str) -> float | None:
     value = value.strip()
     return float(value) if value.isdigit() else None
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _verify(ca_file: Path | None) -> ssl.SSLContext | bool:

@@ -446,3 +446,26 @@ def test_the_watchdog_reports_each_pass_and_each_change(server: Server, tmp_path
         assert watchdog.flush(10)
         assert server.requests[-1].body == {"host": "node-1", "containers": []}
         reporter.close()
+
+
+def test_a_token_over_plain_http_to_another_host_is_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for url in ("http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1", "https://h:1"):
+        ServerReporter(url, TOKEN, "h").close(timeout=0)
+    assert not [line for line in log_lines(caplog) if "plain HTTP" in line]
+    ServerReporter("http://sedis.example:8480", TOKEN, "h").close(timeout=0)
+    (line,) = [line for line in log_lines(caplog) if "plain HTTP" in line]
+    assert line.startswith("reporting to http://sedis.example:8480 over plain HTTP")
+
+
+def test_a_flush_gives_up_when_the_next_try_would_come_too_late() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with ServerReporter(url, TOKEN, "h", backoff_max=30.0) as reporter:
+        reporter.update(TABLE, whole_pass=True)
+        wait_until(lambda: reporter.last_error is not None)
+        started = time.monotonic()
+        # Tried at once, refused again; the next try (in seconds) is past the timeout.
+        assert reporter.flush(0.5) is False
+        assert time.monotonic() - started < 0.45
+        reporter.close(timeout=0.2)
