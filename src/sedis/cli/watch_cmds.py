@@ -506,10 +506,12 @@ def _reporter(config: WatchConfig, host: str, stack: ExitStack) -> Any:
         return None
     from sedis.watch.report import ServerReporter
 
-    token = read_secret(target.token_env, target.token_file, "server token")
-    if token is None:
-        token = saved_token(target.url)
-    reporter = ServerReporter(target.url, token, host, ca_file=target.ca_file)
+    def token() -> str:
+        named = read_secret(target.token_env, target.token_file, "server token")
+        return named if named is not None else saved_token(target.url)
+
+    # Read again when the server says the token is dead: a new login is taken up at once.
+    reporter = ServerReporter(target.url, token(), host, ca_file=target.ca_file, renew=token)
     stack.callback(reporter.close)
     return reporter
 

