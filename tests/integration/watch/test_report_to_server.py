@@ -7,7 +7,8 @@ read (viewer). bob signs in with `sedis login`, and the watchdog finds the
 token that saved: the server's watch document then lists the host's containers
 with their states, and alice's revocation on the ledger changes the state the
 server shows within seconds. A watchdog with alice's token is refused, and says
-so once, without the token.
+so once, without the token; one whose token is signed out takes up bob's next
+`sedis login` without a restart.
 """
 
 from __future__ import annotations
