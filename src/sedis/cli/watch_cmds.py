@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sedis.core.address import Address
     from sedis.core.containers import ContainerVerdict
     from sedis.watch.alerts.base import AlertChannel
-    from sedis.watch.config import WatchConfig
+    from sedis.watch.config import ReportConfig, WatchConfig
     from sedis.watch.runtime.base import ContainerRuntime
     from sedis.watch.watchdog import Reloaded, Watchdog
 
@@ -88,6 +88,25 @@ def watch(
         metavar="DURATION",
         help="Time in an enforced state before acting (default 30s; --once acts only at 0s).",
     ),
+    report_to: str | None = typer.Option(
+        None,
+        "--report-to",
+        metavar="URL",
+        help="Push the verdicts to this sedis serve (its token: --report-token-file, else "
+        "the one `sedis login URL` saved).",
+    ),
+    report_token_file: Path | None = typer.Option(
+        None,
+        "--report-token-file",
+        metavar="FILE",
+        help="The file holding the bearer token for --report-to.",
+    ),
+    report_ca_file: Path | None = typer.Option(
+        None,
+        "--report-ca-file",
+        metavar="FILE",
+        help="Trust the server's TLS certificate if this CA (PEM) signed it.",
+    ),
     output: Format = OutputOption,
 ) -> None:
     """Watch the running containers: judge what each runs (its image ID and manifest
@@ -96,20 +115,33 @@ def watch(
     With --once: one pass, a table (or -o json, one array of objects, one per
     container), and exit 0 when every container is TRUSTED or EXEMPT, 5 when
     any is ERROR, 1 otherwise. No alerts are sent and nothing is served; the
-    pass goes to InfluxDB when the configuration names one.
+    pass goes to InfluxDB and to the server reported to when they are named.
 
     Without it, the watchdog runs until SIGTERM or SIGINT: the engine's
     events, the ledger's new blocks and a full pass every interval keep the
-    verdicts current, served as Prometheus metrics, written to InfluxDB and
-    sent as alerts on every change. SIGHUP reads the configuration file and
-    the policy again (the engine, listen address, InfluxDB and alert targets
-    change only at a restart).
+    verdicts current, served as Prometheus metrics, written to InfluxDB,
+    pushed to a sedis serve (--report-to) and sent as alerts on every change.
+    SIGHUP reads the configuration file and the policy again (the engine,
+    listen address, InfluxDB, report and alert targets change only at a
+    restart).
     """
     from sedis.core.errors import InvalidInputError
 
     if output == Format.json and not once:
         raise InvalidInputError("-o json prints the verdicts of --once; give --once with it")
-    flags = _Flags(engine, node, listen, interval, enforce, dry_run, grace, policy_file)
+    flags = _Flags(
+        engine,
+        node,
+        listen,
+        interval,
+        enforce,
+        dry_run,
+        grace,
+        policy_file,
+        report_to=report_to,
+        report_token_file=report_token_file,
+        report_ca_file=report_ca_file,
+    )
     config = _configuration(config_file, flags)
     with _logging(quiet=once):
         if once:
@@ -131,6 +163,10 @@ class _Flags:
         dry_run: bool,
         grace: str | None,
         policy: Path | None,
+        *,
+        report_to: str | None = None,
+        report_token_file: Path | None = None,
+        report_ca_file: Path | None = None,
     ) -> None:
         self.engine = engine
         self.node = node
@@ -140,6 +176,9 @@ class _Flags:
         self.dry_run = dry_run
         self.grace = grace
         self.policy = policy
+        self.report_to = report_to
+        self.report_token_file = report_token_file
+        self.report_ca_file = report_ca_file
 
     def applied(self, config: WatchConfig) -> WatchConfig:
         from sedis.core.errors import InvalidInputError
@@ -171,7 +210,30 @@ class _Flags:
             seconds = _flag(lambda t: parse_duration(t, zero=True), "--grace", self.grace)
             enforce = replace(enforce, grace=seconds)
         changes["enforce"] = enforce
+        changes["report"] = self._report(config.report)
         return replace(config, **changes)
+
+    def _report(self, report: ReportConfig | None) -> ReportConfig | None:
+        from sedis.core.errors import InvalidInputError
+        from sedis.watch.config import ReportConfig, parse_server_url
+
+        if self.report_to is not None:
+            url = _flag(parse_server_url, "--report-to", self.report_to)
+            report = ReportConfig(url) if report is None else replace(report, url=url)
+        if report is None:
+            if self.report_token_file is not None or self.report_ca_file is not None:
+                raise InvalidInputError(
+                    "--report-token-file and --report-ca-file go with --report-to URL "
+                    "(or [report] url in the configuration)"
+                )
+            return None
+        if self.report_token_file is not None:
+            report = replace(report, token_file=self.report_token_file, token_env=None)
+        if self.report_ca_file is not None:
+            report = replace(report, ca_file=self.report_ca_file)
+        if report.ca_file is not None and not report.url.startswith("https://"):
+            raise InvalidInputError(f"a CA file goes with an https:// server, not {report.url}")
+        return report
 
 
 def _flag(parse: Any, option: str, text: str) -> Any:
@@ -241,18 +303,23 @@ def _once(config: WatchConfig, output: Format) -> int:
         runtime = _runtime(config)
         stack.callback(runtime.close)
         influx = _influx(config, stack)
+        host = config.host or runtime.host()
+        reporter = _reporter(config, host, stack)
         watchdog = Watchdog(
             engines,
             runtime,
             start.policy,
             config,
             node=start.node,
-            host=config.host or runtime.host(),
+            host=host,
             influx=influx,
+            reporter=reporter,
         )
         verdicts = watchdog.once()
         if influx is not None and not influx.flush(_FLUSH_SECONDS):
             logging.getLogger(_LOGGER).warning("InfluxDB did not take every point in time")
+        if reporter is not None and not reporter.flush(_FLUSH_SECONDS):
+            logging.getLogger(_LOGGER).warning("%s did not take the report in time", reporter.url)
     if output == Format.json:
         sys.stdout.write(json.dumps([verdict_document(v) for v in verdicts], indent=2) + "\n")
     else:
@@ -306,7 +373,8 @@ def _watch(config_file: Path | None, flags: _Flags, config: WatchConfig) -> None
 
 def build_watchdog(config: WatchConfig, engines: Any, stack: ExitStack) -> Watchdog:
     """The long-running watchdog that ``config`` describes, on ``engines``: its metrics
-    served, its alert channels and InfluxDB connected; ``stack`` closes what it opens."""
+    served, its alert channels, InfluxDB and the server it reports to connected;
+    ``stack`` closes what it opens."""
     from sedis.watch.alerts.dispatch import AlertDispatcher
     from sedis.watch.alerts.tracker import AlertTracker
     from sedis.watch.metrics import WatchMetrics, serve_metrics
@@ -321,6 +389,7 @@ def build_watchdog(config: WatchConfig, engines: Any, stack: ExitStack) -> Watch
     dispatcher = AlertDispatcher(channels, on_result=metrics.alert_sent)
     stack.callback(dispatcher.close, _FLUSH_SECONDS)
     influx = _influx(config, stack)
+    reporter = _reporter(config, host, stack)
     tracker = AlertTracker(
         host,
         reminder=config.alerts.reminder,
@@ -337,7 +406,10 @@ def build_watchdog(config: WatchConfig, engines: Any, stack: ExitStack) -> Watch
         influx=influx,
         dispatcher=dispatcher,
         tracker=tracker,
+        reporter=reporter,
     )
+    if reporter is not None:
+        log.info("reporting to %s as %s", reporter.url, host)
     if config.listen is not None:
         server = serve_metrics(metrics, config.listen[0], config.listen[1], watchdog.health)
         stack.callback(server.close)
@@ -424,6 +496,54 @@ def _influx(config: WatchConfig, stack: ExitStack) -> Any:
     )
     stack.callback(sink.close)
     return sink
+
+
+def _reporter(config: WatchConfig, host: str, stack: ExitStack) -> Any:
+    from sedis.watch.config import read_secret
+
+    target = config.report
+    if target is None:
+        return None
+    from sedis.watch.report import ServerReporter
+
+    def token() -> str:
+        named = read_secret(target.token_env, target.token_file, "server token")
+        return named if named is not None else saved_token(target.url)
+
+    # Read again when the server says the token is dead: a new login is taken up at once.
+    reporter = ServerReporter(target.url, token(), host, ca_file=target.ca_file, renew=token)
+    stack.callback(reporter.close)
+    return reporter
+
+
+def saved_token(url: str) -> str:
+    """The token ``sedis login URL`` saved for the server at ``url``."""
+    from sedis.cli.login_cmd import token_path
+    from sedis.core.errors import ConfigError
+
+    path = token_path(context.settings().home, url)
+    hint = (
+        f"run `sedis login {url}`, or name a token with [report] token_file or token_env, "
+        "or --report-token-file"
+    )
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no token for {url}: {hint}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the token saved in {path} ({exc}): {hint}") from None
+    token = document.get("token") if isinstance(document, dict) else None
+    if not isinstance(token, str) or not token:
+        raise ConfigError(f"{path} holds no token: {hint}")
+    expires = document.get("expires_at")
+    if (
+        isinstance(expires, int | float)
+        and not isinstance(expires, bool)
+        and expires <= time.time()
+    ):
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+        raise ConfigError(f"the token saved for {url} expired at {when}: {hint}")
+    return token
 
 
 # -- logging ----------------------------------------------------------------------------------

@@ -41,6 +41,11 @@ named by the environment variable or the file that holds it.
     to = ["ops@example.org"]
     username = "sedis"
     password_env = "SEDIS_SMTP_PASSWORD"
+
+    [report]                    # push the verdicts to a sedis serve
+    url = "https://sedis.example.org:8480"
+    token_file = "/run/secrets/sedis-token"   # or token_env; default: what sedis login saved
+    ca_file = "/etc/sedis/ca.pem"             # a private CA for its TLS certificate
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sedis.core.containers import ContainerState, Exemption
 from sedis.core.errors import ConfigError, InvalidInputError, NotFoundError
@@ -98,6 +104,16 @@ class InfluxConfig:
     token_env: str | None = None
     token_file: Path | None = None
     buffer: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReportConfig:
+    """Where the watchdog pushes its verdicts: a ``sedis serve``, with a bearer token."""
+
+    url: str
+    token_env: str | None = None
+    token_file: Path | None = None
+    ca_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +168,7 @@ class WatchConfig:
     exemptions: tuple[Exemption, ...] = ()
     influxdb: InfluxConfig | None = None
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    report: ReportConfig | None = None
     source: str = "the defaults"
 
 
@@ -233,6 +250,29 @@ def parse_engine(text: str) -> str:
     return text.strip()
 
 
+def parse_server_url(text: str) -> str:
+    """A ``sedis serve`` base URL: http(s)://HOST[:PORT][/PATH], with no user, query or
+    fragment (a token goes in a header, never in the URL)."""
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 - a port that is no number fails here
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not text.strip().isprintable()
+        or any(c.isspace() for c in text.strip())
+    ):
+        raise InvalidInputError(f"invalid server URL {text[:80]!r} (use http(s)://HOST:PORT)")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise InvalidInputError(
+            f"invalid server URL {text[:80]!r}: no user, query or fragment in it"
+        )
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
 def read_secret(env_name: str | None, path: Path | None, what: str) -> str | None:
     """A secret from the environment variable or the file that holds it; None if neither
     is named. Its value never reaches a message."""
@@ -279,10 +319,12 @@ _TOP_KEYS = {
     "exempt",
     "influxdb",
     "alerts",
+    "report",
 }
 _ENFORCE_KEYS = {"action", "states", "grace", "dry_run", "stop_timeout"}
 _EXEMPT_KEYS = {"reason", "containers", "images", "image_ids", "labels"}
 _INFLUX_KEYS = {"url", "database", "org", "bucket", "token_env", "token_file", "buffer"}
+_REPORT_KEYS = {"url", "token_env", "token_file", "ca_file"}
 _ALERT_KEYS = {"reminder", "ledger_unreachable_after", "alertmanager", "webhook", "email"}
 _ALERTMANAGER_KEYS = {"url"}
 _WEBHOOK_KEYS = {"url", "headers"}
@@ -382,6 +424,7 @@ class _Reader:
             exemptions=self.exemptions(data.get("exempt", [])),
             influxdb=self.influx(data.get("influxdb")),
             alerts=self.alerts(self.table(data, "alerts", ())),
+            report=self.report(data.get("report")),
             source=self.source,
         )
 
@@ -628,6 +671,32 @@ class _Reader:
             )
         if not two and config.database is None:
             raise self.refuse((*where, "database"), "is required (or org and bucket for 2.x)")
+        return config
+
+    def report(self, raw: object) -> ReportConfig | None:
+        if raw is None:
+            return None
+        where: tuple[object, ...] = ("report",)
+        if not isinstance(raw, dict):
+            raise self.refuse(where, "must be a table")
+        self.known(raw, _REPORT_KEYS, where)
+        text = self.string(raw, "url", where)
+        if text is None:
+            raise self.refuse((*where, "url"), "is required")
+        try:
+            url = parse_server_url(text)
+        except InvalidInputError as exc:
+            raise self.refuse((*where, "url"), str(exc)) from None
+        config = ReportConfig(
+            url=url,
+            token_env=self.env_name(raw, "token_env", where),
+            token_file=self.path(raw, "token_file", where),
+            ca_file=self.path(raw, "ca_file", where),
+        )
+        if config.token_env is not None and config.token_file is not None:
+            raise self.refuse((*where, "token_file"), "give token_env or token_file, not both")
+        if config.ca_file is not None and not url.startswith("https://"):
+            raise self.refuse((*where, "ca_file"), "a CA file goes with an https:// URL")
         return config
 
     def alerts(self, data: dict[str, object]) -> AlertsConfig:

@@ -22,11 +22,12 @@ what time alone changes (a grant's expiry, a scan's age). A ledger that cannot
 be read gives ERROR, never UNKNOWN.
 
 After every change the metrics see the whole table, InfluxDB gets the changed
-verdicts (the whole table after a pass), and the alert tracker turns changes
-into alerts for the dispatcher. Enforcement is opt-in: a container that has
-stayed in an enforced state for the grace period is stopped or killed (or,
-dry-run, only logged); never one that is EXEMPT, never one in ERROR unless
-ERROR is configured; each action is logged, alerted and counted.
+verdicts (the whole table after a pass), a ``sedis serve`` reported to gets the
+whole table, and the alert tracker turns changes into alerts for the dispatcher.
+Enforcement is opt-in: a container that has stayed in an enforced state for
+the grace period is stopped or killed (or, dry-run, only logged); never one
+that is EXEMPT, never one in ERROR unless ERROR is configured; each action is
+logged, alerted and counted.
 
 Judgements, the passes and the table's changes are serialised by one lock,
 so a pass that listed a container before it ended cannot bring it back, and
@@ -87,6 +88,11 @@ class MetricsSink(Protocol):
 
 class PointSink(Protocol):
     def write(self, verdicts: Sequence[ContainerVerdict], at: float) -> None: ...
+    def flush(self, timeout: float) -> bool: ...
+
+
+class StateSink(Protocol):
+    def update(self, verdicts: Sequence[ContainerVerdict], *, whole_pass: bool = False) -> None: ...
     def flush(self, timeout: float) -> bool: ...
 
 
@@ -155,6 +161,7 @@ class Watchdog:
         influx: PointSink | None = None,
         dispatcher: AlertSink | None = None,
         tracker: Tracker | None = None,
+        reporter: StateSink | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engines = engines
@@ -167,6 +174,7 @@ class Watchdog:
         self._influx = influx
         self._dispatcher = dispatcher
         self._tracker = tracker
+        self._reporter = reporter
         self._clock = clock
         self._lock = threading.RLock()
         self._table: dict[str, _Entry] = {}
@@ -432,9 +440,9 @@ class Watchdog:
         self._threads = []
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait for InfluxDB and the alert channels to deliver what is queued."""
+        """Wait for InfluxDB, the alert channels and the server to take what is queued."""
         ok = True
-        for sink in (self._influx, self._dispatcher):
+        for sink in (self._influx, self._dispatcher, self._reporter):
             if sink is not None:
                 ok = sink.flush(timeout) and ok
         return ok
@@ -675,6 +683,8 @@ class Watchdog:
             self._metrics.observe(current)
         if self._influx is not None and (changed or whole_pass):
             self._influx.write(current if whole_pass else changed, now)
+        if self._reporter is not None:
+            self._reporter.update(current, whole_pass=whole_pass)
         if self._tracker is not None:
             for verdict in changed:
                 self._send(self._tracker.observe(verdict, now))

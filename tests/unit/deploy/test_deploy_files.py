@@ -32,6 +32,7 @@ def test_the_example_watch_configuration_parses_as_shipped_and_with_every_option
     assert everything.enforce.dry_run is True
     assert len(everything.exemptions) == 1
     assert everything.influxdb is not None
+    assert everything.report is not None and everything.report.ca_file is not None
 
 
 def test_the_daemonset_config_map_holds_a_valid_watch_configuration() -> None:
