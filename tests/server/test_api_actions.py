@@ -203,6 +203,14 @@ def test_a_server_without_an_identity_cannot_act(world: ServerWorld) -> None:
         f"/api/v1/images/{world.images[0].digest}/rescan", headers=as_(world, ctx, world.admin)
     )
     assert errors_of(answer)[:2] == (503, "NO_IDENTITY")
+    # A watchdog's report changes nothing on the ledger: it needs no identity.
+    reported = client_of(ctx).post(
+        "/api/v1/watch/report",
+        json={"host": "node-9", "containers": []},
+        headers=as_(world, ctx, world.operator),
+    )
+    assert reported.status_code == 200, reported.text
+    assert ctx.reported.reported_at().keys() == {"node-9"}
 
 
 @pytest.mark.parametrize(
