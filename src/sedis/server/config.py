@@ -19,8 +19,9 @@ from typing import Any
 
 from sedis.core.address import Address
 from sedis.core.durations import parse_duration
-from sedis.core.errors import ConfigError, InvalidInputError, NotFoundError
+from sedis.core.errors import ConfigError, InvalidInputError
 from sedis.core.tomltext import KEY, shown, syntax_error, unquote
+from sedis.fsutil import read_config_text
 
 
 class Role(IntEnum):
@@ -118,21 +119,7 @@ _MAX_ADDRESSES = 10_000
 def load_serve_config(path: Path) -> ServeConfig:
     """The configuration in the TOML file at ``path``; a refusal is one line naming the
     file, the line and the key. Relative paths in it are taken from its directory."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise NotFoundError(f"no serve configuration file at {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"the serve configuration {path} is a directory, not a file") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the serve configuration {path}: {exc.strerror}") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise InvalidInputError(f"{path}: larger than 1 MiB, which no serve configuration needs")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInputError(f"{path}: a serve configuration is UTF-8 text") from None
+    text = read_config_text(path, "serve", MAX_CONFIG_BYTES)
     return parse_serve_config(text, str(path), base=path.parent)
 
 

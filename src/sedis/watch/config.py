@@ -59,8 +59,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sedis.core.containers import ContainerState, Exemption
-from sedis.core.errors import ConfigError, InvalidInputError, NotFoundError
+from sedis.core.errors import ConfigError, InvalidInputError
 from sedis.core.tomltext import KEY, shown, syntax_error, unquote
+from sedis.fsutil import read_config_text
 
 DEFAULT_ENGINE = "unix:///var/run/docker.sock"
 DEFAULT_LISTEN = ("127.0.0.1", 9464)
@@ -179,21 +180,7 @@ def default_config(env: Mapping[str, str] | None = None) -> WatchConfig:
 
 def load_watch_config(path: Path, env: Mapping[str, str] | None = None) -> WatchConfig:
     """The configuration in the file at ``path`` (one line naming it when it cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise NotFoundError(f"no watch configuration file at {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"the watch configuration {path} is a directory, not a file") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the watch configuration {path}: {exc.strerror}") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise InvalidInputError(f"{path}: larger than 1 MiB, which no watch configuration needs")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInputError(f"{path}: a watch configuration is UTF-8 text") from None
+    text = read_config_text(path, "watch", MAX_CONFIG_BYTES)
     return parse_watch_config(text, str(path), env, base=path.parent)
 
 
