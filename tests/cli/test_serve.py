@@ -288,3 +288,28 @@ def test_an_address_in_use_is_a_clear_error(home: Path) -> None:
     assert lines[-1] == f"sedis: could not listen on 127.0.0.1:{port}"
     assert any("address already in use" in line for line in lines)
     assert all(line.startswith(("sedis serve: ", "sedis: ")) for line in lines), lines
+
+
+@pytest.mark.parametrize(("trusted", "refused"), [((), True), (("127.0.0.1",), False)])
+def test_forwarded_addresses_count_only_from_trusted_proxies(
+    home: Path, servers: list[Server], tmp_path: Path, trusted: tuple[str, ...], refused: bool
+) -> None:
+    # A caller that may write X-Forwarded-For would otherwise pick a new address,
+    # and so a fresh sign-in allowance, for every request.
+    config = tmp_path / "serve.toml"
+    proxies = ", ".join(f'"{p}"' for p in trusted)
+    config.write_text(f"[server]\nsign_in_per_minute = 3\ntrusted_proxies = [{proxies}]\n")
+    port = free_port()
+    server = Server(home, "--config", str(config), "--listen", f"127.0.0.1:{port}")
+    servers.append(server)
+    url = f"http://127.0.0.1:{port}"
+    server.ready(url)
+    statuses = [
+        httpx.get(
+            url + "/api/v1/auth/nonce", headers={"X-Forwarded-For": f"203.0.113.{i}"}, timeout=5
+        ).status_code
+        for i in range(6)
+    ]
+    assert (429 in statuses) is refused, statuses
+    assert statuses[:3] == [200, 200, 200]
+    assert server.terminate() == 0

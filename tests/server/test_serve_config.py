@@ -36,6 +36,7 @@ chain_id = 31337
 nonce_ttl = "2m"
 session_ttl = 3600
 sign_in_per_minute = 5
+trusted_proxies = ["10.0.0.1", "10.8.0.0/16"]
 
 [identity]
 name = "server"
@@ -81,6 +82,7 @@ def test_a_full_configuration(tmp_path: Path) -> None:
     assert config.tls_key == Path("/etc/sedis/key.pem") and config.tls
     assert config.anonymous_read and config.chain_id == 31337
     assert (config.nonce_ttl, config.session_ttl, config.sign_in_per_minute) == (120, 3600, 5)
+    assert config.trusted_proxies == ("10.0.0.1/32", "10.8.0.0/16")
     assert config.identity == "server" and config.password_env is None
     assert config.password_file == tmp_path / "secret" / "password"
     assert config.roles == {
@@ -140,6 +142,14 @@ def test_files_that_cannot_be_read(tmp_path: Path) -> None:
         ('[server]\nnonce_ttl = "soon"\n', "2: key 'server.nonce_ttl': invalid duration 'soon'"),
         ('[server]\nsession_ttl = "90d"\n', "2: key 'server.session_ttl': must be seconds"),
         ("[server]\nsign_in_per_minute = 0\n", "2: key 'server.sign_in_per_minute': must be a"),
+        (
+            '[server]\ntrusted_proxies = ["proxy.local"]\n',
+            "2: key 'server.trusted_proxies': 'proxy.local' is not an IP address or network",
+        ),
+        (
+            '[server]\ntrusted_proxies = "10.0.0.1"\n',
+            "2: key 'server.trusted_proxies': must be a list",
+        ),
         ('[identity]\nname = "../etc"\n', "2: key 'identity.name': must be an identity's name"),
         ('[identity]\nname = "s"\npassword_env = "A-B"\n', "3: key 'identity.password_env':"),
         (

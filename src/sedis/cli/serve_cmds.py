@@ -201,6 +201,9 @@ def _run(config: ServeConfig, policy_file: Path | None) -> None:
                 log_level="warning",
                 access_log=False,
                 server_header=False,
+                # Forwarded headers only from the proxies the configuration names.
+                proxy_headers=bool(config.trusted_proxies),
+                forwarded_allow_ips=list(config.trusted_proxies) or None,
                 lifespan="on",
                 log_config=None,  # its logs go through this command's one-line handler
             )

@@ -67,6 +67,10 @@ class ServeConfig:
     nonce_ttl: int = 300  # seconds a sign-in nonce stays usable
     session_ttl: int = 8 * 3600  # seconds a session cookie or bearer token lives
     sign_in_per_minute: int = 30  # sign-in requests per client address a minute
+    # Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses or
+    # networks). None by default: a header any local process can send must not
+    # choose the address that rate limits and logs see.
+    trusted_proxies: tuple[str, ...] = ()
     # A watchdog run in the same process: its configuration file.
     watch_config: Path | None = None
 
@@ -105,6 +109,7 @@ _SERVER_KEYS = {
     "nonce_ttl",
     "session_ttl",
     "sign_in_per_minute",
+    "trusted_proxies",
 }
 _IDENTITY_KEYS = {"name", "password_env", "password_file"}
 _WATCH_KEYS = {"config"}
@@ -114,6 +119,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _IDENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PUBLIC_URL = re.compile(r"^https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(/[^\s?#]*)?$")
 _MAX_ADDRESSES = 10_000
+_MAX_PROXIES = 64
 
 
 def load_serve_config(path: Path) -> ServeConfig:
@@ -283,6 +289,7 @@ class _Reader:
             changes["sign_in_per_minute"] = self.integer(
                 server, ("server", "sign_in_per_minute"), 1, 100_000
             )
+        changes["trusted_proxies"] = self.networks(server, ("server", "trusted_proxies"))
         changes.update(self.identity(identity))
         changes["roles"] = self.roles(self.table(data, "roles"))
         changes["action_roles"] = self.actions(self.table(data, "actions"))
@@ -327,6 +334,20 @@ class _Reader:
                     )
                 roles[address] = Role[role_name]
         return roles
+
+    def networks(self, data: dict[str, Any], where: tuple[str, ...]) -> tuple[str, ...]:
+        raw = data.get(where[-1], [])
+        if not isinstance(raw, list) or len(raw) > _MAX_PROXIES:
+            raise self.refuse(where, f"must be a list of at most {_MAX_PROXIES} addresses")
+        networks = []
+        for item in raw:
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except (TypeError, ValueError):
+                raise self.refuse(
+                    where, f"{shown(str(item), 60)} is not an IP address or network"
+                ) from None
+        return tuple(networks)
 
     def actions(self, table: dict[str, Any]) -> dict[str, Role]:
         chosen = dict(DEFAULT_ACTION_ROLES)
