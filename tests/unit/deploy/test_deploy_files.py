@@ -63,3 +63,40 @@ def test_the_compose_file_mounts_the_socket_read_only() -> None:
     text = (DEPLOY / "compose" / "watch.compose.yaml").read_text()
     assert "/var/run/docker.sock:/var/run/docker.sock:ro" in text
     assert "mem_limit: 256m" in text
+
+
+def test_the_serve_deployment_config_map_holds_a_valid_serve_configuration() -> None:
+    from sedis.server.config import parse_serve_config
+
+    text = (DEPLOY / "kubernetes" / "serve-deployment.yaml").read_text()
+    start = text.index("  serve.toml: |\n") + len("  serve.toml: |\n")
+    end = text.index("  policy.toml: |")
+    body = "\n".join(line.removeprefix("    ") for line in text[start:end].splitlines())
+    config = parse_serve_config(body, "serve-deployment.yaml")
+    assert (config.host, config.port) == ("0.0.0.0", 8480) and config.identity == "sedis-server"
+    assert config.trusted_proxies == ("10.0.0.0/8",)
+    # Listening where other pods reach it takes the flag that says so.
+    assert '"--allow-remote"' in text and "defaultMode: 0400" in text
+    assert "path: /api/v1/health" in text
+    import yaml
+
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(text)]
+    assert kinds == [
+        "ServiceAccount",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+    ]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_the_serve_systemd_unit_verifies(tmp_path: Path) -> None:
+    unit = (DEPLOY / "systemd" / "sedis-serve.service").read_text()
+    sedis = Path(sys.executable).with_name("sedis")
+    path = tmp_path / "sedis-serve.service"
+    path.write_text(unit.replace("/usr/local/bin/sedis", str(sedis)))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
