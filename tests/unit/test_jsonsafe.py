@@ -111,8 +111,9 @@ def test_a_4mib_adversarial_document_is_decided_in_well_under_a_second(shape: st
         loads(document)
     assert checked - started < 5 * yardstick + 0.05
     # A document of a million small arrays costs the parser itself about nine yardsticks
-    # (it builds them all); that part is linear too.
-    assert time.thread_time() - checked < 30 * yardstick + 0.1
+    # (it builds them all), and up to thirty-five when a full suite's heap makes the
+    # collector walk it; that part is linear too, and quadratic would be thousands.
+    assert time.thread_time() - checked < 100 * yardstick + 0.1
 
 
 def _old_check_refuses(data: bytes, limit: int, *, past_open_strings: bool = True) -> bool:
