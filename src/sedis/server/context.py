@@ -29,8 +29,8 @@ class WatchState(Protocol):
 
 class ReportedWatchState:
     """The verdicts that watchdogs on other hosts push (``POST /api/v1/watch/report``),
-    the latest per host; a host that has not reported for ``stale_after`` seconds is
-    shown as stale, not dropped."""
+    the latest per host, with when each last reported (``queries`` calls a silent host
+    stale; it is never dropped)."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock

@@ -83,11 +83,6 @@ class EventHub:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._generation = 0  # counts polls that found changes: a cheap "has anything changed"
-
-    @property
-    def generation(self) -> int:
-        return self._generation
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="sedis-serve-events", daemon=True)
@@ -104,10 +99,9 @@ class EventHub:
                 sub.loop.call_soon_threadsafe(sub.offer, None)
 
     def poll_once(self) -> list[LedgerEvent]:
-        """One poll, fanned out; what the thread does each interval (and tests call)."""
+        """One poll, fanned out: what the thread does each interval."""
         events = [_event_of(c) for c in self._follower.poll()]
         if events:
-            self._generation += 1
             with self._lock:
                 subscribers = list(self._subscribers)
             for sub in subscribers:
